@@ -1,0 +1,233 @@
+"""Typed settings for every stage. Each field's ``help`` feeds the CLI and the app's widgets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+METHODS = ("zero-shot", "few-shot", "rag", "lora", "rag+lora")
+Method = Literal["zero-shot", "few-shot", "rag", "lora", "rag+lora"]
+ABSTAIN_REPLY = "I don't know"
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message says which and what to do."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+def help_of(cls: type, name: str) -> str:
+    """The help text of field ``name`` of config class ``cls``."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}[name]
+
+
+@dataclass
+class SplitConfig:
+    mode: Literal["recursive", "tokens"] = _f("recursive", "Recursive character splitting, or token-aware splitting measured in the embedder's tokenizer.")
+    chunk_size: int = _f(800, "Chunk length: characters (recursive) or tokens (tokens mode).")
+    chunk_overlap: int = _f(100, "How much consecutive chunks share, same unit as chunk size; must be smaller than chunk size.")
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("recursive", "tokens"):
+            raise ConfigError(f"split mode {self.mode!r} is unknown; use 'recursive' or 'tokens'")
+        if self.chunk_size < 16:
+            raise ConfigError(f"chunk_size {self.chunk_size} is too small; use at least 16")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ConfigError(f"chunk_overlap {self.chunk_overlap} must be >= 0 and smaller than chunk_size {self.chunk_size}; lower the overlap")
+
+
+@dataclass
+class IndexConfig:
+    embedder: str = _f("all-MiniLM-L6-v2", "Sentence embedder: the bundled all-MiniLM-L6-v2 or a local sentence-transformers folder.")
+    index_type: Literal["flat", "hnsw", "ivf"] = _f("flat", "FAISS index: exact inner product (flat) for small corpora, HNSW or IVF for large ones.")
+    embed_batch_size: int = _f(64, "Chunks embedded per batch.")
+    hnsw_m: int = _f(32, "HNSW: neighbours per node.")
+    ivf_nlist: int = _f(0, "IVF: number of clusters (0 = about 4*sqrt(chunks)).")
+
+    def __post_init__(self) -> None:
+        if self.index_type not in ("flat", "hnsw", "ivf"):
+            raise ConfigError(f"index_type {self.index_type!r} is unknown; use flat, hnsw or ivf")
+        if self.embed_batch_size < 1:
+            raise ConfigError("embed_batch_size must be at least 1")
+
+
+@dataclass
+class RetrievalConfig:
+    mode: Literal["dense", "bm25", "hybrid"] = _f("hybrid", "Dense (FAISS), keyword (BM25) or hybrid with reciprocal-rank fusion.")
+    top_k: int = _f(4, "Chunks put in the prompt.")
+    rrf_k: int = _f(60, "Reciprocal-rank fusion constant (hybrid only).")
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("dense", "bm25", "hybrid"):
+            raise ConfigError(f"retrieval mode {self.mode!r} is unknown; use dense, bm25 or hybrid")
+        if not 1 <= self.top_k <= 50:
+            raise ConfigError(f"top_k {self.top_k} must be between 1 and 50")
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = _f(32, "Longest answer generated, in tokens.")
+    batch_size: int = _f(16, "Questions answered together in one batched generate call.")
+    temperature: float = _f(0.0, "0 = greedy (deterministic); above 0 samples with the run seed.")
+    max_prompt_tokens: int = _f(1536, "Prompts longer than this are cut from the left of the context.")
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ConfigError("max_new_tokens and batch_size must be at least 1")
+        if self.temperature < 0:
+            raise ConfigError("temperature must be >= 0")
+
+
+@dataclass
+class FewShotConfig:
+    k: int = _f(4, "Examples from the train split shown in the prompt.")
+    selection: Literal["random", "nearest"] = _f("nearest", "Random examples (seeded) or the nearest train questions by embedding.")
+
+    def __post_init__(self) -> None:
+        if self.selection not in ("random", "nearest"):
+            raise ConfigError(f"few-shot selection {self.selection!r} is unknown; use random or nearest")
+        if not 0 <= self.k <= 32:
+            raise ConfigError("few-shot k must be between 0 and 32")
+
+
+@dataclass
+class TrainConfig:
+    """LoRA fine-tuning settings (peft)."""
+
+    rank: int = _f(16, "LoRA rank r: capacity of the adapter.")
+    alpha: int = _f(32, "LoRA alpha: scale of the update (alpha/r).")
+    dropout: float = _f(0.05, "Dropout on the LoRA input.")
+    target_modules: list[str] = _f(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "Module names that get adapters.")
+    learning_rate: float = _f(5e-4, "AdamW peak learning rate (cosine decay, short warm-up).")
+    epochs: float = _f(3.0, "Passes over the training data (used when max_steps is 0).")
+    max_steps: int = _f(0, "Stop after this many optimiser steps (0 = use epochs).")
+    batch_size: int = _f(4, "Packed sequences per step.")
+    grad_accum: int = _f(1, "Steps accumulated before each optimiser update.")
+    seq_len: int = _f(256, "Packed sequence length in tokens.")
+    use_chunks: bool = _f(True, "(a) continued pre-training on the corpus chunks.")
+    use_qa: bool = _f(True, "(b) supervised fine-tuning on train-split Q/A, loss on answers only.")
+    synthetic_qa: int = _f(0, "(c) synthetic Q/A generated from chunks by the base model (0 = off).")
+    paraphrases: int = _f(0, "(d) paraphrases generated per chunk (0 = off).")
+    checkpoint_every: int = _f(10, "Write a resumable checkpoint every N optimiser steps.")
+
+    def __post_init__(self) -> None:
+        if self.rank < 1 or self.alpha < 1:
+            raise ConfigError("LoRA rank and alpha must be at least 1")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError("LoRA dropout must be in [0, 1)")
+        if self.learning_rate <= 0:
+            raise ConfigError("learning_rate must be > 0")
+        if self.seq_len < 32 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ConfigError("seq_len must be >= 32, batch_size and grad_accum >= 1")
+        if not (self.use_chunks or self.use_qa or self.synthetic_qa or self.paraphrases):
+            raise ConfigError("LoRA training has no data: enable chunks, Q/A, synthetic Q/A or paraphrases")
+
+
+@dataclass
+class EvalConfig:
+    max_questions: int = _f(0, "Held-out questions evaluated (0 = all).")
+    test_fraction: float = _f(0.4, "Share of questions held out when the question file has no split.")
+    bootstrap_samples: int = _f(1000, "Bootstrap resamples for 95% intervals.")
+    usd_per_hour: float = _f(0.10, "Machine price per hour, for cost per 1,000 queries.")
+    groundedness: bool = _f(True, "Model-judged groundedness (a secondary hallucination signal).")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError("test_fraction must be between 0 and 1")
+        if self.max_questions < 0 or self.usd_per_hour < 0:
+            raise ConfigError("max_questions and usd_per_hour must be >= 0")
+
+
+@dataclass
+class RunConfig:
+    corpus: str = _f("", "Corpus folder (docs/ + questions.jsonl).")
+    methods: list[str] = _f(list(METHODS), "Methods compared.")
+    preset: Literal["quick", "standard", "custom"] = _f("quick", "quick: minutes on a 2-core CPU; standard: all held-out questions, full training.")
+    model: str = _f("qwen2.5-0.5b", "Generator: a named bundled model, a local HF folder or a GGUF file.")
+    seed: int = _f(0, "Seed for splits, sampling, few-shot draws and training.")
+    split: SplitConfig = field(default_factory=SplitConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    few_shot: FewShotConfig = field(default_factory=FewShotConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ConfigError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
+        if not self.methods:
+            raise ConfigError("no methods selected; choose from " + ", ".join(METHODS))
+        if self.preset not in ("quick", "standard", "custom"):
+            raise ConfigError(f"preset {self.preset!r} is unknown; use quick or standard")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        nested = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for name, value in data.items():
+            if name not in nested:
+                continue
+            sub = _SECTIONS.get(name)
+            kwargs[name] = sub(**{k: v for k, v in value.items() if k in {f.name for f in dataclasses.fields(sub)}}) if sub else value
+        return cls(**kwargs)
+
+
+_SECTIONS: dict[str, type] = {
+    "split": SplitConfig,
+    "index": IndexConfig,
+    "retrieval": RetrievalConfig,
+    "generation": GenerationConfig,
+    "few_shot": FewShotConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+}
+
+# Preset overrides, applied over the defaults (and over corpus.toml [defaults]).
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {
+        "eval": {"max_questions": 40, "bootstrap_samples": 1000},
+        "train": {"max_steps": 30, "seq_len": 256, "batch_size": 4, "checkpoint_every": 10},
+        "generation": {"max_new_tokens": 24, "batch_size": 20},
+    },
+    "standard": {
+        "eval": {"max_questions": 0, "bootstrap_samples": 2000},
+        "train": {"max_steps": 0, "epochs": 3.0},
+        "generation": {"max_new_tokens": 32, "batch_size": 16},
+    },
+    "custom": {},
+}
+
+
+def build_config(
+    corpus: str,
+    preset: str = "quick",
+    corpus_defaults: dict[str, Any] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    **top: Any,
+) -> RunConfig:
+    """Defaults, then ``corpus.toml`` [defaults], then the preset, then explicit overrides."""
+    if preset not in PRESETS:
+        raise ConfigError(f"preset {preset!r} is unknown; use quick or standard")
+    sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    for key, value in (corpus_defaults or {}).items():
+        if key in ("chunk_size", "chunk_overlap"):
+            sections["split"][key] = value
+        elif key == "top_k":
+            sections["retrieval"][key] = value
+        elif key in ("few_shot_k",):
+            sections["few_shot"]["k"] = value
+    for layer in (PRESETS[preset], overrides or {}):
+        for name, values in layer.items():
+            sections[name].update(values)
+    built = {name: cls(**sections[name]) for name, cls in _SECTIONS.items()}
+    return RunConfig(corpus=str(corpus), preset=preset, **built, **top)
