@@ -191,9 +191,27 @@ def _convert_gguf(gguf: Path, out_dir: Path, progress: Progress | None) -> Path:
     return out_dir
 
 
+class _ProcessLock:
+    """Blocking flock so two processes never convert the same model at once."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fh: Any = None
+
+    def __enter__(self) -> _ProcessLock:
+        import fcntl
+
+        self.fh = open(self.path, "w")
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+
 def resolve_generator(name_or_path: str, progress: Progress | None = None, allow_hub: bool = False) -> Path:
-    """Turn a model name or path into a local HF folder (converting GGUF once). Thread-safe."""
-    with _LOCK:
+    """Turn a model name or path into a local HF folder (converting GGUF once). Thread- and process-safe."""
+    with _LOCK, _ProcessLock(models_dir() / ".convert.lock"):
         if name_or_path in BUNDLED:
             model = BUNDLED[name_or_path]
             out = models_dir() / f"{model.name}-bf16"

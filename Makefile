@@ -1,0 +1,48 @@
+# Two commands do all the set-up on a fresh machine: `make app` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8501
+CORPUS ?= corpora/kestrel_labs
+REQS   := requirements.txt requirements-dev.txt
+STAMP  := $(VENV)/.installed-$(shell cat $(REQS) 2>/dev/null | sha256sum | cut -c1-12)
+
+.PHONY: app test lint bench doctor install browser clean
+
+install: $(STAMP)
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# Reinstalls only when the requirement files change.
+$(STAMP): $(REQS) | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Debian's chromium for the real-browser test (no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; \
+	  else echo "chromium missing: run 'sudo apt-get install chromium poppler-utils' (browser tests will be skipped)"; fi; }
+
+app: $(STAMP)
+	$(PY) -m workbench doctor --prepare
+	WORKBENCH_DEFAULT_CORPUS=$(CORPUS) $(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
+
+test: $(STAMP) browser
+	$(PY) -m workbench doctor --prepare
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+doctor: $(STAMP)
+	$(PY) -m workbench doctor
+
+bench: $(STAMP)
+	$(PY) -m workbench bench --out bench/results.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,86 @@
+"""Build only the RAG index or only the LoRA adapter, as a job folder with the run's status protocol.
+
+The app's Build page starts this in a background process and polls `status.json` and
+`train_log.jsonl` (live loss curve). Both artefacts land in the shared content-addressed cache,
+so a later run with the same settings reuses them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from .config import RunConfig
+from .paths import default_runs_dir
+from .runstore import RunStatus, new_run_id
+from .storage import FolderLock, atomic_write_json
+
+Progress = Callable[[str, float, str], None]
+
+
+def build(
+    config: RunConfig,
+    what: Literal["index", "adapter"],
+    out_dir: str | Path | None = None,
+    job_id: str | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Build one artefact; returns the job folder holding status.json, result.json (and train_log.jsonl)."""
+    from .corpus import load_corpus
+    from .run import Cancelled, RunError, _build_index, _embedder, _one_line, _train, select_held_out
+
+    jobs = Path(out_dir) if out_dir else default_runs_dir() / "_jobs"
+    job_dir = jobs / (job_id or f"{what}-{new_run_id(config)}")
+    job_dir.mkdir(parents=True, exist_ok=True)
+    status = RunStatus(job_dir)
+    with FolderLock(job_dir):
+        (job_dir / "CANCEL").unlink(missing_ok=True)
+        atomic_write_json(job_dir / "config.json", {**config.to_dict(), "what": what})
+        status.update(state="running", stage=what, progress=0.0, message="starting", error=None)
+        log = (job_dir / "train_log.jsonl").open("a", encoding="utf-8")
+
+        def report(stage: str, fraction: float, message: str) -> None:
+            if (job_dir / "CANCEL").exists():
+                raise Cancelled("cancelled by the user")
+            status.update(stage=stage, progress=fraction, message=message)
+            if progress:
+                progress(stage, fraction, message)
+
+        try:
+            t0 = time.perf_counter()
+            corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed)
+            embedder = _embedder(config, None)
+            if what == "index":
+                held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
+                _, quality, info = _build_index(config, corpus, held_out, embedder, report)
+                result = {"index": info, "retrieval": quality}
+            else:
+                from .generation import Generator
+
+                generator = Generator.from_name(config.model)
+
+                def report_train(stage: str, fraction: float, message: str) -> None:
+                    report(stage, fraction, message)
+
+                def on_step(p: dict) -> None:
+                    log.write(f'{{"step": {p["step"]}, "loss": {p["loss"]:.6f}, "tokens_per_s": {p["tokens_per_s"]:.1f}}}\n')
+                    log.flush()
+
+                _, info = _train(config, corpus, generator, embedder, report_train, {}, on_step=on_step)
+                result = {"train": info}
+            result["wall_seconds"] = time.perf_counter() - t0
+            atomic_write_json(job_dir / "result.json", result)
+            status.update(state="done", progress=1.0, message="finished")
+        except Cancelled as exc:
+            status.update(state="cancelled", error=str(exc))
+            raise
+        except BaseException as exc:
+            status.update(state="failed", error=_one_line(exc))
+            if isinstance(exc, RunError):
+                raise
+            raise RunError(_one_line(exc)) from exc
+        finally:
+            log.close()
+    return job_dir

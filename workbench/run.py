@@ -1,0 +1,311 @@
+"""The whole pipeline: corpus -> index / adapter -> every method on held-out questions -> scores -> run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+from .paths import default_runs_dir
+from .runstore import RunStatus, new_run_id, write_meta
+from .storage import FolderLock, atomic_write_json, atomic_write_jsonl, stable_hash
+from .types import Answer, Corpus, Question
+
+Progress = Callable[[str, float, str], None]  # (stage, fraction of that stage, message)
+
+
+class RunError(RuntimeError):
+    """The run could not complete; the message is one line saying why."""
+
+
+class Cancelled(RunError):
+    """The user asked the run to stop (a CANCEL file in the run folder)."""
+
+
+STAGES = ("corpus", "model", "index", "train", "answer", "score", "aggregate")
+
+
+class _RssSampler:
+    """Samples this process's resident memory in the background: peak MB per stage."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, self._proc.memory_info().rss / 1e6)
+
+    def __enter__(self) -> _RssSampler:
+        self.peak = self._proc.memory_info().rss / 1e6
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss / 1e6)
+
+
+def select_held_out(corpus: Corpus, max_questions: int, seed: int) -> list[Question]:
+    """The test split, or a seeded subsample of it keeping the answerable/unanswerable mix."""
+    test = corpus.test
+    if not test:
+        raise RunError(f"{corpus.root}: no held-out (test) questions; add 'split': 'test' to some questions or lower test_fraction")
+    if not max_questions or max_questions >= len(test):
+        return test
+    rng = random.Random(seed)
+    picked: list[Question] = []
+    groups = [[q for q in test if q.answerable], [q for q in test if not q.answerable]]
+    for group in groups:
+        share = round(max_questions * len(group) / len(test))
+        picked += rng.sample(group, min(share, len(group)))
+    order = {q.id: i for i, q in enumerate(test)}
+    return sorted(picked[:max_questions], key=lambda q: order[q.id])
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run(
+    config: RunConfig,
+    out_dir: str | Path | None = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Execute the comparison and write the run folder; returns its path. Raises RunError on failure."""
+    out_dir = Path(out_dir) if out_dir else default_runs_dir()
+    run_id = run_id or new_run_id(config)
+    run_dir = out_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(run_dir).acquire()
+    status = RunStatus(run_dir)
+    timings: dict[str, float] = {}
+    try:
+        if (run_dir / "metrics.json").exists() and status.read().get("state") == "done":
+            raise RunError(f"{run_dir}: a finished run is already there; choose another run id")
+        (run_dir / "CANCEL").unlink(missing_ok=True)
+        atomic_write_json(run_dir / "config.json", {**config.to_dict(), "run_id": run_id})
+        status.update(state="running", stage="corpus", progress=0.0, message="starting", error=None)
+        write_meta(run_dir, timings)
+
+        def report(stage: str, fraction: float, message: str) -> None:
+            if (run_dir / "CANCEL").exists():
+                raise Cancelled("cancelled by the user")
+            status.update(stage=stage, progress=fraction, message=message)
+            if progress:
+                progress(stage, fraction, message)
+
+        result = _pipeline(config, run_dir, report, timings)
+        atomic_write_jsonl(run_dir / "predictions.jsonl", result["predictions"])
+        atomic_write_json(run_dir / "metrics.json", result["metrics"])
+        cfg = {**config.to_dict(), "run_id": run_id, **result["fingerprints"]}
+        atomic_write_json(run_dir / "config.json", cfg)
+        write_meta(run_dir, timings)
+        status.update(state="done", stage="done", progress=1.0, message="finished", error=None)
+        return run_dir
+    except Cancelled as exc:
+        status.update(state="cancelled", error=str(exc), message="cancelled")
+        write_meta(run_dir, timings)
+        raise
+    except BaseException as exc:
+        line = _one_line(exc)
+        status.update(state="failed", error=line, message="failed")
+        (run_dir / "error.log").write_text(traceback.format_exc())
+        write_meta(run_dir, timings)
+        if isinstance(exc, RunError):
+            raise
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise RunError(line) from exc
+    finally:
+        lock.release()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if isinstance(exc, (RunError, ValueError, OSError, RuntimeError)) and str(exc) else f"{type(exc).__name__}: {text}"
+
+
+def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, str], None], timings: dict[str, float]) -> dict[str, Any]:
+    from . import aggregate, scoring
+    from .corpus import corpus_fingerprint, load_corpus
+    from .generation import Generator
+    from .models import load_embedder
+    from .strategies import make_strategy
+
+    _seed_everything(config.seed)
+    methods = list(config.methods)
+
+    t0 = time.perf_counter()
+    report("corpus", 0.0, f"loading {config.corpus}")
+    corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed)
+    held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
+    timings["corpus_s"] = time.perf_counter() - t0
+    report("corpus", 1.0, f"{len(corpus.documents)} documents, {len(corpus.train)} train / {len(held_out)} held-out questions")
+
+    t0 = time.perf_counter()
+    report("model", 0.0, f"loading generator {config.model}")
+    generator = Generator.from_name(config.model, progress=lambda m, f: report("model", f, m))
+    needs_embedder = any(m in ("rag", "rag+lora") for m in methods) or ("few-shot" in methods and config.few_shot.selection == "nearest")
+    embedder = _embedder(config, load_embedder) if needs_embedder or config.eval.groundedness else None
+    timings["model_s"] = time.perf_counter() - t0
+
+    costs: dict[str, dict[str, float]] = {m: {"build_seconds": 0.0, "artifact_mb": 0.0} for m in methods}
+    extra: dict[str, Any] = {}
+    index = None
+    if any(m in ("rag", "rag+lora") for m in methods):
+        index, extra["retrieval"], info = _build_index(config, corpus, held_out, embedder, report)
+        timings["index_s"] = info.get("load_seconds", 0.0) + (0.0 if info.get("cache_hit") else info.get("build_seconds", 0.0))
+        for m in ("rag", "rag+lora"):
+            if m in costs:
+                costs[m]["build_seconds"] += info["build_seconds"]
+                costs[m]["artifact_mb"] += info.get("artifact_mb", 0.0)
+        extra["index"] = info
+
+    adapter_generator = None
+    if any(m in ("lora", "rag+lora") for m in methods):
+        adapter_generator, tinfo = _train(config, corpus, generator, embedder, report, timings)
+        extra["train"] = tinfo
+        for m in ("lora", "rag+lora"):
+            if m in costs:
+                costs[m]["build_seconds"] += tinfo.get("train_seconds", 0.0)
+                costs[m]["artifact_mb"] += tinfo.get("artifact_mb", 0.0)
+
+    answers: dict[str, list[Answer]] = {}
+    t0 = time.perf_counter()
+    for mi, method in enumerate(methods):
+        strategy = make_strategy(
+            method,
+            generator=generator,
+            adapter_generator=adapter_generator,
+            index=index,
+            embedder=embedder,
+            pool=corpus.train,
+            cfg=config,
+            instruction=corpus.instruction,
+        )
+        out: list[Answer] = []
+        bs = config.generation.batch_size
+        with _RssSampler() as rss:
+            for start in range(0, len(held_out), bs):
+                report("answer", (mi + start / len(held_out)) / len(methods), f"{method}: question {start + 1}-{min(start + bs, len(held_out))} of {len(held_out)}")
+                out += strategy.answer(held_out[start : start + bs])
+        costs[method]["peak_rss_mb"] = rss.peak
+        answers[method] = out
+    timings["answer_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    report("score", 0.0, "scoring answers")
+    predictions = scoring.score_predictions(answers, held_out, corpus, embedder=embedder, generator=generator if config.eval.groundedness else None)
+    timings["score_s"] = time.perf_counter() - t0
+
+    report("aggregate", 0.0, "aggregating")
+    metrics = aggregate.aggregate(predictions, costs, config.eval.usd_per_hour, config.eval.bootstrap_samples, config.seed)
+    metrics.update(extra)
+    metrics["usd_per_hour"] = config.eval.usd_per_hour
+    metrics["corpus"] = {
+        "name": Path(config.corpus).name,
+        "title": corpus.title,
+        "kind": corpus.kind,
+        "n_docs": len(corpus.documents),
+        "n_questions": len(corpus.questions),
+        "n_train": len(corpus.train),
+        "n_test": len(corpus.test),
+        "n_test_evaluated": len(held_out),
+    }
+    try:
+        from .decision import recommend
+
+        metrics["recommendation"] = recommend(metrics)
+    except ImportError:
+        pass
+    fingerprints = {"corpus_fingerprint": corpus_fingerprint(corpus), "model_fingerprint": generator.fingerprint}
+    return {"predictions": predictions, "metrics": metrics, "fingerprints": fingerprints}
+
+
+def _embedder(config: RunConfig, load_embedder: Callable[..., Any]) -> Any:
+    from .embedding import Embedder
+
+    return Embedder(config.index.embedder)
+
+
+def _build_index(config: RunConfig, corpus: Corpus, held_out: list[Question], embedder: Any, report: Callable[[str, float, str], None]) -> tuple[Any, dict, dict]:
+    from .index import get_or_build_index
+    from .retrieval_eval import retrieval_quality
+
+    report("index", 0.0, "chunking and embedding the corpus")
+    index, info = get_or_build_index(
+        corpus.documents, config.split, config.index, embedder, progress=lambda m, f: report("index", f, m)
+    )
+    quality = retrieval_quality(index, held_out, config.retrieval, embedder)
+    hit = "reused cached index" if info.get("cache_hit") else f"built in {info['build_seconds']:.1f}s"
+    report("index", 1.0, f"{info['n_chunks']} chunks, {hit}")
+    return index, quality, info
+
+
+def _train(
+    config: RunConfig,
+    corpus: Corpus,
+    generator: Any,
+    embedder: Any,
+    report: Callable[[str, float, str], None],
+    timings: dict[str, float],
+    on_step: Callable[[dict], None] | None = None,
+) -> tuple[Any, dict]:
+    from .generation import Generator
+    from .lora import get_or_train_adapter, load_adapter_model
+
+    t0 = time.perf_counter()
+    report("train", 0.0, "preparing LoRA training data")
+
+    def on_progress(p: dict) -> None:
+        if on_step:
+            on_step(p)
+        frac = p["step"] / max(1, p["total_steps"])
+        report("train", frac, f"step {p['step']}/{p['total_steps']} loss {p['loss']:.3f} {p['tokens_per_s']:.0f} tok/s eta {p['eta_s']:.0f}s")
+
+    adapter_dir, info = get_or_train_adapter(
+        config.model, corpus, config.split, config.train, config.seed, embedder=embedder, on_progress=on_progress
+    )
+    model = load_adapter_model(generator.model, adapter_dir)
+    timings["train_s"] = time.perf_counter() - t0
+    report("train", 1.0, "reused cached adapter" if info.get("cache_hit") else f"trained in {info.get('train_seconds', 0):.0f}s")
+    return Generator(model, generator.tokenizer, adapter=str(adapter_dir)), info
+
+
+def config_summary(config: RunConfig) -> dict[str, Any]:
+    """The settings worth showing in a one-line listing."""
+    return {"methods": config.methods, "preset": config.preset, "model": config.model, "seed": config.seed, "hash": stable_hash(dataclasses.asdict(config))}
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
