@@ -146,8 +146,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, str], None], timings: dict[str, float]) -> dict[str, Any]:
-    from . import aggregate, scoring
+    from . import aggregate
     from .corpus import corpus_fingerprint, load_corpus
+    from .evaluate import score_predictions
     from .generation import Generator
     from .models import load_embedder
     from .strategies import make_strategy
@@ -215,7 +216,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
 
     t0 = time.perf_counter()
     report("score", 0.0, "scoring answers")
-    predictions = scoring.score_predictions(answers, held_out, corpus, embedder=embedder, generator=generator if config.eval.groundedness else None)
+    predictions = score_predictions(answers, held_out, corpus, embedder=embedder, generator=generator if config.eval.groundedness else None)
     timings["score_s"] = time.perf_counter() - t0
 
     report("aggregate", 0.0, "aggregating")
