@@ -1,0 +1,185 @@
+"""Load a corpus folder (corpus.toml, docs/, questions) into a Corpus with train/test splits assigned.
+
+``load_corpus`` is the one way a run, the app and ``check-corpus`` read a corpus; the pieces it is
+made of (``read_corpus_toml``, ``read_questions``, ``assign_splits``) are public so the checker can
+collect every problem instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from .importers import check_unique_id, question_from_record, read_questions_csv, read_squad_v2, read_text_file
+from .loaders import DEFAULT_MAX_BYTES, CorpusError, DocumentError, Progress, load_documents
+from .storage import stable_hash
+from .types import Corpus, Document, Question
+
+__all__ = [
+    "CorpusError",
+    "DocumentError",
+    "QUESTION_FILES",
+    "assign_splits",
+    "corpus_fingerprint",
+    "find_questions_file",
+    "load_corpus",
+    "questions_fingerprint",
+    "read_corpus_toml",
+    "read_questions",
+    "read_questions_jsonl",
+]
+
+QUESTION_FILES = ("questions.jsonl", "questions.csv", "questions.json")  # first present wins
+KINDS = ("facts", "behaviour")
+
+
+def read_corpus_toml(root: Path) -> dict[str, Any]:
+    """corpus.toml as {title, description, kind, instruction, defaults}; sensible values when it is absent."""
+    root = Path(root)
+    info: dict[str, Any] = {"title": root.name, "description": "", "kind": "facts", "instruction": "", "defaults": {}}
+    path = root / "corpus.toml"
+    if not path.is_file():
+        return info
+    try:
+        data = tomllib.loads(read_text_file(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise CorpusError(f"is not valid TOML ({exc}); fix it or delete it", path) from None
+    for key in ("title", "description", "instruction"):
+        if key in data:
+            if not isinstance(data[key], str):
+                raise CorpusError(f"{key} must be a string", path)
+            info[key] = data[key].strip()
+    kind = str(data.get("kind", "facts")).strip().lower().replace("behavior", "behaviour")
+    if kind not in KINDS:
+        raise CorpusError(
+            f"kind {data.get('kind')!r} is unknown; use 'facts' (answers are looked up) or 'behaviour' (answers are labels/format)", path
+        )
+    info["kind"] = kind
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise CorpusError("[defaults] must be a table of settings, e.g. chunk_size = 600", path)
+    info["defaults"] = defaults
+    return info
+
+
+def read_questions_jsonl(path: Path, errors: list[CorpusError] | None = None) -> list[Question]:
+    """Questions from a JSONL file, one object a line; every error names file and line (collected if ``errors``)."""
+    path = Path(path)
+    questions: list[Question] = []
+    seen: dict[str, int | str] = {}
+    for lineno, raw in enumerate(read_text_file(path).splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            try:
+                rec = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise CorpusError(f"not valid JSON ({exc.msg} at column {exc.colno}); fix or remove the line", path, lineno) from None
+            q = question_from_record(rec, path, lineno)
+            check_unique_id(q, seen, path, lineno)
+            questions.append(q)
+        except CorpusError as err:
+            if errors is None:
+                raise
+            errors.append(err)
+    return questions
+
+
+def find_questions_file(root: Path) -> Path:
+    """The corpus's question file: questions.jsonl, else questions.csv, else a SQuAD v2 questions.json."""
+    for name in QUESTION_FILES:
+        if (Path(root) / name).is_file():
+            return Path(root) / name
+    raise CorpusError(f"no question file; add {', '.join(QUESTION_FILES[:-1])} or a SQuAD v2 {QUESTION_FILES[-1]}", root)
+
+
+def read_questions(root: Path, errors: list[CorpusError] | None = None) -> tuple[list[Question], Path]:
+    """(questions, the file they came from) for a corpus folder; no question at all is an error."""
+    path = find_questions_file(root)
+    reader = {".jsonl": read_questions_jsonl, ".csv": read_questions_csv, ".json": read_squad_v2}[path.suffix]
+    questions = reader(path, errors)
+    if not questions and errors is None:
+        raise CorpusError("holds no questions; add one JSON object a line with question and answers", path)
+    return questions, path
+
+
+def _stratum(q: Question) -> str:
+    return f"{q.answerable}|{q.meta.get('type', '')}"
+
+
+def assign_splits(questions: list[Question], test_fraction: float = 0.4, seed: int = 0) -> list[Question]:
+    """Keep explicit splits; give the rest a seeded split stratified by answerable and meta type (deterministic)."""
+    if not 0 < test_fraction < 1:
+        raise CorpusError(f"test_fraction {test_fraction} must be between 0 and 1")
+    free = [q for q in questions if q.split not in ("train", "test")]
+    groups: dict[str, list[Question]] = defaultdict(list)
+    for q in sorted(free, key=lambda q: q.id):
+        groups[_stratum(q)].append(q)
+    # Largest-remainder allocation so the total held out is round(n * fraction) even with tiny strata.
+    total = round(len(free) * test_fraction)
+    if len(free) >= 2:
+        total = min(max(total, 1), len(free) - 1)
+    keys = sorted(groups)
+    quota = {k: int(len(groups[k]) * test_fraction) for k in keys}
+    rng = random.Random(f"workbench-split-{seed}")
+    order = sorted(keys, key=lambda k: (-(len(groups[k]) * test_fraction - quota[k]), rng.random()))
+    for k in order[: max(total - sum(quota.values()), 0)]:
+        quota[k] += 1
+    test_ids: set[str] = set()
+    for k in keys:
+        members = list(groups[k])
+        random.Random(f"workbench-split-{seed}-{k}").shuffle(members)
+        test_ids.update(q.id for q in members[: quota[k]])
+    return [q if q.split in ("train", "test") else dataclasses.replace(q, split="test" if q.id in test_ids else "train") for q in questions]
+
+
+def corpus_fingerprint(corpus: Corpus) -> str:
+    """Stable hash of the document ids and texts: the cache key of anything built from the documents."""
+    return documents_fingerprint(corpus.documents)
+
+
+def documents_fingerprint(documents: list[Document]) -> str:
+    """Stable hash of (doc_id, sha256 of text) pairs, order-independent."""
+    return stable_hash(sorted((d.doc_id, hashlib.sha256(d.text.encode("utf-8")).hexdigest()) for d in documents))
+
+
+def questions_fingerprint(questions: list[Question]) -> str:
+    """Stable hash of the questions' contract fields and splits (meta and line numbers excluded)."""
+    return stable_hash([(q.id, q.question, q.answers, q.answerable, q.split, q.sources) for q in questions])
+
+
+def load_corpus(
+    path: str | Path,
+    allow_unreadable: bool = False,
+    test_fraction: float = 0.4,
+    seed: int = 0,
+    progress: Progress | None = None,
+    max_file_bytes: int = DEFAULT_MAX_BYTES,
+) -> Corpus:
+    """Read a corpus folder exactly as a run uses it: settings, documents, questions with splits."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise CorpusError("is not a folder; give the corpus folder holding docs/ and questions.jsonl", root)
+    info = read_corpus_toml(root)
+    documents, problems = load_documents(root / "docs", allow_unreadable=allow_unreadable, progress=progress, max_bytes=max_file_bytes)
+    for problem in problems if progress else ():
+        progress(f"skipped {problem}", 1.0)
+    questions, _ = read_questions(root)
+    questions = assign_splits(questions, test_fraction=test_fraction, seed=seed)
+    return Corpus(
+        root=root.resolve(),
+        documents=documents,
+        questions=questions,
+        title=info["title"],
+        description=info["description"],
+        kind=info["kind"],
+        instruction=info["instruction"],
+        defaults=info["defaults"],
+    )
