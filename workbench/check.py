@@ -310,11 +310,11 @@ def check_corpus(path: str | Path, test_fraction: float = 0.4, seed: int = 0) ->
 
 def format_report(report: CheckReport) -> str:
     """Human-readable report: a counts table, then one 'file:line: severity: message' line per problem."""
-    lines = [f"Corpus: {report.title or Path(report.path).name} ({report.kind})", f"Folder: {report.path}", ""]
+    lines = [f"Corpus: {report.title or Path(report.path).name} ({report.kind})", f"Folder: {report.path}"]
     flat = [(k, v) for k, v in report.counts.items() if k != "by_type"]
     flat += [(f"  type {t}", n) for t, n in report.counts.get("by_type", {}).items()]
     width = max((len(k) for k, _ in flat), default=0)
-    lines += [f"{k.ljust(width)}  {v:>8,}" for k, v in flat]
+    lines += ([""] if flat else []) + [f"{k.ljust(width)}  {v:>8,}" for k, v in flat]
     if report.problems:
         lines += ["", "Problems:"] + [str(p) for p in report.problems]
     verdict = "OK" if report.ok else "NOT OK (fix the errors before a run)"
