@@ -34,6 +34,8 @@ MIN_LABELS = 50
 BUDGET_PENALTY = 15.0
 AMORTISE_MONTHS = 12
 SIGNIFICANCE = 0.05
+BREAKDOWN_ORDER = ("accuracy", "hallucination", "cost", "latency", "knowledge_type", "data_changes", "citations", "format",
+                   "labelled_examples", "latency_budget", "cost_budget")
 
 
 class DecisionError(ValueError):

@@ -1,0 +1,219 @@
+"""Altair charts of a run's measurements, plus offline SVG/PNG rendering through vl-convert.
+
+Every chart is built from ``metrics.json`` values (or the training loss history) as they are; the
+app shows them with ``st.altair_chart`` and the reports embed ``to_svg``/``to_png`` output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import altair as alt
+import pandas as pd
+
+from workbench.config import METHODS
+from workbench.cost import cumulative_cost
+from workbench.decision import label
+
+PALETTE = {"zero-shot": "#8c8c8c", "few-shot": "#e69f00", "rag": "#0072b2", "lora": "#d55e00", "rag+lora": "#009e73"}
+FONT = "Helvetica, Arial, sans-serif"
+WIDTH, HEIGHT = 420, 280
+
+
+class ChartError(ValueError):
+    """The metrics hold nothing this chart can show; the message says what is missing."""
+
+
+def _ordered(metrics: dict) -> list[str]:
+    methods = metrics.get("methods") or {}
+    if not methods:
+        raise ChartError("metrics.json has no measured methods; run the evaluation first")
+    return sorted(methods, key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m))
+
+
+def _color(methods: list[str]) -> alt.Color:
+    labels = [label(m) for m in methods]
+    colors = [PALETTE.get(m, "#555555") for m in methods]
+    return alt.Color("label:N", title="Method", scale=alt.Scale(domain=labels, range=colors), sort=labels)
+
+
+def _style(chart: alt.TopLevelMixin, title: str) -> alt.TopLevelMixin:
+    return (
+        chart.properties(title=title)
+        .configure(font=FONT, background="white")
+        .configure_view(stroke="#e5e7eb")
+        .configure_axis(labelColor="#374151", titleColor="#111827", gridColor="#eef0f3", labelFontSize=11, titleFontSize=12)
+        .configure_title(anchor="start", fontSize=14, color="#111827", fontWeight=600)
+        .configure_legend(labelFontSize=11, titleFontSize=11, orient="bottom")
+    )
+
+
+def _ci(ci: Sequence | None, value: float | None) -> tuple[float | None, float | None]:
+    if ci and ci[0] is not None and ci[1] is not None:
+        return float(ci[0]), float(ci[1])
+    return value, value
+
+
+def _method_rows(metrics: dict) -> pd.DataFrame:
+    rows = []
+    for m in _ordered(metrics):
+        v = metrics["methods"][m]
+        acc, hall = v.get("accuracy"), v.get("hallucination_rate")
+        alo, ahi = _ci(v.get("accuracy_ci"), acc)
+        hlo, hhi = _ci(v.get("hallucination_ci"), hall)
+        rows.append(
+            {"method": m, "label": label(m), "accuracy": acc, "acc_lo": alo, "acc_hi": ahi, "hallucination": hall, "h_lo": hlo, "h_hi": hhi,
+             "usd_per_1k": v.get("usd_per_1k_queries"), "p95": v.get("latency_p95_s")}
+        )
+    return pd.DataFrame(rows)
+
+
+def accuracy_hallucination_chart(metrics: dict) -> alt.TopLevelMixin:
+    """Accuracy (y) against hallucination rate (x) per method, with 95% intervals on both axes."""
+    methods = _ordered(metrics)
+    df = _method_rows(metrics).dropna(subset=["accuracy", "hallucination"])
+    if df.empty:
+        raise ChartError("no method has both accuracy and hallucination rate measured")
+    pct = alt.Axis(format="%")
+    x = alt.X("hallucination:Q", title="Hallucination rate (lower is better)", scale=alt.Scale(domain=[0, 1]), axis=pct)
+    y = alt.Y("accuracy:Q", title="Accuracy (higher is better)", scale=alt.Scale(domain=[0, 1]), axis=pct)
+    base = alt.Chart(df)
+    tip = [alt.Tooltip("label:N", title="Method"), alt.Tooltip("accuracy:Q", format=".0%"), alt.Tooltip("hallucination:Q", format=".0%")]
+    chart = alt.layer(
+        base.mark_rule(strokeWidth=2, opacity=0.6).encode(x=x, y="acc_lo:Q", y2="acc_hi:Q", color=_color(methods)),
+        base.mark_rule(strokeWidth=2, opacity=0.6).encode(x="h_lo:Q", x2="h_hi:Q", y=y, color=_color(methods)),
+        base.mark_circle(size=110, opacity=1).encode(x=x, y=y, color=_color(methods), tooltip=tip),
+        base.mark_text(dx=8, dy=-8, align="left", fontSize=11, color="#111827").encode(x=x, y=y, text="label:N"),
+    ).properties(width=WIDTH, height=HEIGHT)
+    return _style(chart, "Accuracy vs hallucination (95% intervals)")
+
+
+def accuracy_cost_chart(metrics: dict) -> alt.TopLevelMixin:
+    """Accuracy (with 95% interval) against USD per 1,000 queries per method."""
+    methods = _ordered(metrics)
+    df = _method_rows(metrics).dropna(subset=["accuracy", "usd_per_1k"])
+    if df.empty:
+        raise ChartError("no method has both accuracy and usd_per_1k_queries measured")
+    x = alt.X("usd_per_1k:Q", title="USD per 1,000 queries (lower is better)", scale=alt.Scale(zero=True), axis=alt.Axis(format="$.3f"))
+    y = alt.Y("accuracy:Q", title="Accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
+    base = alt.Chart(df)
+    tip = [alt.Tooltip("label:N", title="Method"), alt.Tooltip("accuracy:Q", format=".0%"), alt.Tooltip("usd_per_1k:Q", format="$.4f")]
+    chart = alt.layer(
+        base.mark_rule(strokeWidth=2, opacity=0.6).encode(x=x, y="acc_lo:Q", y2="acc_hi:Q", color=_color(methods)),
+        base.mark_circle(size=110, opacity=1).encode(x=x, y=y, color=_color(methods), tooltip=tip),
+        base.mark_text(dx=8, dy=-8, align="left", fontSize=11, color="#111827").encode(x=x, y=y, text="label:N"),
+    ).properties(width=WIDTH, height=HEIGHT)
+    return _style(chart, "Accuracy vs cost")
+
+
+def rates_chart(metrics: dict) -> alt.TopLevelMixin:
+    """Grouped bars per method: accuracy, hallucination rate and abstention rate."""
+    rows = []
+    for m in _ordered(metrics):
+        v = metrics["methods"][m]
+        for name, key in (("Accuracy", "accuracy"), ("Hallucination", "hallucination_rate"), ("Abstention", "abstention_rate")):
+            if v.get(key) is not None:
+                rows.append({"label": label(m), "measure": name, "value": v[key]})
+    if not rows:
+        raise ChartError("no method has accuracy, hallucination or abstention measured")
+    labels = [label(m) for m in _ordered(metrics)]
+    measures = ["Accuracy", "Hallucination", "Abstention"]
+    chart = (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar()
+        .encode(
+            x=alt.X("label:N", title=None, sort=labels, axis=alt.Axis(labelAngle=0)),
+            xOffset=alt.XOffset("measure:N", sort=measures),
+            y=alt.Y("value:Q", title="Share of questions", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            color=alt.Color("measure:N", title=None, sort=measures, scale=alt.Scale(domain=measures, range=["#0072b2", "#d55e00", "#9ca3af"])),
+            tooltip=[alt.Tooltip("label:N", title="Method"), "measure:N", alt.Tooltip("value:Q", format=".0%")],
+        )
+        .properties(width=WIDTH + 60, height=HEIGHT - 40)
+    )
+    return _style(chart, "Accuracy, hallucination and abstention per method")
+
+
+def _default_volumes(metrics: dict) -> list[float]:
+    points = [b.get("queries") for b in ((metrics.get("comparisons") or {}).get("break_even") or {}).values()]
+    finite = [q for q in points if q is not None and q > 0]
+    top = max([10_000.0] + [1.5 * q for q in finite])
+    top = min(top, 1e9)
+    return [top * i / 40 for i in range(41)]
+
+
+def break_even_chart(metrics: dict, volumes: Sequence[float] | None = None) -> alt.TopLevelMixin:
+    """Cumulative cost (build + per-query) against query volume per method; break-even volumes marked."""
+    methods = [m for m in _ordered(metrics) if metrics["methods"][m].get("usd_per_1k_queries") is not None]
+    if not methods:
+        raise ChartError("no method has usd_per_1k_queries measured; set a machine price and rerun")
+    volumes = list(volumes) if volumes is not None else _default_volumes(metrics)
+    if not volumes or min(volumes) < 0:
+        raise ChartError("volumes must be a non-empty list of query counts >= 0")
+
+    def totals(m: str, qs: Sequence[float]) -> list[float]:
+        v = metrics["methods"][m]
+        return cumulative_cost(float(v.get("usd_build") or 0.0), float(v["usd_per_1k_queries"]) / 1000, qs)
+
+    lines = pd.DataFrame([{"label": label(m), "queries": q, "usd": usd} for m in methods for q, usd in zip(volumes, totals(m, volumes), strict=True)])
+    x = alt.X("queries:Q", title="Queries", axis=alt.Axis(format=",.0f"))
+    y = alt.Y("usd:Q", title="Cumulative cost (USD)", axis=alt.Axis(format="$~r"))
+    layers = [
+        alt.Chart(lines).mark_line(strokeWidth=2).encode(
+            x=x, y=y, color=_color(methods), tooltip=[alt.Tooltip("label:N", title="Method"), alt.Tooltip("queries:Q", format=",.0f"), alt.Tooltip("usd:Q", format="$.4f")]
+        )
+    ]
+    marks = []
+    for pair, b in sorted(((metrics.get("comparisons") or {}).get("break_even") or {}).items()):
+        a, _, c = pair.partition("|")
+        q = b.get("queries")
+        if q is None or a not in methods or c not in methods or not min(volumes) <= q <= max(volumes):
+            continue
+        marks.append({"queries": q, "usd": totals(a, [q])[0], "pair": f"{label(a)} = {label(c)}"})
+    span = (max(volumes) - min(volumes)) or 1.0
+    shown: list[float] = []
+    for mk in sorted(marks, key=lambda r: r["queries"]):  # label only points not crowded by a labelled neighbour
+        mk["text"] = "" if shown and mk["queries"] - shown[-1] < 0.08 * span else mk["pair"]
+        if mk["text"]:
+            shown.append(mk["queries"])
+    if marks:
+        pts = alt.Chart(pd.DataFrame(marks))
+        layers.append(
+            pts.mark_point(shape="diamond", size=90, filled=True, color="#111827").encode(
+                x=x, y=y, tooltip=[alt.Tooltip("pair:N", title="Break-even"), alt.Tooltip("queries:Q", format=",.0f"), alt.Tooltip("usd:Q", format="$.4f")]
+            )
+        )
+        layers.append(pts.mark_text(dx=8, dy=12, align="left", fontSize=10, color="#374151").encode(x=x, y=y, text="text:N"))
+    chart = alt.layer(*layers).properties(width=WIDTH + 60, height=HEIGHT)
+    return _style(chart, "Cumulative cost by query volume (break-even points marked)")
+
+
+def loss_chart(history: Sequence[dict]) -> alt.TopLevelMixin:
+    """Training loss per optimiser step, from rows of {"step", "loss"}."""
+    rows = [{"step": int(r["step"]), "loss": float(r["loss"])} for r in history if r.get("loss") is not None and r.get("step") is not None]
+    if not rows:
+        raise ChartError("the training log has no {step, loss} rows; train a LoRA adapter first")
+    chart = (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line(point=alt.OverlayMarkDef(size=25), color=PALETTE["lora"], strokeWidth=2)
+        .encode(
+            x=alt.X("step:Q", title="Optimiser step"),
+            y=alt.Y("loss:Q", title="Training loss", scale=alt.Scale(zero=False)),
+            tooltip=["step:Q", alt.Tooltip("loss:Q", format=".3f")],
+        )
+        .properties(width=WIDTH, height=HEIGHT - 60)
+    )
+    return _style(chart, "LoRA training loss")
+
+
+def to_svg(chart: alt.TopLevelMixin) -> str:
+    """The chart as a standalone SVG string, rendered offline by vl-convert."""
+    import vl_convert
+
+    return vl_convert.vegalite_to_svg(chart.to_dict())
+
+
+def to_png(chart: alt.TopLevelMixin, scale: float = 2.0) -> bytes:
+    """The chart as PNG bytes (for the PDF report), rendered offline by vl-convert."""
+    import vl_convert
+
+    return vl_convert.vegalite_to_png(chart.to_dict(), scale=scale)

@@ -1,0 +1,539 @@
+"""Shareable exports of a run folder: standalone HTML, PDF, Markdown, CSV and JSON.
+
+Every figure is read from ``metrics.json`` / ``predictions.jsonl`` as written by the run; the same
+table builders feed HTML, Markdown and PDF so the formats agree. All corpus and model text is
+escaped (HTML entities, Markdown pipes, spreadsheet formula prefixes) and never executed.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench import __version__
+from workbench.config import METHODS
+from workbench.decision import BREAKDOWN_ORDER, ci_text, label, pct, recommend
+from workbench.storage import atomic_write_bytes, atomic_write_text, read_json, read_jsonl
+
+FORMATS = ("html", "pdf", "md", "csv", "json")
+Format = Literal["html", "pdf", "md", "csv", "json"]
+SAMPLE_QUESTIONS = 24
+DATA_ID = "workbench-run"
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+Table = tuple[list[str], list[list[str]]]
+
+
+class ReportError(ValueError):
+    """The run folder cannot be reported on; the message says which file and what to do."""
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_run_data(run_dir: str | Path) -> dict[str, Any]:
+    """config, meta, status, metrics, predictions and the training log of a finished run folder."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: no such run folder; list runs with: python -m workbench runs")
+    try:
+        metrics = read_json(run_dir / "metrics.json")
+        predictions = read_jsonl(run_dir / "predictions.jsonl")
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{run_dir}: metrics.json or predictions.jsonl is corrupt ({exc}); rerun the evaluation") from None
+    status = read_json(run_dir / "status.json", {}) or {}
+    if not metrics or not metrics.get("methods"):
+        raise ReportError(f"{run_dir / 'metrics.json'}: missing or has no methods (run state: {status.get('state', 'unknown')}); wait for the run to finish")
+    if not predictions:
+        raise ReportError(f"{run_dir / 'predictions.jsonl'}: missing or empty; the run answered no questions")
+    history = read_jsonl(run_dir / "train_log.jsonl") or (metrics.get("train") or {}).get("loss_history") or []
+    return {
+        "run_id": run_dir.name,
+        "config": read_json(run_dir / "config.json", {}) or {},
+        "meta": read_json(run_dir / "meta.json", {}) or {},
+        "status": status,
+        "metrics": metrics,
+        "predictions": predictions,
+        "train_log": [{"step": r["step"], "loss": r["loss"]} for r in history if "step" in r and "loss" in r],
+    }
+
+
+def _methods(run: dict) -> list[str]:
+    return sorted(run["metrics"]["methods"], key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m))
+
+
+def _recommendation(run: dict, override: dict | None) -> dict:
+    return override or run["metrics"].get("recommendation") or recommend(run["metrics"])
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _num(x: Any, fmt: str = "{:.2f}") -> str:
+    return "n/a" if x is None else fmt.format(x)
+
+
+def _rate_ci(m: dict, key: str, ci_key: str) -> str:
+    value = pct(m.get(key))
+    ci = ci_text(m.get(ci_key))
+    return f"{value} {ci}" if ci else value
+
+
+def _when(run: dict) -> str:
+    stamp = run["status"].get("updated") or run["meta"].get("written") or ""
+    return stamp.replace("T", " ")[:16] + (" UTC" if stamp else "")
+
+
+def _title(run: dict) -> str:
+    corpus = run["metrics"].get("corpus") or {}
+    return str(corpus.get("title") or corpus.get("name") or Path(str(run["config"].get("corpus", ""))).name or "corpus")
+
+
+# ---------------------------------------------------------------- tables (shared by HTML, Markdown and PDF)
+
+
+def scoreboard(run: dict) -> Table:
+    """One row per method: accuracy and hallucination with 95% intervals, quality, latency, tokens, cost."""
+    head = ["Method", "n", "Accuracy [95% CI]", "Hallucination [95% CI]", "Abstention", "EM", "F1",
+            "Latency p50 / p95 (s)", "Tokens in / out", "USD / 1k queries", "Build (s)"]
+    rows = []
+    for name in _methods(run):
+        m = run["metrics"]["methods"][name]
+        rows.append([
+            label(name), str(m.get("n", "")), _rate_ci(m, "accuracy", "accuracy_ci"), _rate_ci(m, "hallucination_rate", "hallucination_ci"),
+            pct(m.get("abstention_rate")), pct(m.get("exact_match")), _num(m.get("f1")),
+            f"{_num(m.get('latency_p50_s'))} / {_num(m.get('latency_p95_s'))}",
+            f"{_num(m.get('prompt_tokens_mean'), '{:.0f}')} / {_num(m.get('output_tokens_mean'), '{:.0f}')}",
+            _num(m.get("usd_per_1k_queries"), "${:.4f}"), _num(m.get("build_seconds"), "{:.1f}"),
+        ])
+    return head, rows
+
+
+def ranking(rec: dict) -> Table:
+    """The recommendation's ranked methods with total score and the points from each criterion."""
+    present = {k for r in rec["ranked"] for k in r["breakdown"]}
+    keys = [k for k in BREAKDOWN_ORDER if k in present] + sorted(present - set(BREAKDOWN_ORDER))
+    head = ["#", "Method", "Score"] + [k.replace("_", " ").capitalize() for k in keys]
+    rows = [[str(i + 1), label(r["method"]), f"{r['score']:.1f}"] + [_num(r["breakdown"].get(k), "{:+.1f}") if r["breakdown"].get(k) is not None else "" for k in keys]
+            for i, r in enumerate(rec["ranked"])]
+    return head, rows
+
+
+def decision_path(rec: dict) -> Table:
+    """The decision questions, the team's answers and where each leads."""
+    return ["Question", "Answer", "Leads to"], [[s["question"], str(s["answer"]), s["leads_to"]] for s in rec.get("decision_path", [])]
+
+
+def _pairs(run: dict, kind: str) -> list[tuple[str, dict]]:
+    def rank(pair: str) -> tuple:
+        return tuple(METHODS.index(m) if m in METHODS else len(METHODS) for m in pair.split("|")) + (pair,)
+
+    return sorted(((run["metrics"].get("comparisons") or {}).get(kind) or {}).items(), key=lambda kv: rank(kv[0]))
+
+
+def mcnemar_table(run: dict) -> Table:
+    """Paired McNemar tests between methods (b, c = questions only one of the two got right)."""
+    rows = []
+    for pair, t in _pairs(run, "mcnemar"):
+        a, _, b = pair.partition("|")
+        p = t.get("p_value")
+        verdict = "n/a" if p is None else ("significant" if p < 0.05 else "not significant")
+        rows.append([f"{label(a)} vs {label(b)}", str(t.get("b", "")), str(t.get("c", "")), _num(p, "{:.3f}"), verdict])
+    return ["Pair", "Only first right (b)", "Only second right (c)", "p-value", "At 5%"], rows
+
+
+def break_even_table(run: dict) -> Table:
+    """Query volume at which two methods cost the same in total."""
+    rows = []
+    for pair, b in _pairs(run, "break_even"):
+        a, _, c = pair.partition("|")
+        q = b.get("queries")
+        rows.append([f"{label(a)} vs {label(c)}", "never (one is cheaper on both counts)" if q is None else f"{q:,.0f} queries",
+                     label(b["cheaper_upfront"]) if b.get("cheaper_upfront") else "tie",
+                     label(b["cheaper_per_query"]) if b.get("cheaper_per_query") else "tie"])
+    return ["Pair", "Break-even", "Cheaper upfront", "Cheaper per query"], rows
+
+
+def retrieval_table(run: dict) -> Table:
+    """Retrieval quality on the held-out questions (recall@k, MRR)."""
+    r = run["metrics"].get("retrieval") or {}
+    keys = [k for k in ("recall@1", "recall@3", "recall@5", "recall@10", "mrr") if r.get(k) is not None]
+    return ["Measure", "Value"], [[k, pct(r[k]) if k.startswith("recall") else f"{r[k]:.3f}"] for k in keys] + (
+        [["questions", str(r["n_questions"])]] if r.get("n_questions") is not None else [])
+
+
+def training_table(run: dict) -> Table:
+    """LoRA training summary: time, throughput, loss start and end, steps."""
+    t = run["metrics"].get("train") or {}
+    rows = []
+    for key, name, fmt in (("train_seconds", "Training time (s)", "{:.1f}"), ("steps", "Optimiser steps", "{}"), ("tokens_per_s", "Tokens / s", "{:.0f}"),
+                           ("loss_first", "Loss (first step)", "{:.3f}"), ("loss_last", "Loss (last step)", "{:.3f}")):
+        if t.get(key) is not None:
+            rows.append([name, fmt.format(t[key])])
+    leakage = t.get("leakage") or {}
+    if leakage:
+        rows.append(["Leakage guard", ", ".join(f"{k}: {v}" for k, v in sorted(leakage.items()) if not isinstance(v, (list, dict)))])
+    return ["Measure", "Value"], rows
+
+
+def settings_table(run: dict) -> Table:
+    """The settings that shaped the numbers, from config.json."""
+    c = run["config"]
+    g = lambda section, key: (c.get(section) or {}).get(key, "")  # noqa: E731
+    rows = [
+        ["Model", str(c.get("model", ""))], ["Preset / seed", f"{c.get('preset', '')} / {c.get('seed', '')}"],
+        ["Methods", ", ".join(label(m) for m in c.get("methods", []))],
+        ["Chunking", f"{g('split', 'mode')} {g('split', 'chunk_size')} (overlap {g('split', 'chunk_overlap')})"],
+        ["Retrieval", f"{g('retrieval', 'mode')}, top {g('retrieval', 'top_k')}, {g('index', 'embedder')} / {g('index', 'index_type')}"],
+        ["Few-shot", f"k={g('few_shot', 'k')}, {g('few_shot', 'selection')}"],
+        ["LoRA", f"r={g('train', 'rank')}, alpha={g('train', 'alpha')}, lr={g('train', 'learning_rate')}, steps={g('train', 'max_steps') or str(g('train', 'epochs')) + ' epochs'}"],
+        ["Generation", f"max {g('generation', 'max_new_tokens')} new tokens, temperature {g('generation', 'temperature')}"],
+        ["Evaluation", f"{g('eval', 'bootstrap_samples')} bootstrap samples, {_num(run['metrics'].get('usd_per_hour', g('eval', 'usd_per_hour')), '${:.2f}')}/hour"],
+    ]
+    for key in ("corpus_fingerprint", "model_fingerprint"):
+        if c.get(key):
+            rows.append([key.replace("_", " ").capitalize(), str(c[key])[:16]])
+    return ["Setting", "Value"], rows
+
+
+def sample_rows(run: dict, limit: int = SAMPLE_QUESTIONS) -> list[dict]:
+    """Up to ``limit`` held-out questions with every method's answer; questions where methods disagree first."""
+    by_q: dict[str, dict] = {}
+    for r in run["predictions"]:
+        q = by_q.setdefault(r["question_id"], {"id": r["question_id"], "question": r.get("question", ""), "gold": r.get("gold") or [],
+                                               "answerable": r.get("answerable", True), "answers": {}})
+        q["answers"][r["method"]] = r
+    items = list(by_q.values())
+    disagree = [q for q in items if len({bool(a.get("correct")) for a in q["answers"].values()}) > 1]
+    rest = [q for q in items if q not in disagree]
+    return (disagree + rest)[:limit]
+
+
+def _mark(row: dict | None) -> tuple[str, str]:
+    if row is None:
+        return "", "not run"
+    if row.get("correct"):
+        return "ok", "correct"
+    if row.get("abstained"):
+        return "abstain", "abstained"
+    return "bad", "hallucinated" if row.get("hallucinated") else "wrong"
+
+
+# ---------------------------------------------------------------- HTML
+
+CSS = """
+*{box-sizing:border-box}body{margin:0;background:#f4f5f7;color:#1f2937;font:14px/1.5 -apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif}
+main{max-width:1180px;margin:0 auto;padding:32px 28px 48px}
+header{border-bottom:3px solid #0b3d66;padding-bottom:14px;margin-bottom:22px}
+h1{font-size:26px;margin:0 0 4px;color:#0b3d66}h2{font-size:18px;margin:30px 0 10px;color:#0b3d66;border-bottom:1px solid #d9dde3;padding-bottom:4px}
+h3{font-size:15px;margin:16px 0 6px}.sub{color:#5b6472;font-size:13px}.sub span{margin-right:14px}
+.card{background:#fff;border:1px solid #e1e4e8;border-radius:8px;padding:16px 20px;margin:10px 0}
+.verdict{border-left:6px solid #0b7a4b}.verdict .best{font-size:22px;font-weight:700;color:#0b7a4b;margin:0 0 4px}
+.verdict p.summary{font-size:15px;margin:4px 0 10px}
+ul{margin:6px 0 6px 20px;padding:0}li{margin:2px 0}.caveats li{color:#8a5300}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:13px;margin:6px 0}
+th{background:#0b3d66;color:#fff;text-align:left;font-weight:600;padding:7px 9px;white-space:nowrap}
+td{border-bottom:1px solid #e6e8eb;padding:6px 9px;vertical-align:top}tr:nth-child(even) td{background:#fafbfc}
+tr.best td{background:#e8f5ee;font-weight:600}td.num{white-space:nowrap}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:14px}.grid .card{margin:0;overflow:auto}.chart svg{max-width:100%;height:auto}
+.ok{color:#0b7a4b}.bad{color:#b42318}.abstain{color:#6b7280}.ans{font-size:12.5px;max-width:220px;overflow-wrap:anywhere}
+.tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:8px;margin-left:4px}
+.tag.ok{background:#e3f4ea}.tag.bad{background:#fde8e6}.tag.abstain{background:#eef0f2}
+footer{margin-top:36px;color:#6b7280;font-size:12px;border-top:1px solid #d9dde3;padding-top:10px}
+.note{color:#6b7280;font-size:12.5px}
+@media print{body{background:#fff}.card{break-inside:avoid}}
+"""
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html_table(table: Table, best: str | None = None, num_from: int = 1) -> str:
+    head, rows = table
+    if not rows:
+        return '<p class="note">Not measured in this run.</p>'
+    out = ["<table><thead><tr>", "".join(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    for row in rows:
+        cls = ' class="best"' if best is not None and row and row[0] == best else ""
+        cells = "".join(f'<td class="num">{_e(c)}</td>' if i >= num_from else f"<td>{_e(c)}</td>" for i, c in enumerate(row))
+        out.append(f"<tr{cls}>{cells}</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _charts(run: dict) -> list[tuple[str, Any]]:
+    """(title, altair chart) for every chart the run's data supports."""
+    from workbench import charts
+
+    out = []
+    for title, build in (("Accuracy vs hallucination", charts.accuracy_hallucination_chart), ("Accuracy vs cost", charts.accuracy_cost_chart),
+                         ("Rates per method", charts.rates_chart), ("Break-even", charts.break_even_chart)):
+        try:
+            out.append((title, build(run["metrics"])))
+        except charts.ChartError:
+            continue
+    if run["train_log"]:
+        out.append(("Training loss", charts.loss_chart(run["train_log"])))
+    return out
+
+
+def _embed_json(data: Any) -> str:
+    """JSON safe inside <script>: no '<', '>' or '&' can close the element."""
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
+    """A standalone HTML report (inline CSS and SVG, no scripts but the run's data as JSON, no network)."""
+    from workbench.charts import to_svg
+
+    run = load_run_data(run_dir)
+    rec = _recommendation(run, recommendation)
+    metrics, corpus = run["metrics"], run["metrics"].get("corpus") or {}
+    best = rec["ranked"][0]
+    sub = [f"Corpus: {corpus.get('name', '')} ({corpus.get('kind', '')})", f"{corpus.get('n_docs', '?')} documents",
+           f"{corpus.get('n_test_evaluated', '?')} held-out questions", f"Run: {run['run_id']}", f"Date: {_when(run)}",
+           f"Model: {run['config'].get('model', '')}"]
+    parts = [
+        f"<header><h1>RAG vs fine-tuning vs few-shot: {_e(_title(run))}</h1>",
+        '<div class="sub">' + "".join(f"<span>{_e(s)}</span>" for s in sub if not s.endswith(": ")) + "</div></header>",
+        '<section class="card verdict"><p class="best">Recommendation: ' + _e(label(rec["best"])) + "</p>",
+        f'<p class="summary">{_e(rec["summary"])}</p><h3>Why</h3><ul>' + "".join(f"<li>{_e(r)}</li>" for r in best["reasons"]) + "</ul>",
+    ]
+    if best["caveats"]:
+        parts.append('<h3>Caveats</h3><ul class="caveats">' + "".join(f"<li>{_e(c)}</li>" for c in best["caveats"]) + "</ul>")
+    parts += [
+        "</section>", "<h2>Decision path</h2>", _html_table(decision_path(rec), num_from=99),
+        "<h2>Ranking</h2>", _html_table(ranking(rec), best=None, num_from=2),
+        '<p class="note">Score = weighted accuracy, (1 - hallucination), relative monthly cost and relative p95 latency, then the adjustments shown.'
+        f" Weights: {_e(', '.join(f'{k} {v:.2f}' for k, v in rec['inputs']['weights'].items()))}.</p>",
+        "<h3>Other methods</h3><ul>" + "".join(f"<li>{_e(r['reasons'][0])}" + "".join(f"; {_e(x)}" for x in r["reasons"][2:]) + "</li>" for r in rec["ranked"][1:]) + "</ul>",
+        "<h2>Scoreboard</h2>", _html_table(scoreboard(run), best=label(rec["best"])),
+        f'<p class="note">Accuracy over answerable held-out questions; hallucination = confident wrong answers over all held-out questions; '
+        f"95% bootstrap intervals. Cost at {_e(_num(metrics.get('usd_per_hour'), '${:.2f}'))}/hour of machine time.</p>",
+        "<h2>Charts</h2><div class=\"grid\">",
+    ]
+    parts += [f'<div class="card chart" title="{_e(t)}">{to_svg(c)}</div>' for t, c in _charts(run)]
+    parts += [
+        "</div>", "<h2>Are the differences real?</h2>", _html_table(mcnemar_table(run)),
+        "<h2>Break-even volumes</h2>", _html_table(break_even_table(run)),
+        '<div class="grid"><div><h2>Retrieval</h2>', _html_table(retrieval_table(run)), "</div><div><h2>Training (LoRA)</h2>",
+        _html_table(training_table(run)), "</div></div>", "<h2>Settings</h2>", _html_table(settings_table(run), num_from=99),
+        "<h2>Sample answers</h2>", _sample_html(run),
+        f"<footer>Generated by workbench {_e(__version__)} · git {_e(run['meta'].get('git_revision', '') or 'n/a')} · "
+        f"{_e(', '.join(f'{k} {v}' for k, v in sorted((run['meta'].get('versions') or {}).items())[:8]))}"
+        f"{' · ' + _e((run['meta'].get('machine') or {}).get('platform', '')) if run['meta'].get('machine') else ''}</footer>",
+    ]
+    data = {k: run[k] for k in ("config", "meta", "metrics", "predictions", "status")}
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Workbench report: {_e(_title(run))}</title><style>{CSS}</style></head><body><main>" + "\n".join(parts) + "</main>"
+        f'<script type="application/json" id="{DATA_ID}">{_embed_json(data)}</script></body></html>\n'
+    )
+
+
+def _sample_html(run: dict) -> str:
+    methods = _methods(run)
+    items = sample_rows(run)
+    head = "".join(f"<th>{_e(label(m))}</th>" for m in methods)
+    rows = []
+    for q in items:
+        gold = " | ".join(q["gold"]) if q["gold"] else "(unanswerable)"
+        cells = []
+        for m in methods:
+            row = q["answers"].get(m)
+            cls, word = _mark(row)
+            text = (row or {}).get("answer", "")
+            text = text if len(text) <= 200 else text[:200] + "…"
+            cells.append(f'<td class="ans">{_e(text)}<span class="tag {cls}">{_e(word)}</span></td>')
+        rows.append(f"<tr><td>{_e(q['question'])}<div class=\"note\">{_e(q['id'])}</div></td><td class=\"ans\">{_e(gold)}</td>{''.join(cells)}</tr>")
+    n_q = len({r["question_id"] for r in run["predictions"]})
+    return (f'<p class="note">{len(items)} of {n_q} held-out questions, those where methods disagree first.</p>'
+            f"<table><thead><tr><th>Question</th><th>Gold</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def load_report_html(path: str | Path) -> dict:
+    """The run data (config, meta, metrics, predictions, status) embedded in an HTML report."""
+    text = Path(path).read_text(encoding="utf-8")
+    match = re.search(rf'<script type="application/json" id="{DATA_ID}">(.*?)</script>', text, re.S)
+    if not match:
+        raise ReportError(f"{path}: no embedded run data (<script id=\"{DATA_ID}\">); export it again with: python -m workbench report RUN_DIR")
+    return json.loads(match.group(1))
+
+
+# ---------------------------------------------------------------- Markdown, CSV, JSON
+
+
+def _md_cell(text: Any) -> str:
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def _md_table(table: Table) -> str:
+    head, rows = table
+    if not rows:
+        return "_Not measured in this run._\n"
+    lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(run_dir: str | Path, recommendation: dict | None = None) -> str:
+    """The report as Markdown tables (text escaped so no HTML in it renders)."""
+    run = load_run_data(run_dir)
+    rec = _recommendation(run, recommendation)
+    corpus, best = run["metrics"].get("corpus") or {}, rec["ranked"][0]
+    out = [f"# RAG vs fine-tuning vs few-shot: {_md_cell(_title(run))}\n",
+           " · ".join(x for x in (f"Corpus {_md_cell(corpus.get('name', ''))} ({_md_cell(corpus.get('kind', ''))})", f"run {_md_cell(run['run_id'])}",
+                                  _md_cell(_when(run)), f"model {_md_cell(run['config'].get('model', ''))}") if x) + "\n",
+           f"## Recommendation: {label(rec['best'])}\n", _md_cell(rec["summary"]) + "\n", "**Why**\n"]
+    out += [f"- {_md_cell(r)}" for r in best["reasons"]] + [""]
+    if best["caveats"]:
+        out += ["**Caveats**\n"] + [f"- {_md_cell(c)}" for c in best["caveats"]] + [""]
+    for title, table in (("Decision path", decision_path(rec)), ("Ranking", ranking(rec)), ("Scoreboard", scoreboard(run)),
+                         ("Are the differences real? (McNemar)", mcnemar_table(run)), ("Break-even volumes", break_even_table(run)),
+                         ("Retrieval", retrieval_table(run)), ("Training (LoRA)", training_table(run)), ("Settings", settings_table(run))):
+        out += [f"## {title}\n", _md_table(table)]
+    methods = _methods(run)
+    rows = []
+    for q in sample_rows(run):
+        cells = [q["question"], " / ".join(q["gold"]) or "(unanswerable)"]
+        for m in methods:
+            row = q["answers"].get(m)
+            cells.append(f"{(row or {}).get('answer', '')} ({_mark(row)[1]})")
+        rows.append(cells)
+    out += ["## Sample answers\n", _md_table((["Question", "Gold"] + [label(m) for m in methods], rows))]
+    return "\n".join(out)
+
+
+CSV_COLUMNS = ["method", "question_id", "question", "gold", "answerable", "split", "qtype", "answer", "correct", "abstained", "hallucinated",
+               "exact_match", "f1", "semantic_sim", "unsupported", "groundedness", "prompt_tokens", "output_tokens", "latency_s", "cached", "sources"]
+
+
+def csv_safe(value: Any) -> str:
+    """A cell a spreadsheet will not run as a formula: leading = + - @ tab or CR get a quote prefix."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def render_csv(run_dir: str | Path) -> str:
+    """Predictions as CSV, one row per method x question, formula-injection safe."""
+    run = load_run_data(run_dir)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in run["predictions"]:
+        values = dict(r)
+        values["gold"] = " | ".join(r.get("gold") or [])
+        values["sources"] = " | ".join(str(c.get("doc_id") or c.get("example_id") or "") for c in r.get("contexts") or [])
+        writer.writerow([csv_safe(values.get(col)) for col in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def render_json(run_dir: str | Path) -> str:
+    """{"config", "meta", "metrics", "predictions"} of the run as one JSON document."""
+    run = load_run_data(run_dir)
+    return json.dumps({k: run[k] for k in ("config", "meta", "metrics", "predictions")}, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_report(run_dir: str | Path, fmt: Format = "html", out: Path | None = None, recommendation: dict | None = None) -> Path:
+    """Write the report in ``fmt`` to ``out`` (default ``<run_dir>/report.<ext>``) and return its path."""
+    if fmt not in FORMATS:
+        raise ReportError(f"report format {fmt!r} is unknown; use one of {', '.join(FORMATS)}")
+    run_dir = Path(run_dir)
+    out = Path(out) if out else run_dir / f"report.{fmt}"
+    if fmt == "html":
+        atomic_write_text(out, render_html(run_dir, recommendation))
+    elif fmt == "md":
+        atomic_write_text(out, render_markdown(run_dir, recommendation))
+    elif fmt == "csv":
+        atomic_write_text(out, render_csv(run_dir))
+    elif fmt == "json":
+        atomic_write_text(out, render_json(run_dir))
+    else:
+        atomic_write_bytes(out, render_pdf(run_dir, recommendation))
+    return out
+
+
+def render_pdf(run_dir: str | Path, recommendation: dict | None = None) -> bytes:
+    """A PDF (A4 landscape) with the recommendation, scoreboard, comparisons and charts (PNG via vl-convert)."""
+    from xml.sax.saxutils import escape
+
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+    from reportlab.lib.units import cm
+    from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+    from reportlab.platypus import Table as PdfTable
+
+    from workbench.charts import to_png
+
+    run = load_run_data(run_dir)
+    rec = _recommendation(run, recommendation)
+    ss = getSampleStyleSheet()
+    navy = colors.HexColor("#0b3d66")
+    h1 = ParagraphStyle("h1", parent=ss["Title"], alignment=0, fontSize=18, textColor=navy, spaceAfter=4)
+    h2 = ParagraphStyle("h2", parent=ss["Heading2"], fontSize=13, textColor=navy, spaceBefore=10, spaceAfter=4)
+    body = ParagraphStyle("body", parent=ss["BodyText"], fontSize=9.5, leading=12.5)
+    small = ParagraphStyle("small", parent=body, fontSize=8, leading=10)
+    head_style = ParagraphStyle("head", parent=small, textColor=colors.white, fontName="Helvetica-Bold")
+    p = lambda text, style=body: Paragraph(escape(str(text)), style)  # noqa: E731
+
+    def table(t: Table, widths: list[float] | None = None, best: str | None = None) -> Any:
+        head, rows = t
+        if not rows:
+            return p("Not measured in this run.", small)
+        data = [[p(h, head_style) for h in head]] + [[p(c, small) for c in row] for row in rows]
+        style = [("BACKGROUND", (0, 0), (-1, 0), navy), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                 ("LINEBELOW", (0, 1), (-1, -1), 0.25, colors.HexColor("#d9dde3")),
+                 ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f6f7f9")])]
+        for i, row in enumerate(rows, start=1):
+            if best is not None and row[0] == best:
+                style.append(("BACKGROUND", (0, i), (-1, i), colors.HexColor("#e3f4ea")))
+        out = PdfTable(data, colWidths=widths, repeatRows=1, hAlign="LEFT")
+        out.setStyle(TableStyle(style))
+        return out
+
+    corpus, best = run["metrics"].get("corpus") or {}, rec["ranked"][0]
+    story: list[Any] = [
+        p(f"RAG vs fine-tuning vs few-shot: {_title(run)}", h1),
+        p(f"Corpus {corpus.get('name', '')} ({corpus.get('kind', '')}) · {corpus.get('n_test_evaluated', '?')} held-out questions · "
+          f"run {run['run_id']} · {_when(run)} · model {run['config'].get('model', '')}", small),
+        p(f"Recommendation: {label(rec['best'])}", h2), p(rec["summary"]),
+    ]
+    story += [p("• " + r) for r in best["reasons"]]
+    story += [p("Caveat: " + c, ParagraphStyle("cav", parent=body, textColor=colors.HexColor("#8a5300"))) for c in best["caveats"]]
+    widths = [w * cm for w in (2.6, 1.0, 3.0, 3.0, 2.0, 1.6, 1.4, 3.0, 2.4, 2.4, 2.0)]
+    story += [KeepTogether([p("Scoreboard", h2), table(scoreboard(run), widths, best=label(rec["best"]))])]
+    story += [KeepTogether([p("Ranking", h2), table(ranking(rec))])]
+    images = []
+    for _title_text, chart in _charts(run):
+        png = to_png(chart, scale=2.0)
+        img = Image(io.BytesIO(png))
+        ratio = img.imageHeight / img.imageWidth
+        img.drawWidth, img.drawHeight = 8.6 * cm, 8.6 * cm * ratio
+        images.append(img)
+    if images:
+        grid = [images[i:i + 3] + [""] * (3 - len(images[i:i + 3])) for i in range(0, len(images), 3)]
+        charts_table = PdfTable(grid, colWidths=[8.9 * cm] * 3, hAlign="LEFT")
+        charts_table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 10)]))
+        story += [KeepTogether([p("Charts", h2), charts_table])]
+    story += [KeepTogether([p("Decision path", h2), table(decision_path(rec), [7 * cm, 8 * cm, 10 * cm])]),
+              KeepTogether([p("Are the differences real? (McNemar)", h2), table(mcnemar_table(run))]),
+              KeepTogether([p("Break-even volumes", h2), table(break_even_table(run))]),
+              KeepTogether([p("Retrieval", h2), table(retrieval_table(run), [6 * cm, 4 * cm])]),
+              KeepTogether([p("Training (LoRA)", h2), table(training_table(run), [6 * cm, 12 * cm])]),
+              KeepTogether([p("Settings", h2), table(settings_table(run), [5 * cm, 18 * cm]), Spacer(1, 8),
+                            p(f"Generated by workbench {__version__} · git {run['meta'].get('git_revision', '') or 'n/a'}", small)])]
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, pagesize=landscape(A4), leftMargin=1.4 * cm, rightMargin=1.4 * cm, topMargin=1.2 * cm, bottomMargin=1.2 * cm,
+                            title=f"Workbench report: {_title(run)}", author=f"workbench {__version__}")
+    doc.build(story)
+    return buf.getvalue()
