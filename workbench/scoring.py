@@ -1,0 +1,150 @@
+"""Per-answer scoring (DESIGN.md "Metrics"): abstained, correct, hallucinated, exact match, F1, semantic similarity."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .config import ABSTAIN_REPLY
+from .textnorm import contains_tokens, normalize_answer, tokens
+
+F1_MATCH = 0.8  # token F1 with an alias at or above this counts as correct
+LONG_FACTOR, LONG_SLACK = 4, 10  # containment ignored when answer tokens > 4 * longest alias + 10
+
+_CITATION = re.compile(r"\s*[\[【]\s*(?:(?:passage|source|context|doc(?:ument)?)\s*)?\d+(?:\s*[,;–-]\s*\d+)*\s*[\]】]", re.I)
+_ANSWER_PREFIX = re.compile(r"^\s*(?:final\s+)?answer\s*:\s*", re.I)
+_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
+
+# Normalised abstention phrases (normalize_answer drops apostrophes: "don't" -> "dont").
+_ABSTAIN_HEADS = (
+    normalize_answer(ABSTAIN_REPLY),
+    "i dont know",
+    "i do not know",
+    "dont know",
+    "i dont have enough information",
+    "i do not have enough information",
+    "i cannot answer",
+    "i cant answer",
+    "i am not sure",
+    "im not sure",
+    "not enough information",
+    "unknown",
+    "idk",
+)
+_ABSTAIN_TAIL_MAX = 8  # "I don't know the answer based on the context." still abstains
+_HEDGES = {"but", "however", "maybe", "perhaps", "probably", "possibly", "guess", "think", "likely", "might", "could", "although"}
+
+
+def strip_citations(text: str) -> str:
+    """Remove citation markers like "[1]", "[1, 2]", "[passage 3]" and a leading "Answer:" prefix."""
+    text = _CITATION.sub("", text.translate(_QUOTES))
+    return _ANSWER_PREFIX.sub("", text).strip()
+
+
+def is_abstention(answer: str) -> bool:
+    """True if the reply is the abstention reply ("I don't know") or a close variant.
+
+    Case, punctuation, citations and a short tail without digits ("... the answer.", "... based on the
+    context") are tolerated, and so is a reply that only repeats the phrase. A reply that gives an
+    answer first ("42 days. I don't know") or hedges into one ("I don't know, but probably 42") is not
+    an abstention.
+    """
+    norm = normalize_answer(strip_citations(answer))
+    for head in _ABSTAIN_HEADS:
+        if norm == head:
+            return True
+        if norm.startswith(head + " "):
+            tail = norm[len(head) + 1 :].split()
+            if len(tail) <= _ABSTAIN_TAIL_MAX and not any(any(ch.isdigit() for ch in t) for t in tail) and not _HEDGES & set(tail):
+                return True
+    return False
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """SQuAD token-level F1 between two strings after normalisation."""
+    p, g = tokens(prediction), tokens(gold)
+    if not p or not g:
+        return float(p == g)
+    common = Counter(p) & Counter(g)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(p), same / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def score_answer(answer: str, gold: list[str], answerable: bool) -> dict[str, Any]:
+    """Score one reply against its gold aliases.
+
+    Rules (citations like "[1]" are stripped first; SQuAD normalisation throughout):
+    - abstained: `is_abstention(answer)`.
+    - correct: answerable, not abstained, and either a gold alias occurs in the answer on token
+      boundaries, or token F1 with some alias >= 0.8. Long-answer guard: when the answer has more
+      than 4 x (tokens of the longest alias) + 10 tokens, containment alone does not count (only F1),
+      so a reply listing every label or pasting a passage cannot score.
+    - hallucinated: not abstained and not correct (any non-abstention on an unanswerable question).
+    - exact_match: normalised equality with an alias (unanswerable: 1 if abstained, as SQuAD v2).
+    - f1: max token F1 over aliases, 0 when abstained (unanswerable: 1.0 if abstained else 0.0).
+    """
+    abstained = is_abstention(answer)
+    clean = strip_citations(answer)
+    aliases = [g for g in gold if normalize_answer(g)]
+    if not answerable:
+        return {
+            "abstained": abstained,
+            "correct": False,
+            "hallucinated": not abstained,
+            "exact_match": int(abstained),
+            "f1": float(abstained),
+        }
+    if abstained or not aliases:
+        return {"abstained": abstained, "correct": False, "hallucinated": not abstained, "exact_match": 0, "f1": 0.0}
+    norm = normalize_answer(clean)
+    f1 = max(token_f1(clean, g) for g in aliases)
+    exact = int(any(norm == normalize_answer(g) for g in aliases))
+    longest = max(len(tokens(g)) for g in aliases)
+    containment_counts = len(norm.split()) <= LONG_FACTOR * longest + LONG_SLACK
+    contained = containment_counts and any(contains_tokens(clean, g) for g in aliases)
+    correct = bool(exact or contained or f1 >= F1_MATCH)
+    return {"abstained": False, "correct": correct, "hallucinated": not correct, "exact_match": exact, "f1": float(f1)}
+
+
+def encode_normalised(embedder: Any, texts: list[str]) -> np.ndarray:
+    """Embed texts in one batched call and L2-normalise rows (SentenceTransformer or workbench Embedder)."""
+    vecs = embedder.encode(texts)
+    if hasattr(vecs, "detach"):  # a torch tensor (possibly bf16)
+        vecs = vecs.detach().float().cpu().numpy()
+    arr = np.asarray(vecs, dtype=np.float32).reshape(len(texts), -1)
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    return arr / np.maximum(norms, 1e-12)
+
+
+def semantic_similarity(
+    answers: Sequence[str], golds: Sequence[list[str]], embedder: Any, answerable: Sequence[bool] | None = None
+) -> list[float | None]:
+    """Cosine similarity of each answer to its closest gold alias; None if unanswerable or abstained.
+
+    All distinct texts are embedded in one batched call. `answerable` defaults to "has aliases".
+    """
+    if len(answers) != len(golds) or (answerable is not None and len(answerable) != len(answers)):
+        raise ValueError(f"semantic_similarity: got {len(answers)} answers for {len(golds)} gold lists; pass one per answer")
+    flags = list(answerable) if answerable is not None else [bool(g) for g in golds]
+    todo: list[tuple[int, str, list[str]]] = []
+    for i, (a, g, ok) in enumerate(zip(answers, golds, flags, strict=True)):
+        clean, aliases = strip_citations(a), [x for x in g if x.strip()]
+        if ok and aliases and clean and not is_abstention(a):
+            todo.append((i, clean, aliases))
+    out: list[float | None] = [None] * len(answers)
+    if not todo:
+        return out
+    texts = sorted({t for _, clean, aliases in todo for t in [clean, *aliases]})
+    pos = {t: k for k, t in enumerate(texts)}
+    vecs = encode_normalised(embedder, texts)
+    for i, clean, aliases in todo:
+        sims = vecs[[pos[g] for g in aliases]] @ vecs[pos[clean]]
+        out[i] = float(np.clip(sims.max(), -1.0, 1.0))
+    return out
