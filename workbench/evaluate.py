@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .textnorm import normalize_answer
 from .types import Answer, Corpus, Question
 
 
@@ -16,11 +15,11 @@ def score_predictions(
     generator: Any = None,
 ) -> list[dict[str, Any]]:
     """One row per (method, question) in the predictions.jsonl contract (DESIGN.md "Run folder")."""
-    from .hallucination import groundedness, unsupported_content
+    from .hallucination import corpus_support_text, groundedness, unsupported_content
     from .scoring import score_answer, semantic_similarity
 
     by_id = {q.id: q for q in held_out}
-    corpus_norm = normalize_answer(" ".join(d.text for d in corpus.documents))
+    corpus_norm = corpus_support_text([d.text for d in corpus.documents])
     rows: list[dict[str, Any]] = []
     for method, method_answers in answers.items():
         qs = [by_id[a.question_id] for a in method_answers]
