@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
+from .cost import RssSampler
 from .paths import default_runs_dir
 from .runstore import RunStatus, new_run_id, write_meta
 from .storage import FolderLock, atomic_write_json, atomic_write_jsonl, stable_hash
@@ -31,32 +31,6 @@ class Cancelled(RunError):
 
 
 STAGES = ("corpus", "model", "index", "train", "answer", "score", "aggregate")
-
-
-class _RssSampler:
-    """Samples this process's resident memory in the background: peak MB per stage."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._proc = psutil.Process()
-        self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(0.2):
-            self.peak = max(self.peak, self._proc.memory_info().rss / 1e6)
-
-    def __enter__(self) -> _RssSampler:
-        self.peak = self._proc.memory_info().rss / 1e6
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss / 1e6)
 
 
 def select_held_out(corpus: Corpus, max_questions: int, seed: int) -> list[Question]:
@@ -206,7 +180,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         )
         out: list[Answer] = []
         bs = config.generation.batch_size
-        with _RssSampler() as rss:
+        with RssSampler() as rss:
             for start in range(0, len(held_out), bs):
                 report("answer", (mi + start / len(held_out)) / len(methods), f"{method}: question {start + 1}-{min(start + bs, len(held_out))} of {len(held_out)}")
                 out += strategy.answer(held_out[start : start + bs])
