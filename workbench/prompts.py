@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .config import ABSTAIN_REPLY
@@ -48,6 +49,32 @@ def rag_messages(question: str, contexts: list[str], instruction: str = "") -> M
     return [{"role": "system", "content": _system(instruction, rag=True)}, {"role": "user", "content": user}]
 
 
+_SPECIAL_PATTERNS: dict[int, tuple[Any, re.Pattern[str] | None]] = {}
+
+
+def _special_pattern(tokenizer: Any) -> re.Pattern[str] | None:
+    """A regex matching the tokenizer's added/special token strings (cached per tokenizer)."""
+    cached = _SPECIAL_PATTERNS.get(id(tokenizer))
+    if cached is not None and cached[0] is tokenizer:
+        return cached[1]
+    strings = {str(t) for t in getattr(tokenizer, "all_special_tokens", []) or []}
+    strings |= {getattr(t, "content", str(t)) for t in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values()}
+    strings = {t for t in strings if len(t) > 1}
+    alternatives = "|".join(re.escape(t) for t in sorted(strings, key=len, reverse=True))
+    first = "".join(sorted({re.escape(t[0]) for t in strings}))
+    pattern = re.compile(f"(?=[{first}])(?:{alternatives})") if strings else None  # lookahead: cheap on plain prose
+    _SPECIAL_PATTERNS[id(tokenizer)] = (tokenizer, pattern)
+    return pattern
+
+
+def defang_special_tokens(tokenizer: Any, text: str) -> str:
+    """Break up special-token strings (e.g. ``<|im_start|>``) inside untrusted text so it cannot open a new chat turn."""
+    pattern = _special_pattern(tokenizer)
+    if pattern is None or not text:
+        return text
+    return pattern.sub(lambda m: m.group(0)[0] + " " + m.group(0)[1:], text)
+
+
 def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
@@ -58,6 +85,9 @@ def render(tokenizer: Any, messages: Messages, answer: str | None = None) -> str
     Chat models use their chat template; base models get a plain transcript whose turns end at a
     blank line, so generation stops on the stop string "\\n\\n".
     """
+    messages = [{**m, "content": defang_special_tokens(tokenizer, m["content"])} for m in messages]
+    if answer is not None:
+        answer = defang_special_tokens(tokenizer, answer)
     if has_chat_template(tokenizer):
         if answer is None:
             return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
