@@ -1,0 +1,142 @@
+"""Page 2 · Build: RAG and LoRA settings (generated from the config dataclasses); build the index or train the adapter in the background."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from app_pages.common import corpus_path, load_corpus_cached, show_error
+from app_pages.forms import changed, dataclass_widgets
+from app_pages.jobview import job_panel
+from workbench import jobs
+from workbench.config import (
+    ConfigError,
+    EvalConfig,
+    FewShotConfig,
+    GenerationConfig,
+    IndexConfig,
+    RetrievalConfig,
+    RunConfig,
+    SplitConfig,
+    TrainConfig,
+    build_config,
+)
+from workbench.loaders import CorpusError
+
+SECTIONS: dict[str, tuple[str, type]] = {
+    "split": ("Chunking", SplitConfig),
+    "index": ("Embedding index", IndexConfig),
+    "retrieval": ("Retrieval", RetrievalConfig),
+    "train": ("LoRA training", TrainConfig),
+    "generation": ("Generation", GenerationConfig),
+    "few_shot": ("Few-shot", FewShotConfig),
+    "eval": ("Evaluation", EvalConfig),
+}
+TRAIN_MAIN = ["rank", "alpha", "learning_rate", "max_steps", "epochs", "batch_size", "seq_len", "use_chunks", "use_qa"]
+
+
+def base_config(corpus: Any, preset: str) -> RunConfig:
+    """The effective settings before the user's edits: defaults, corpus.toml [defaults], then the preset."""
+    return build_config(str(corpus.root), preset, corpus.defaults, None, model=st.session_state["model"])
+
+
+def section_form(name: str, base: RunConfig, preset: str, fields: list[str] | None = None) -> dict[str, Any]:
+    title, cls = SECTIONS[name]
+    values = dataclass_widgets(cls, getattr(base, name), key_prefix=f"cfg.{preset}.{name}", fields=fields)
+    return changed(values, getattr(base, name))
+
+
+def start(what: str, overrides: dict[str, dict[str, Any]], preset: str) -> None:
+    try:
+        job = jobs.start_build(corpus_path(), what, preset=preset, model=st.session_state["model"], overrides=overrides)  # type: ignore[arg-type]
+    except jobs.JobError as exc:
+        show_error(exc, f"Could not start the {what} build")
+        return
+    st.session_state["build_jobs"] = {**st.session_state.get("build_jobs", {}), what: str(job.job_dir)}
+
+
+def main() -> None:
+    st.title("Build")
+    st.write(
+        "Tune how the RAG index and the LoRA adapter are built, then build them ahead of a comparison. "
+        "Both are cached by their settings, so Evaluate reuses them instead of rebuilding."
+    )
+    try:
+        corpus = load_corpus_cached(corpus_path())
+    except (CorpusError, OSError) as exc:
+        show_error(exc, "Choose a usable corpus on the Corpus page first")
+        return
+    presets = ["quick", "standard"]
+    current = st.session_state.get("preset", "quick")
+    preset = (
+        st.segmented_control(
+            "Start from preset",
+            presets,
+            default=current if current in presets else "quick",
+            key="build-preset",
+            help="quick: minutes on a 2-core CPU (fewer questions, 30 training steps); standard: every held-out question and full training.",
+        )
+        or "quick"
+    )
+    st.session_state["preset"] = preset
+    try:
+        base = base_config(corpus, preset)
+    except ConfigError as exc:
+        show_error(exc, "corpus.toml [defaults]")
+        return
+    overrides: dict[str, dict[str, Any]] = {}
+
+    rag, lora = st.columns(2, gap="large")
+    with rag, st.container(border=True):
+        st.subheader("RAG index")
+        st.caption("Documents are split into chunks, embedded and indexed; the top chunks go into the prompt with citations.")
+        for name in ("split", "index", "retrieval"):
+            st.markdown(f"**{SECTIONS[name][0]}**")
+            overrides[name] = section_form(name, base, preset)
+        index_clicked = st.button("Build index", type="primary", icon=":material/database:", key="build-index")
+    with lora, st.container(border=True):
+        st.subheader("LoRA adapter")
+        st.caption("A small low-rank adapter is trained on the corpus chunks and the train-split Q/A; held-out questions are never used.")
+        overrides["train"] = section_form("train", base, preset, TRAIN_MAIN)
+        with st.expander("Advanced training settings"):
+            rest = [f for f in base.train.__dataclass_fields__ if f not in TRAIN_MAIN]
+            overrides["train"].update(section_form("train", base, preset, rest))
+        train_clicked = st.button("Train adapter", type="primary", icon=":material/model_training:", key="build-adapter")
+
+    with st.expander("Generation, few-shot and evaluation settings (used by Evaluate)"):
+        for name in ("generation", "few_shot", "eval"):
+            st.markdown(f"**{SECTIONS[name][0]}**")
+            overrides[name] = section_form(name, base, preset)
+
+    overrides = {k: v for k, v in overrides.items() if v}
+    try:
+        build_config(str(corpus.root), preset, corpus.defaults, overrides, model=st.session_state["model"])
+    except (ConfigError, TypeError) as exc:
+        show_error(exc, "Invalid settings")
+        return
+    st.session_state["overrides"] = overrides
+    if overrides:
+        changes = ", ".join(f"{s}.{k}={v}" for s, vals in overrides.items() for k, v in vals.items())
+        st.info(f"Your changes (also used by Evaluate): {changes}", icon=":material/edit:")
+
+    if index_clicked:
+        start("index", overrides, preset)
+    if train_clicked:
+        start("adapter", overrides, preset)
+
+    running = st.session_state.get("build_jobs", {})
+    if running:
+        st.subheader("Build jobs")
+        left, right = st.columns(2, gap="large")
+        if "index" in running:
+            with left, st.container(border=True):
+                st.markdown("**Index**")
+                job_panel(running["index"], ("index",), key="index")
+        if "adapter" in running:
+            with right, st.container(border=True):
+                st.markdown("**Adapter** · training loss per step")
+                job_panel(running["adapter"], ("train",), key="adapter", show_loss=True)
+
+
+main()

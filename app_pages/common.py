@@ -1,0 +1,274 @@
+"""Shared app plumbing: per-session state, cached read-only loaders, run selection and job status panels."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from workbench.config import METHODS, RunConfig
+from workbench.paths import bundled_corpora, default_runs_dir, home, repo_root
+
+METHOD_LABELS = {"zero-shot": "Zero-shot", "few-shot": "Few-shot", "rag": "RAG", "lora": "LoRA", "rag+lora": "RAG+LoRA"}
+STAGE_LABELS = {
+    "starting": "Starting",
+    "corpus": "Load corpus",
+    "model": "Load model",
+    "index": "Build index",
+    "train": "Train adapter",
+    "answer": "Answer questions",
+    "score": "Score answers",
+    "aggregate": "Aggregate",
+    "adapter": "Train adapter",
+    "done": "Done",
+}
+RUN_STAGES = ("corpus", "model", "index", "train", "answer", "score", "aggregate")
+STATE_ICONS = {"done": "✓", "running": "●", "failed": "✗", "cancelled": "■", "interrupted": "!", "missing": "?"}
+
+
+# ------------------------------------------------------------------------------------------------ session state
+
+
+def default_corpus() -> Path:
+    """``WORKBENCH_DEFAULT_CORPUS``, else the bundled fact corpus (kestrel_labs), else the first bundled one."""
+    env = os.environ.get("WORKBENCH_DEFAULT_CORPUS")
+    if env:
+        path = Path(env)
+        return path if path.is_absolute() else (repo_root() / path if not path.exists() else path.resolve())
+    bundled = bundled_corpora()
+    if "kestrel_labs" in bundled:
+        return bundled["kestrel_labs"]
+    return next(iter(bundled.values()), repo_root() / "corpora" / "kestrel_labs")
+
+
+def default_model() -> str:
+    """``WORKBENCH_MODEL`` (e.g. a tiny test model folder), else the configured default generator."""
+    return os.environ.get("WORKBENCH_MODEL") or RunConfig().model
+
+
+def init_session() -> None:
+    """Per-browser-session defaults; nothing here is shared between sessions."""
+    ss = st.session_state
+    ss.setdefault("session_id", uuid.uuid4().hex[:12])
+    ss.setdefault("corpus_path", str(default_corpus()))
+    ss.setdefault("model", default_model())
+    ss.setdefault("preset", "quick")
+    ss.setdefault("methods", list(METHODS))
+    ss.setdefault("overrides", {})
+    ss.setdefault("active_run", None)
+    ss.setdefault("build_jobs", {})
+    ss.setdefault("selected_run", None)
+
+
+def corpus_path() -> Path:
+    return Path(st.session_state["corpus_path"])
+
+
+def runs_dir() -> Path:
+    return default_runs_dir().resolve()
+
+
+def uploads_dir() -> Path:
+    """This browser session's private upload folder under WORKBENCH_HOME/uploads/."""
+    path = home() / "uploads" / st.session_state["session_id"]
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def safe_upload_name(name: str) -> str:
+    """A file name safe to store: no folders, no hidden files, only plain characters."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).lstrip("._") or "file"
+    return base[:120]
+
+
+def label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def pct(x: float | None, digits: int = 0) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def ci(interval: list | tuple | None) -> str:
+    if not interval or None in interval:
+        return ""
+    return f"{100 * interval[0]:.0f}–{100 * interval[1]:.0f}%"
+
+
+def num(x: float | None, fmt: str = "{:.2f}") -> str:
+    return "–" if x is None else fmt.format(x)
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def ordered(methods: dict[str, Any]) -> list[str]:
+    return sorted(methods, key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m))
+
+
+def scoreboard_frame(metrics: dict[str, Any]) -> pd.DataFrame:
+    """One row per method: quality with intervals, then cost."""
+    rows = []
+    for name in ordered(metrics.get("methods") or {}):
+        m = metrics["methods"][name]
+        rows.append(
+            {
+                "Method": label(name),
+                "Accuracy": m.get("accuracy"),
+                "Accuracy 95% CI": ci(m.get("accuracy_ci")),
+                "Hallucination": m.get("hallucination_rate"),
+                "Hallucination 95% CI": ci(m.get("hallucination_ci")),
+                "Abstention": m.get("abstention_rate"),
+                "F1": m.get("f1"),
+                "Exact match": m.get("exact_match"),
+                "p50 latency (s)": m.get("latency_p50_s"),
+                "p95 latency (s)": m.get("latency_p95_s"),
+                "USD / 1k queries": m.get("usd_per_1k_queries"),
+                "Build (s)": m.get("build_seconds"),
+                "Artifact (MB)": m.get("artifact_mb"),
+                "Peak RAM (MB)": m.get("peak_rss_mb"),
+                "Questions": m.get("n"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------ cached loaders
+
+
+def folder_signature(path: Path) -> tuple[int, int, int]:
+    """(files, total bytes, newest mtime) of a folder: a cheap cache key that changes when any file does."""
+    count = size = newest = 0
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            try:
+                st_ = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            count += 1
+            size += st_.st_size
+            newest = max(newest, st_.st_mtime_ns)
+    return count, size, newest
+
+
+@st.cache_resource(show_spinner="Reading the corpus…", max_entries=16)
+def _load_corpus_cached(path: str, signature: tuple[int, int, int], test_fraction: float, seed: int) -> Any:
+    from workbench.corpus import load_corpus
+
+    return load_corpus(path, allow_unreadable=True, test_fraction=test_fraction, seed=seed)
+
+
+def load_corpus_cached(path: str | Path, test_fraction: float = 0.4, seed: int = 0) -> Any:
+    """The corpus as a run reads it (unreadable files skipped), shared read-only between sessions by path+mtime."""
+    path = Path(path).resolve()
+    return _load_corpus_cached(str(path), folder_signature(path), test_fraction, seed)
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def list_runs_cached(folder: str) -> list[dict[str, Any]]:
+    """Run listing (cheap; refreshed every few seconds)."""
+    from workbench.runstore import list_runs
+
+    return list_runs(folder)
+
+
+def _run_signature(run_dir: Path) -> tuple:
+    return tuple((p.name, p.stat().st_mtime_ns) for p in sorted(run_dir.glob("*.json*")) if p.is_file())
+
+
+@st.cache_data(max_entries=32, show_spinner="Loading the run…")
+def _load_run_cached(run_dir: str, signature: tuple) -> dict[str, Any]:
+    from workbench.runstore import load_run
+
+    return load_run(run_dir)
+
+
+def load_run_cached(run_dir: str | Path) -> dict[str, Any]:
+    """config, meta, status, metrics and predictions of a run folder (re-read when its files change)."""
+    run_dir = Path(run_dir)
+    return _load_run_cached(str(run_dir), _run_signature(run_dir))
+
+
+def finished_runs(corpus_name: str | None = None) -> list[dict[str, Any]]:
+    rows = [r for r in list_runs_cached(str(runs_dir())) if r["state"] == "done"]
+    return [r for r in rows if corpus_name is None or r["corpus"] == corpus_name]
+
+
+def run_choice_label(row: dict[str, Any]) -> str:
+    created = (row.get("created") or "")[:16].replace("T", " ")
+    return f"{row['run_id']} · {row.get('corpus', '')} · {row.get('preset', '')} · {created}"
+
+
+def select_run(key: str, *, prefer_corpus: bool = True) -> dict[str, Any] | None:
+    """A run picker shared by Compare and Decide: defaults to this session's selection, else the newest run of the corpus."""
+    runs = finished_runs()
+    if not runs:
+        return None
+    ids = [r["run_id"] for r in runs]
+    chosen = st.session_state.get("selected_run")
+    if chosen not in ids:
+        mine = [r for r in runs if r["corpus"] == corpus_path().name] if prefer_corpus else []
+        chosen = (mine or runs)[0]["run_id"]
+    by_id = {r["run_id"]: r for r in runs}
+    picked = st.selectbox("Run", ids, index=ids.index(chosen), format_func=lambda i: run_choice_label(by_id[i]), key=key)
+    st.session_state["selected_run"] = picked
+    return by_id[picked]
+
+
+def show_error(exc: BaseException, what: str = "") -> None:
+    """A library error as one line (no traceback)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    st.error(f"{what}{': ' if what else ''}{text}", icon=":material/error:")
+
+
+# ------------------------------------------------------------------------------------------------ job panels
+
+
+def stage_caption(stages: tuple[str, ...], current: str, state: str) -> str:
+    """A one-line stage track like "✔ Load corpus → ● Build index → ○ Answer"."""
+    parts = []
+    index = stages.index(current) if current in stages else -1
+    for i, stage in enumerate(stages):
+        name = STAGE_LABELS.get(stage, stage)
+        if state == "done" or i < index:
+            parts.append(f"✔ {name}")
+        elif i == index:
+            parts.append(f"**● {name}**")
+        else:
+            parts.append(f"○ {name}")
+    return " → ".join(parts)
+
+
+def overall_progress(stages: tuple[str, ...], stage: str, fraction: float, state: str) -> float:
+    if state == "done":
+        return 1.0
+    if stage not in stages:
+        return 0.0
+    return min(1.0, (stages.index(stage) + max(0.0, min(1.0, float(fraction or 0)))) / len(stages))
+
+
+def elapsed_text(status: dict[str, Any]) -> str:
+    from datetime import datetime
+
+    started = status.get("started") or status.get("updated")
+    if not started:
+        return ""
+    try:
+        t0 = datetime.fromisoformat(started).timestamp()
+    except ValueError:
+        return ""
+    end = time.time()
+    if status.get("state") in ("done", "failed", "cancelled") and status.get("updated"):
+        try:
+            end = datetime.fromisoformat(status["updated"]).timestamp()
+        except ValueError:
+            pass
+    secs = max(0, int(end - t0))
+    return f"{secs // 60} min {secs % 60:02d} s" if secs >= 60 else f"{secs} s"

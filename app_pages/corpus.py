@@ -1,0 +1,328 @@
+"""Page 1 · Corpus: pick a bundled corpus or upload your own, check every file, preview documents, questions and the split."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.common import (
+    corpus_path,
+    default_corpus,
+    finished_runs,
+    label,
+    load_corpus_cached,
+    load_run_cached,
+    ordered,
+    pct,
+    runs_dir,
+    safe_upload_name,
+    show_error,
+    uploads_dir,
+)
+from app_pages.textview import escape_markdown
+from workbench import jobs
+from workbench.config import METHODS
+from workbench.loaders import SUPPORTED_SUFFIXES, CorpusError, DocumentError, load_document
+from workbench.paths import bundled_corpora
+
+MAX_FILE_MB = 50
+MAX_SESSION_MB = 200
+QUESTION_SUFFIXES = (".jsonl", ".csv")
+
+
+# ------------------------------------------------------------------------------------------------ latest result / quick run
+
+
+def start_quick_run(corpus: Path) -> None:
+    """Start the quick comparison of every method in the background and go to Evaluate."""
+    try:
+        job = jobs.start_run(corpus, methods=list(METHODS), preset="quick", model=st.session_state["model"], out_dir=runs_dir())
+    except jobs.JobError as exc:
+        show_error(exc, "Could not start the comparison")
+        return
+    st.session_state["active_run"] = str(job.job_dir)
+    st.session_state["methods"] = list(METHODS)
+    st.session_state["preset"] = "quick"
+    st.switch_page("app_pages/evaluate.py")
+
+
+def latest_result(corpus: Path) -> None:
+    """The newest finished run of this corpus, or a prominent button that starts one."""
+    active = st.session_state.get("active_run")
+    if active and jobs.job_status(active).get("state") == "running" and Path(active).parent == runs_dir():
+        with st.container(border=True):
+            st.markdown("#### ⏳ A comparison is running")
+            st.page_link("app_pages/evaluate.py", label="Follow it on Evaluate", icon=":material/play_circle:")
+        return
+    runs = finished_runs(corpus.name)
+    if not runs:
+        with st.container(border=True):
+            st.markdown("#### No comparison of this corpus yet")
+            st.write(
+                "The quick comparison answers a sample of held-out questions with zero-shot, few-shot, RAG, LoRA and RAG+LoRA "
+                "on the local model, then scores accuracy, hallucination and cost. It runs in the background; you can keep exploring."
+            )
+            if st.button("▶  Run the quick comparison", type="primary", key="quick-run"):
+                start_quick_run(corpus)
+        return
+    row = runs[0]
+    try:
+        run = load_run_cached(row["dir"])
+    except (OSError, ValueError) as exc:
+        show_error(exc, f"Run {row['run_id']} could not be read")
+        return
+    metrics = run.get("metrics") or {}
+    methods = metrics.get("methods") or {}
+    with st.container(border=True):
+        st.markdown(f"#### Latest comparison · `{row['run_id']}`")
+        summary = (metrics.get("recommendation") or {}).get("summary")
+        if summary:
+            st.success(escape_markdown(summary), icon=":material/recommend:")
+        cols = st.columns(max(1, len(methods)))
+        for col, name in zip(cols, ordered(methods), strict=False):
+            m = methods[name]
+            col.metric(
+                label(name),
+                pct(m.get("accuracy")),
+                f"hallucination {pct(m.get('hallucination_rate'))}",
+                delta_color="off",
+                delta_arrow="off",
+                border=True,
+                help="Accuracy on answerable held-out questions; below it, the share of confident wrong answers.",
+            )
+        left, right = st.columns(2)
+        left.page_link("app_pages/compare.py", label="Open the scoreboard and per-question answers", icon=":material/leaderboard:")
+        if right.button("Run the quick comparison again", key="quick-run-again"):
+            start_quick_run(corpus)
+
+
+# ------------------------------------------------------------------------------------------------ choosing / uploading
+
+
+def choose_bundled() -> None:
+    bundled = {name: str(path) for name, path in bundled_corpora().items()}
+    default = default_corpus()
+    if default.is_dir() and str(default) not in bundled.values():
+        bundled[default.name] = str(default)
+    if not bundled:
+        st.warning("No bundled corpus found under corpora/; upload your own instead.")
+        return
+    names = list(bundled)
+    current = corpus_path()
+    index = names.index(current.name) if current.name in names and bundled[current.name] == str(current) else 0
+    name = st.selectbox("Bundled corpus", names, index=index, help="Corpora shipped with the workbench (folders under corpora/).")
+    st.session_state["corpus_path"] = bundled[name]
+
+
+def _validate_doc(path: Path, docs_dir: Path) -> tuple[bool, str]:
+    try:
+        doc = load_document(path, docs_dir, max_bytes=MAX_FILE_MB * 1024 * 1024)
+    except DocumentError as exc:
+        return False, exc.reason
+    return True, f"{len(doc.text):,} characters of {doc.meta.get('format', path.suffix.lstrip('.'))}"
+
+
+def sync_uploads(files: list[Any], folder: Path) -> list[dict[str, Any]]:
+    """Save uploaded documents into folder (removing ones no longer uploaded) and validate each: rows of (name, ok, message)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cache: dict[str, tuple[bool, str]] = st.session_state.setdefault("upload_checks", {})
+    keep: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    total = 0
+    for f in files:
+        name = safe_upload_name(f.name)
+        size = f.size
+        total += size
+        target = folder / name
+        key = f"{f.file_id}:{name}"
+        if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+            rows.append({"name": f.name, "ok": False, "message": "unsupported file type; use .txt, .md, .pdf or .html", "size": size})
+            continue
+        if size > MAX_FILE_MB * 1024 * 1024 or total > MAX_SESSION_MB * 1024 * 1024:
+            rows.append(
+                {
+                    "name": f.name,
+                    "ok": False,
+                    "message": f"over the upload limit ({MAX_FILE_MB} MB a file, {MAX_SESSION_MB} MB in all)",
+                    "size": size,
+                }
+            )
+            continue
+        if key not in cache or not target.exists():
+            target.write_bytes(f.getvalue())
+            cache[key] = _validate_doc(target, folder)
+        ok, message = cache[key]
+        if ok:
+            keep.add(name)
+        rows.append({"name": f.name, "ok": ok, "message": message, "size": size})
+    for path in folder.iterdir():
+        if path.is_file() and path.name not in keep:
+            path.unlink()
+    return rows
+
+
+def sync_questions(upload: Any, root: Path) -> tuple[bool, list[str], int]:
+    """Save the question file as root/questions.<ext> and validate it: (ok, problems, number of questions)."""
+    from workbench.corpus import read_questions
+
+    for name in ("questions.jsonl", "questions.csv", "questions.json"):
+        (root / name).unlink(missing_ok=True)
+    if upload is None:
+        return False, [], 0
+    suffix = Path(upload.name).suffix.lower()
+    if suffix not in QUESTION_SUFFIXES:
+        return False, [f"{upload.name}: unsupported question file; use .jsonl or .csv"], 0
+    if upload.size > MAX_FILE_MB * 1024 * 1024:
+        return False, [f"{upload.name}: over the {MAX_FILE_MB} MB limit"], 0
+    (root / f"questions{suffix}").write_bytes(upload.getvalue())
+    errors: list[CorpusError] = []
+    try:
+        questions, _ = read_questions(root, errors)
+    except CorpusError as exc:
+        return False, [str(exc)], 0
+    problems = [f"line {e.line}: {e.reason}" if e.line else e.reason for e in errors]
+    if not questions:
+        problems.append("no valid question found; one JSON object a line with question and answers (or CSV columns question, answer)")
+    return not errors and bool(questions), problems, len(questions)
+
+
+def upload_corpus() -> None:
+    st.caption(
+        "Documents: .txt, .md, .pdf, .html (up to 50 MB each). Questions: .jsonl with id, question, answers[, answerable, split] "
+        "or .csv with question, answer[, split] (aliases separated by |). Files stay in a folder private to this browser session."
+    )
+    root = uploads_dir() / "corpus"
+    nonce = st.session_state.get("upload_nonce", 0)
+    docs = st.file_uploader(
+        "Documents", type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES], accept_multiple_files=True, key=f"upload-docs-{nonce}"
+    )
+    rows = sync_uploads(list(docs or []), root / "docs")
+    for row in rows:
+        left, right = st.columns([2, 5])
+        left.markdown(f":material/description: `{row['name']}` · {row['size'] / 1024:,.0f} KB")
+        if row["ok"]:
+            right.success(row["message"], icon=":material/check_circle:")
+        else:
+            right.error(row["message"], icon=":material/error:")
+    qfile = st.file_uploader("Questions", type=[s.lstrip(".") for s in QUESTION_SUFFIXES], key=f"upload-questions-{nonce}")
+    q_ok, problems, n_questions = sync_questions(qfile, root)
+    if qfile is not None:
+        left, right = st.columns([2, 5])
+        left.markdown(f":material/quiz: `{qfile.name}`")
+        if q_ok:
+            right.success(f"{n_questions} questions", icon=":material/check_circle:")
+        else:
+            right.error(
+                "  \n".join(problems[:6]) + (f"  \n… and {len(problems) - 6} more" if len(problems) > 6 else ""), icon=":material/error:"
+            )
+    n_ok = sum(r["ok"] for r in rows)
+    ready = n_ok > 0 and q_ok
+    left, right = st.columns([1, 1])
+    if left.button(
+        "Use the uploaded corpus",
+        type="primary",
+        disabled=not ready,
+        help=None if ready else "Needs at least one readable document and a valid question file.",
+    ):
+        st.session_state["corpus_path"] = str(root)
+        st.toast(f"Using your upload: {n_ok} documents, {n_questions} questions")
+    if right.button("Clear uploads", disabled=not (rows or qfile)):
+        shutil.rmtree(root, ignore_errors=True)
+        st.session_state.pop("upload_checks", None)
+        st.session_state["upload_nonce"] = nonce + 1
+        if corpus_path() == root:
+            st.session_state["corpus_path"] = str(default_corpus())
+        st.rerun()
+
+
+# ------------------------------------------------------------------------------------------------ preview
+
+
+def preview(corpus: Any) -> None:
+    docs, questions = corpus.documents, corpus.questions
+    train, test = corpus.train, corpus.test
+    unans = sum(not q.answerable for q in questions)
+    cols = st.columns(5)
+    cols[0].metric("Documents", f"{len(docs):,}")
+    cols[1].metric("Questions", f"{len(questions):,}")
+    cols[2].metric("Train", f"{len(train):,}", help="Used for few-shot examples and LoRA training only.")
+    cols[3].metric("Held-out", f"{len(test):,}", help="Never seen by training or few-shot; every method is scored on these.")
+    cols[4].metric("Unanswerable", f"{unans:,}", help='Questions whose answer is not in the corpus: the right reply is "I don\'t know".')
+
+    tab_docs, tab_q, tab_split = st.tabs(["Documents", "Questions", "Train / held-out split"])
+    with tab_docs:
+        frame = pd.DataFrame(
+            [
+                {"document": d.doc_id, "format": d.meta.get("format", ""), "characters": len(d.text), "words": len(d.text.split())}
+                for d in docs
+            ]
+        )
+        st.dataframe(frame, hide_index=True, width="stretch", height=min(400, 38 + 35 * len(frame)))
+        choice = st.selectbox("Preview a document", [d.doc_id for d in docs], key="doc-preview")
+        doc = next((d for d in docs if d.doc_id == choice), None)
+        if doc is not None:
+            with st.container(height=320, border=True):
+                st.text(doc.text[:20_000] + ("\n…" if len(doc.text) > 20_000 else ""))
+    with tab_q:
+        split = st.segmented_control("Show", ["all", "train", "test"], default="all", key="q-split") or "all"
+        shown = [q for q in questions if split == "all" or q.split == split]
+        frame = pd.DataFrame(
+            [
+                {
+                    "id": q.id,
+                    "question": q.question,
+                    "gold answers": " | ".join(q.answers) if q.answers else "(unanswerable)",
+                    "answerable": q.answerable,
+                    "split": "held-out" if q.split == "test" else q.split,
+                    "type": str(q.meta.get("type", "")),
+                }
+                for q in shown
+            ]
+        )
+        st.dataframe(frame, hide_index=True, width="stretch", height=400)
+    with tab_split:
+        st.write(
+            "Questions marked `split` in the file keep it; the others are split by a seeded, stratified draw. "
+            "Only held-out questions are scored, and none of them is ever used for few-shot examples or LoRA training."
+        )
+        table = pd.DataFrame(
+            {
+                "answerable": [sum(q.answerable for q in train), sum(q.answerable for q in test)],
+                "unanswerable": [sum(not q.answerable for q in train), sum(not q.answerable for q in test)],
+            },
+            index=["train", "held-out"],
+        )
+        st.bar_chart(table, horizontal=True, height=180, stack=True)
+        st.dataframe(table, width="content")
+
+
+def main() -> None:
+    st.title("Corpus")
+    st.write("Choose the documents and questions to measure on. Every file is checked; problems are shown next to the file.")
+    source = st.radio("Source", ["Bundled corpus", "Upload your own"], horizontal=True, label_visibility="collapsed", key="corpus-source")
+    if source == "Bundled corpus":
+        choose_bundled()
+    else:
+        with st.container(border=True):
+            upload_corpus()
+
+    path = corpus_path()
+    try:
+        corpus = load_corpus_cached(path)
+    except (CorpusError, OSError) as exc:
+        show_error(exc, "This corpus cannot be used")
+        return
+    st.subheader(corpus.title or path.name)
+    kind = "facts (answers are looked up in the documents)" if corpus.kind == "facts" else "behaviour (answers are labels / a format)"
+    st.caption(f"`{path}` · kind: {kind}")
+    if corpus.description:
+        st.write(corpus.description)
+    latest_result(path)
+    preview(corpus)
+
+
+main()

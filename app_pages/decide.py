@@ -1,0 +1,127 @@
+"""Page 5 · Decide: the team's criteria and priority weights -> a live, explained recommendation from the measured run."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from app_pages.common import label, load_run_cached, select_run
+from app_pages.forms import dataclass_widgets, field_label
+from app_pages.textview import escape_markdown
+from workbench.decision import Criteria, DecisionError, Weights, recommend
+
+
+def weight_sliders() -> dict[str, float]:
+    defaults = Weights()
+    cols = st.columns(4)
+    out = {}
+    for col, f in zip(cols, dataclasses.fields(Weights), strict=False):
+        out[f.name] = col.slider(
+            field_label(f.name), 0.0, 1.0, float(getattr(defaults, f.name)), 0.05, help=f.metadata.get("help"), key=f"w.{f.name}"
+        )
+    return out
+
+
+def breakdown_chart(ranked: list[dict[str, Any]]) -> alt.Chart:
+    rows = [
+        {"method": label(r["method"]), "part": field_label(k), "points": v} for r in ranked for k, v in (r.get("breakdown") or {}).items()
+    ]
+    order = [label(r["method"]) for r in ranked]
+    return (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar()
+        .encode(
+            y=alt.Y("method:N", sort=order, title=None, axis=alt.Axis(labelFontSize=12)),
+            x=alt.X("sum(points):Q", title="Score (points)"),
+            color=alt.Color("part:N", title="From", legend=alt.Legend(orient="bottom", columns=4)),
+            tooltip=["method:N", "part:N", alt.Tooltip("points:Q", format=".1f")],
+        )
+        .properties(height=alt.Step(34))
+    )
+
+
+def decision_path_dot(path: list[dict[str, Any]]) -> str:
+    """The decision path as a Graphviz flow (labels quoted and escaped)."""
+
+    def q(text: Any) -> str:
+        return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"')[:80] + '"'
+
+    lines = [
+        "digraph G {",
+        'rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef4ff", color="#2563eb", fontname="Helvetica", fontsize=11];',
+    ]
+    for i, step in enumerate(path):
+        lines.append(f"n{i} [label={q(str(step.get('question', '')) + chr(10) + '→ ' + str(step.get('answer', '')))}];")
+        if i:
+            lines.append(f"n{i - 1} -> n{i};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    st.title("Decide")
+    st.write("Tell the workbench about your situation and what matters most; the recommendation updates live from the measured numbers.")
+    row = select_run("decide-run")
+    if row is None:
+        st.info("No finished runs yet — start one on **Evaluate**, then come back to weigh the results.", icon=":material/info:")
+        return
+    try:
+        metrics = load_run_cached(row["dir"]).get("metrics") or {}
+    except (OSError, ValueError) as exc:
+        st.error(f"{row['run_id']}: the run could not be read ({exc}).", icon=":material/error:")
+        return
+
+    with st.container(border=True):
+        st.markdown("**Your situation**")
+        criteria_values = dataclass_widgets(Criteria, Criteria(), key_prefix="crit", columns=4)
+    with st.container(border=True):
+        st.markdown("**Priorities** (relative weights; they are normalised to sum to 1)")
+        weights = weight_sliders()
+    try:
+        rec = recommend(metrics, criteria_values, weights)
+    except DecisionError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+
+    st.session_state["decision"] = {"run_id": row["run_id"], "rec": rec}  # reports on Runs & export use these priorities
+    best = rec["best"]
+    st.success(escape_markdown(rec["summary"]), icon=":material/recommend:")
+    ranked = rec["ranked"]
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        st.markdown("**Ranking**")
+        table = pd.DataFrame([{"rank": i + 1, "method": label(r["method"]), "score": r["score"]} for i, r in enumerate(ranked)])
+        st.dataframe(
+            table,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "score": st.column_config.ProgressColumn("score", format="%.1f", min_value=0, max_value=max(100.0, max(table["score"])))
+            },
+        )
+    with right:
+        st.markdown("**Where each score comes from**")
+        st.altair_chart(breakdown_chart(ranked), width="stretch", theme=None)
+
+    for i, r in enumerate(ranked):
+        icon = ":material/emoji_events:" if r["method"] == best else ":material/analytics:"
+        with st.expander(f"{label(r['method'])} · score {r['score']:.1f}", expanded=i == 0, icon=icon):
+            if r.get("reasons"):
+                st.markdown("**Reasons**")
+                st.markdown("\n".join(f"- {escape_markdown(x)}" for x in r["reasons"]))
+            if r.get("caveats"):
+                st.markdown("**Caveats**")
+                st.markdown("\n".join(f"- :orange[:material/warning:] {escape_markdown(x)}" for x in r["caveats"]))
+
+    path = rec.get("decision_path") or []
+    if path:
+        st.subheader("Decision path")
+        st.graphviz_chart(decision_path_dot(path), width="stretch")
+        st.dataframe(pd.DataFrame(path).rename(columns={"leads_to": "leads to"}), hide_index=True, width="stretch")
+
+
+main()

@@ -1,0 +1,128 @@
+"""Page 3 · Evaluate: choose methods and preset, run the comparison in the background with live per-stage progress; cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app_pages.common import RUN_STAGES, corpus_path, label, list_runs_cached, load_corpus_cached, runs_dir, show_error
+from app_pages.jobview import job_panel
+from workbench import jobs
+from workbench.config import METHODS, ConfigError, EvalConfig, build_config, help_of
+from workbench.loaders import CorpusError
+
+METHOD_HELP = {
+    "zero-shot": "Closed book: the question alone.",
+    "few-shot": "k solved examples from the train split in the prompt.",
+    "rag": "Top-k retrieved chunks in the prompt; answers cite them.",
+    "lora": "A LoRA adapter trained on the corpus, closed book.",
+    "rag+lora": "The adapter plus retrieval.",
+}
+
+
+def settings(corpus) -> dict | None:
+    """The run settings chosen on this page (plus the Build page's edits); None when they are invalid."""
+    ss = st.session_state
+    with st.container(border=True):
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            methods = st.multiselect(
+                "Methods",
+                list(METHODS),
+                default=[m for m in ss.get("methods", METHODS) if m in METHODS],
+                format_func=label,
+                help=" · ".join(f"{label(m)}: {h}" for m, h in METHOD_HELP.items()),
+                key="eval-methods",
+            )
+            preset = (
+                st.segmented_control(
+                    "Preset",
+                    ["quick", "standard"],
+                    default=ss.get("preset", "quick") if ss.get("preset") in ("quick", "standard") else "quick",
+                    help="quick: a sample of held-out questions and 30 LoRA steps (minutes on a 2-core CPU); standard: everything.",
+                    key="eval-preset",
+                )
+                or "quick"
+            )
+        with right:
+            model = st.text_input(
+                "Generator model",
+                value=ss["model"],
+                help="A bundled name (qwen2.5-0.5b, gemma3-270m, smollm2-135m), a local HF folder or a .gguf file.",
+                key="eval-model",
+            )
+            c1, c2 = st.columns(2)
+            seed = c1.number_input(
+                "Seed", value=0, step=1, min_value=0, help="Seed for splits, sampling, few-shot draws and training.", key="eval-seed"
+            )
+            price = c2.number_input(
+                "USD per hour",
+                value=float(ss.get("overrides", {}).get("eval", {}).get("usd_per_hour", EvalConfig().usd_per_hour)),
+                min_value=0.0,
+                step=0.05,
+                format="%.2f",
+                help=help_of(EvalConfig, "usd_per_hour"),
+                key="eval-price",
+            )
+    ss["methods"], ss["preset"], ss["model"] = methods, preset, model.strip() or ss["model"]
+    overrides = {k: dict(v) for k, v in ss.get("overrides", {}).items()}
+    if abs(price - EvalConfig().usd_per_hour) > 1e-9:
+        overrides.setdefault("eval", {})["usd_per_hour"] = price
+    if not methods:
+        st.warning("Choose at least one method.")
+        return None
+    try:
+        build_config(str(corpus.root), preset, corpus.defaults, overrides, methods=methods, model=ss["model"], seed=int(seed))
+    except (ConfigError, TypeError) as exc:
+        show_error(exc, "Invalid settings")
+        return None
+    edits = ", ".join(f"{s}.{k}={v}" for s, vals in overrides.items() for k, v in vals.items())
+    if edits:
+        st.caption(f"Custom settings from the Build page: {edits}")
+    return {"methods": methods, "preset": preset, "model": ss["model"], "seed": int(seed), "overrides": overrides}
+
+
+def main() -> None:
+    st.title("Evaluate")
+    st.write(
+        "Answer the held-out questions with each method and score them. The run continues in the background "
+        "if you close or reload the page; come back here or to Compare to see it."
+    )
+    try:
+        corpus = load_corpus_cached(corpus_path())
+    except (CorpusError, OSError) as exc:
+        show_error(exc, "Choose a usable corpus on the Corpus page first")
+        return
+    st.caption(f"Corpus **{corpus.title or corpus.root.name}** · {len(corpus.documents)} documents · {len(corpus.test)} held-out questions")
+    chosen = settings(corpus)
+
+    active = st.session_state.get("active_run")
+    status = jobs.job_status(active) if active else {}
+    running = status.get("state") == "running"
+    if st.button("Start comparison", type="primary", icon=":material/play_arrow:", disabled=chosen is None or running, key="start-run"):
+        try:
+            job = jobs.start_run(corpus_path(), out_dir=runs_dir(), **chosen)
+        except jobs.JobError as exc:
+            show_error(exc, "Could not start the comparison")
+        else:
+            st.session_state["active_run"] = str(job.job_dir)
+            st.rerun()
+
+    if active:
+        st.subheader(f"Run `{Path(active).name}`")
+        status = job_panel(active, RUN_STAGES, key="run")
+        if status.get("state") == "done":
+            st.success("Finished. The scoreboard, charts and per-question answers are on Compare.", icon=":material/check_circle:")
+            if st.button("Open the scoreboard", type="primary", icon=":material/leaderboard:", key="open-compare"):
+                st.session_state["selected_run"] = Path(active).name
+                st.switch_page("app_pages/compare.py")
+    else:
+        st.info("No comparison started in this browser session yet. Pick methods and press **Start comparison**.", icon=":material/info:")
+
+    others = [r for r in list_runs_cached(str(runs_dir())) if r["state"] == "running" and r["dir"] != active]
+    if others:
+        st.caption("Also running on this machine: " + ", ".join(f"`{r['run_id']}`" for r in others))
+
+
+main()

@@ -1,0 +1,411 @@
+"""The Streamlit app, page by page, with AppTest: real library calls on a tiny corpus and run folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workbench.storage import atomic_write_json, atomic_write_jsonl
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+APP = str(REPO / "app.py")
+TIMEOUT = 60
+
+DOCS = {
+    "policies/leave.md": "# Leave policy\n\nEmployees get 42 days of paid leave a year. Requests go to the HR portal.\n",
+    "products/falcon.md": "# Falcon\n\nThe Falcon drone has a range of 12 km and weighs 900 grams.\n",
+    "company/history.txt": "Kestrel was founded in 2011 in Tampere by Aino Virtanen.\n",
+}
+QUESTIONS = [
+    {"id": "q1", "question": "How many days of paid leave?", "answers": ["42 days", "42"], "split": "test"},
+    {"id": "q2", "question": "What is the Falcon's range?", "answers": ["12 km"], "split": "test"},
+    {"id": "q3", "question": "Who founded Kestrel?", "answers": ["Aino Virtanen"], "split": "train"},
+    {"id": "q4", "question": "What does the Falcon weigh?", "answers": ["900 grams"], "split": "train"},
+    {"id": "q5", "question": "What is the CEO's shoe size?", "answers": [], "answerable": False, "split": "test"},
+    {"id": "q6", "question": "When was Kestrel founded?", "answers": ["2011"], "split": "train"},
+]
+SNEAKY = "Leave: 42 days a year. <script>alert('x')</script> ![img](http://example.invalid/x.png) :red[boom]"
+
+
+def make_corpus(root: Path) -> Path:
+    """A tiny fact corpus folder: three documents, six questions with explicit splits."""
+    for rel, text in DOCS.items():
+        path = root / "docs" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    (root / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS), encoding="utf-8")
+    return root
+
+
+def _row(method: str, q: dict, answer: str, correct: bool, abstained: bool, contexts: list[dict]) -> dict:
+    return {
+        "method": method, "question_id": q["id"], "question": q["question"], "gold": q["answers"], "answerable": q.get("answerable", True),
+        "split": "test", "qtype": "", "answer": answer, "contexts": contexts, "correct": correct, "abstained": abstained,
+        "hallucinated": not correct and not abstained, "exact_match": int(correct), "f1": 1.0 if correct else 0.0, "semantic_sim": None,
+        "unsupported": None, "unsupported_items": [], "groundedness": None, "prompt_tokens": 120, "output_tokens": 6,
+        "latency_s": 0.4, "batch_wall_s": 1.2, "cached": False,
+    }  # fmt: skip
+
+
+def write_run(runs: Path, corpus: Path, run_id: str = "20250101-000000-tiny-abcd", acc_shift: float = 0.0) -> Path:
+    """A finished run folder written by hand to the run-folder contract (predictions, metrics, config, status)."""
+    from workbench.decision import recommend
+
+    run_dir = runs / run_id
+    test = [q for q in QUESTIONS if q["split"] == "test"]
+    ctx = [
+        {"chunk_id": 0, "doc_id": "policies/leave.md", "text": SNEAKY, "score": 0.91, "rank": 1},
+        {"chunk_id": 1, "doc_id": "products/falcon.md", "text": "The Falcon drone has a range of 12 km.", "score": 0.55, "rank": 2},
+    ]
+    answers = {
+        "zero-shot": ["30 days", "5 km", "Size 44"],
+        "rag": ["42 days [1]", "12 km [2]", "I don't know"],
+        "lora": ["42 days", "I don't know", "Size 42"],
+    }
+    rows = []
+    for method, texts in answers.items():
+        for q, text in zip(test, texts, strict=True):
+            abstained = text == "I don't know"
+            correct = bool(q["answers"]) and any(a.lower() in text.lower() for a in q["answers"])
+            rows.append(_row(method, q, text, correct, abstained, ctx if method == "rag" else []))
+    methods = {}
+    for i, method in enumerate(answers):
+        mine = [r for r in rows if r["method"] == method]
+        acc = max(0.0, min(1.0, sum(r["correct"] for r in mine) / 2 + acc_shift))
+        hall = sum(r["hallucinated"] for r in mine) / 3
+        methods[method] = {
+            "n": 3, "n_answerable": 2, "accuracy": acc, "accuracy_ci": [max(0, acc - 0.3), min(1, acc + 0.2)],
+            "hallucination_rate": hall, "hallucination_ci": [max(0, hall - 0.2), min(1, hall + 0.3)],
+            "abstention_rate": sum(r["abstained"] for r in mine) / 3, "exact_match": 0.3, "f1": 0.5, "semantic_sim_mean": None,
+            "unsupported_rate": None, "groundedness_mean": None, "build_seconds": [0.0, 4.0, 60.0][i], "latency_p50_s": 0.4 + 0.1 * i,
+            "latency_p95_s": 0.6 + 0.1 * i, "prompt_tokens_mean": 120, "output_tokens_mean": 6, "peak_rss_mb": 900, "artifact_mb": [0, 1, 8][i],
+            "usd_per_1k_queries": 0.011 + 0.002 * i, "usd_build": [0.0, 0.0001, 0.002][i],
+        }  # fmt: skip
+    metrics = {
+        "methods": methods,
+        "comparisons": {
+            "mcnemar": {"zero-shot|rag": {"p_value": 0.25, "b": 0, "c": 2}, "rag|lora": {"p_value": 1.0, "b": 1, "c": 0}},
+            "break_even": {"rag|lora": {"queries": None, "cheaper_upfront": "rag", "cheaper_per_query": "rag"}},
+        },
+        "retrieval": {"recall@1": 0.5, "recall@3": 1.0, "recall@5": 1.0, "recall@10": 1.0, "mrr": 0.75, "n_questions": 2},
+        "train": {
+            "train_seconds": 60.0,
+            "tokens_per_s": 800.0,
+            "loss_first": 3.2,
+            "loss_last": 1.1,
+            "steps": 30,
+            "leakage": {"overlap": 0},
+        },
+        "corpus": {
+            "name": corpus.name,
+            "title": "Tiny",
+            "kind": "facts",
+            "n_docs": 3,
+            "n_questions": 6,
+            "n_train": 3,
+            "n_test_evaluated": 3,
+        },
+        "usd_per_hour": 0.1,
+    }
+    metrics["recommendation"] = recommend(metrics)
+    atomic_write_jsonl(run_dir / "predictions.jsonl", rows)
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(
+        run_dir / "config.json",
+        {"corpus": str(corpus), "preset": "quick", "model": "tiny", "seed": 0, "methods": list(answers), "run_id": run_id},
+    )
+    atomic_write_json(run_dir / "meta.json", {"versions": {}, "timings_s": {}})
+    atomic_write_json(
+        run_dir / "status.json",
+        {"state": "done", "stage": "done", "progress": 1.0, "error": None, "started": "2025-01-01T00:00:00+00:00", "pid": 1},
+    )
+    return run_dir
+
+
+@pytest.fixture()
+def tiny_corpus(tmp_path, monkeypatch) -> Path:
+    corpus = make_corpus(tmp_path / "tiny")
+    monkeypatch.setenv("WORKBENCH_DEFAULT_CORPUS", str(corpus))
+    return corpus
+
+
+@pytest.fixture()
+def runs(isolated_home, tiny_corpus) -> Path:
+    path = isolated_home / "runs"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def app(page: str | None = None, **state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(f"app_pages/{page}.py")
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [t.value for t in at.title] + [s.value for s in at.subheader]
+    parts += [e.value for e in at.error] + [e.value for e in at.info] + [e.value for e in at.success] + [e.value for e in at.warning]
+    return "\n".join(map(str, parts))
+
+
+# ------------------------------------------------------------------------------------------------ Corpus
+
+
+def test_corpus_page_opens_on_default_corpus_with_quick_run_button(runs, tiny_corpus):
+    at = app()
+    assert at.title[0].value == "Corpus"
+    assert "tiny" in texts(at)
+    assert [m.value for m in at.metric][:4] == ["3", "6", "3", "3"]  # documents, questions, train, held-out
+    assert any(b.label.startswith("▶") for b in at.button), "no quick-comparison button on an empty run store"
+    assert "No comparison of this corpus yet" in texts(at)
+
+
+def test_corpus_page_shows_latest_run_instead_of_button(runs, tiny_corpus):
+    write_run(runs, tiny_corpus)
+    at = app()
+    body = texts(at)
+    assert "Latest comparison" in body
+    assert "Use " in body  # the recommendation summary
+    assert not any(b.label.startswith("▶") for b in at.button)
+
+
+def test_upload_valid_and_binary_file_shows_error_next_to_file(runs, tiny_corpus):
+    at = app()
+    at.radio(key="corpus-source").set_value("Upload your own").run()
+    uploads = [u for u in at.get("file_uploader")]
+    docs, questions = uploads[0], uploads[1]
+    binary = bytes(range(256)) * 20
+    docs.set_value([("notes.txt", b"The office opens at 9 am.", "text/plain"), ("photo.txt", binary, "text/plain")])
+    at.run()
+    assert not at.exception
+    assert any("characters" in s.value for s in at.success), [s.value for s in at.success]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "looks binary" in errors[0], errors
+    # the error sits in the row of the bad file: the row's left column names photo.txt
+    names = [m.value for m in at.markdown if "photo.txt" in m.value]
+    assert names, "bad file not listed"
+    questions = at.get("file_uploader")[1]
+    questions.set_value(
+        (
+            "q.jsonl",
+            b'{"id": "a", "question": "When does the office open?", "answers": ["9 am"], "split": "test"}\n'
+            b'{"id": "b", "question": "Who opens it?", "answers": ["Ann"], "split": "train"}\n',
+            "application/json",
+        )
+    )
+    at.run()
+    assert not at.exception
+    use = next(b for b in at.button if b.label == "Use the uploaded corpus")
+    assert not use.disabled
+    use.click().run()
+    assert not at.exception
+    assert "uploads" in at.session_state["corpus_path"]
+    assert [m.value for m in at.metric][:2] == ["1", "2"]  # only the readable document is in the corpus
+    assert "uploads" in at.session_state["corpus_path"] and at.session_state["session_id"] in at.session_state["corpus_path"]
+
+
+def test_upload_bad_question_file_names_the_line(runs, tiny_corpus):
+    at = app()
+    at.radio(key="corpus-source").set_value("Upload your own").run()
+    at.get("file_uploader")[1].set_value(("q.jsonl", b'{"id": "a", "question": "x?", "answers": ["y"]}\nnot json\n', "application/json"))
+    at.run()
+    assert not at.exception
+    assert any("line 2" in e.value for e in at.error), [e.value for e in at.error]
+    assert next(b for b in at.button if b.label == "Use the uploaded corpus").disabled
+
+
+# ------------------------------------------------------------------------------------------------ Build / Evaluate
+
+
+def test_build_page_widgets_come_from_the_dataclasses(runs, tiny_corpus):
+    from workbench.config import TrainConfig, help_of
+
+    at = app("build")
+    assert at.title[0].value == "Build"
+    rank = at.number_input(key="cfg.quick.train.rank")
+    assert rank.value == TrainConfig().rank
+    assert rank.help == help_of(TrainConfig, "rank")
+    assert at.number_input(key="cfg.quick.train.max_steps").value == 30  # the quick preset's value, not the dataclass default
+    rank.set_value(8).run()
+    assert at.session_state["overrides"] == {"train": {"rank": 8}}
+    assert "train.rank=8" in texts(at)
+    at.number_input(key="cfg.quick.split.chunk_overlap").set_value(5000).run()
+    assert any("chunk_overlap" in e.value for e in at.error)
+
+
+def test_evaluate_page_starts_a_background_run_and_shows_its_status(runs, tiny_corpus, monkeypatch):
+    from workbench import jobs
+
+    started = {}
+
+    def fake_start_run(corpus, **kw):
+        started.update(kw, corpus=corpus)
+        job_dir = Path(kw["out_dir"]) / "20250102-000000-tiny-run1"
+        job_dir.mkdir(parents=True)
+        atomic_write_json(
+            job_dir / "status.json", {"state": "running", "stage": "answer", "progress": 0.5, "message": "rag: question 1-2 of 3", "pid": 0}
+        )
+        return jobs.Job("run", job_dir, 0, [])
+
+    at = app("evaluate")
+    assert at.title[0].value == "Evaluate"
+    assert "No comparison started" in texts(at)
+    monkeypatch.setattr(jobs, "start_run", fake_start_run)
+    at.multiselect(key="eval-methods").set_value(["rag", "lora"])
+    at.button(key="start-run").click().run()
+    assert not at.exception, at.exception
+    assert started["methods"] == ["rag", "lora"] and started["preset"] == "quick"
+    # pid 0 is not alive, so the job reads as failed with a clear line instead of hanging as "running"
+    assert any("Failed" in e.value for e in at.error), texts(at)
+
+
+def test_job_panel_shows_stage_progress_for_a_live_process(runs, tiny_corpus):
+    import os
+
+    job_dir = runs / "20250103-000000-tiny-live"
+    job_dir.mkdir()
+    atomic_write_json(
+        job_dir / "status.json",
+        {"state": "running", "stage": "train", "progress": 0.5, "message": "step 15/30 loss 1.234", "pid": os.getpid()},
+    )
+    at = app("evaluate", active_run=str(job_dir))
+    assert not at.exception, at.exception
+    assert any("Train adapter" in m.value for m in at.markdown)
+    assert any("step 15/30" in (p.proto.text or "") for p in at.get("progress"))
+    at.button(key="cancel-run").click().run()
+    assert (job_dir / "CANCEL").exists()
+
+
+# ------------------------------------------------------------------------------------------------ Compare
+
+
+def test_compare_scoreboard_and_drilldown_escape_corpus_text(runs, tiny_corpus):
+    write_run(runs, tiny_corpus)
+    at = app("compare")
+    assert at.title[0].value == "Compare"
+    board = at.dataframe[0].value
+    assert list(board["Method"]) == ["Zero-shot", "RAG", "LoRA"]
+    assert board.loc[board["Method"] == "RAG", "Accuracy"].item() == 100.0  # shown in percent
+    assert list(at.dataframe[1].value.columns)[:2] == ["Method", "USD / 1k queries"]
+    assert any(m.label == "Most accurate" and m.value == "100%" for m in at.metric)
+    body = texts(at)
+    assert "42 days" in body
+    # the retrieved chunk is escaped: no raw HTML or Markdown image, the gold answer highlighted
+    chunk = next(m.value for m in at.markdown if "alert" in m.value)
+    assert "<script>" not in chunk and "\\<script\\>" in chunk
+    assert "![" not in chunk and "\\!\\[img\\]" in chunk
+    assert ":green-background[**42 days**]" in chunk
+    assert "\\:red\\[boom\\]" in chunk
+    assert all(not m.allow_html for m in at.markdown)
+
+
+def test_compare_filters(runs, tiny_corpus):
+    write_run(runs, tiny_corpus)
+    at = app("compare")
+    assert "3 of 3 held-out questions" in texts(at)
+    at.toggle(key="f-unans").set_value(True).run()
+    assert "1 of 3 held-out questions" in texts(at)
+    at.toggle(key="f-unans").set_value(False)
+    at.toggle(key="f-wrong").set_value(True).run()
+    assert "3 of 3 held-out questions" in texts(at)  # zero-shot is wrong on every one
+    at.multiselect(key="f-methods").set_value(["rag"]).run()
+    assert "0 of 3 held-out questions" in texts(at) and "No question matches" in texts(at)
+    at.toggle(key="f-wrong").set_value(False)
+    at.toggle(key="f-disagree").set_value(True)
+    at.multiselect(key="f-methods").set_value(["rag", "lora"]).run()
+    assert "2 of 3 held-out questions" in texts(at)
+
+
+def test_compare_empty_state(runs, tiny_corpus):
+    at = app("compare")
+    assert "No finished runs yet" in texts(at)
+
+
+# ------------------------------------------------------------------------------------------------ Decide
+
+
+def test_decide_updates_live_with_weights_and_criteria(runs, tiny_corpus):
+    write_run(runs, tiny_corpus)
+    at = app("decide")
+    assert at.title[0].value == "Decide"
+    first = at.dataframe[0].value
+    assert first.iloc[0]["method"] == "RAG"
+    at.slider(key="w.accuracy").set_value(0.0)
+    at.slider(key="w.hallucination").set_value(0.0)
+    at.slider(key="w.latency").set_value(0.0)
+    at.slider(key="w.cost").set_value(1.0).run()
+    assert not at.exception
+    assert at.dataframe[0].value.iloc[0]["method"] == "Zero-shot"  # the cheapest wins on cost alone
+    assert at.session_state["decision"]["rec"]["best"] == "zero-shot"
+    at.slider(key="w.cost").set_value(0.0).run()
+    assert any("all weights are 0" in e.value for e in at.error)
+
+
+def test_decide_citations_criterion_changes_reasons(runs, tiny_corpus):
+    write_run(runs, tiny_corpus)
+    at = app("decide")
+    at.checkbox(key="crit.needs_citations").check().run()
+    assert "cite the retrieved source passages" in texts(at)
+    assert any(step.get("answer") == "yes" for step in at.session_state["decision"]["rec"]["decision_path"])
+
+
+# ------------------------------------------------------------------------------------------------ Runs & export
+
+
+def test_runs_page_history_compare_and_downloads(runs, tiny_corpus):
+    write_run(runs, tiny_corpus, "20250101-000000-tiny-aaaa")
+    write_run(runs, tiny_corpus, "20250102-000000-tiny-bbbb", acc_shift=-0.5)
+    at = app("runs")
+    assert at.title[0].value == "Runs & export"
+    history = at.dataframe[0].value
+    assert list(history["run"]) == ["20250102-000000-tiny-bbbb", "20250101-000000-tiny-aaaa"]
+    deltas = [m.delta for m in at.metric if m.label == "Accuracy (B)"]
+    assert "-50 pts" in deltas
+    labels = [d.proto.label for d in at.get("download_button")]
+    assert labels == ["HTML report", "PDF report", "Markdown", "CSV predictions", "JSON"]
+
+
+def test_runs_page_loads_a_report_back(runs, tiny_corpus, tmp_path):
+    from workbench.report import render_html
+
+    run_dir = write_run(runs, tiny_corpus)
+    html = render_html(run_dir).encode("utf-8")
+    at = app("runs")
+    at.file_uploader(key="report-upload").set_value(("report.html", html, "text/html")).run()
+    assert not at.exception, at.exception
+    board = at.dataframe[-1].value
+    assert list(board["Method"]) == ["Zero-shot", "RAG", "LoRA"]
+    at.file_uploader(key="report-upload").set_value(("other.html", b"<html>no data</html>", "text/html")).run()
+    assert any("no embedded run data" in e.value for e in at.error)
+
+
+def test_runs_page_empty_state(runs, tiny_corpus):
+    at = app("runs")
+    assert "No runs yet" in texts(at)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def test_highlight_is_escaped_and_case_insensitive():
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from app_pages.textview import escape_markdown, highlight_markdown
+
+    assert escape_markdown("<b>*x*</b>") == "\\<b\\>\\*x\\*\\</b\\>"
+    out = highlight_markdown("Range: 12 KM (max).", ["12 km"])
+    assert out == "Range\\: :green-background[**12 KM**] \\(max\\)\\."
+    assert highlight_markdown("a 120 km trip", ["12"]) == "a 120 km trip"  # whole words only
