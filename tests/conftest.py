@@ -91,3 +91,51 @@ def fact_corpus_copy(tmp_path) -> Path:
     shutil.copytree(FACT_CORPUS, dst)
     return dst
 
+
+
+TINY_DOCS = {
+    "products/vantor.md": "# Vantor-9\n\nThe Vantor-9 sensor was designed by Ilse Marwick in 2017. It weighs 412 grams and costs $1,340.\n\nIts battery lasts 37 hours.",
+    "policies/returns.txt": "Returns are accepted within 23 days of delivery. Refunds are paid to the original card.\n\nThe returns desk is in Kaunas.",
+    "company/history.md": "Brellin Optics was founded in 2009 in Tartu by Oskar Veem. It opened a second office in Lisbon in 2015.",
+}
+TINY_QUESTIONS = [
+    ("t1", "Who designed the Vantor-9 sensor?", ["Ilse Marwick"], "train", ["products/vantor.md"]),
+    ("t2", "How much does the Vantor-9 weigh?", ["412 grams"], "train", ["products/vantor.md"]),
+    ("t3", "Within how many days are returns accepted?", ["23 days"], "train", ["policies/returns.txt"]),
+    ("t4", "Who founded Brellin Optics?", ["Oskar Veem"], "train", ["company/history.md"]),
+    ("t5", "What colour is the Vantor-9 case?", [], "train", []),
+    ("t6", "How long does the Vantor-9 battery last?", ["37 hours"], "test", ["products/vantor.md"]),
+    ("t7", "Where is the returns desk?", ["Kaunas"], "test", ["policies/returns.txt"]),
+    ("t8", "In which year was Brellin Optics founded?", ["2009"], "test", ["company/history.md"]),
+    ("t9", "How much does the Vantor-9 cost?", ["$1,340", "1340"], "test", ["products/vantor.md"]),
+    ("t10", "Who is the CEO of Brellin Optics today?", [], "test", []),
+]
+
+
+def make_tiny_corpus(root: Path) -> Path:
+    """A three-document corpus with train and held-out questions, for fast end-to-end tests."""
+    import json
+
+    for doc_id, text in TINY_DOCS.items():
+        path = root / "docs" / doc_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    lines = [
+        json.dumps({"id": i, "question": q, "answers": a, "answerable": bool(a), "split": s, "sources": src, "type": "single" if a else "unanswerable"})
+        for i, q, a, s, src in TINY_QUESTIONS
+    ]
+    (root / "questions.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "corpus.toml").write_text('title = "Tiny"\nkind = "facts"\n[defaults]\nchunk_size = 120\nchunk_overlap = 20\ntop_k = 2\n', encoding="utf-8")
+    return root
+
+
+@pytest.fixture()
+def tiny_corpus(tmp_path) -> Path:
+    return make_tiny_corpus(tmp_path / "tiny_corpus")
+
+
+TINY_OVERRIDES = {
+    "train": {"max_steps": 2, "rank": 2, "alpha": 4, "seq_len": 64, "batch_size": 2, "checkpoint_every": 1},
+    "generation": {"max_new_tokens": 6, "batch_size": 4},
+    "eval": {"bootstrap_samples": 200},
+}

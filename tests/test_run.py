@@ -1,0 +1,76 @@
+"""The whole pipeline on a tiny corpus with a tiny model: run folder contract, determinism, caching."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import TINY_OVERRIDES
+
+from workbench.aggregate import aggregate
+from workbench.cli import main as cli_main
+from workbench.config import METHODS, build_config
+from workbench.run import RunError, run
+from workbench.runstore import list_runs, load_run
+
+
+def _config(corpus, model, **kw):
+    return build_config(str(corpus), "quick", {"chunk_size": 120, "chunk_overlap": 20, "top_k": 2}, TINY_OVERRIDES, model=str(model), **kw)
+
+
+def test_run_writes_the_contract_and_aggregates_recompute(tiny_corpus, tiny_lm_dir, tmp_path):
+    run_dir = run(_config(tiny_corpus, tiny_lm_dir), out_dir=tmp_path / "runs", run_id="r1")
+    for name in ("config.json", "meta.json", "status.json", "predictions.jsonl", "metrics.json"):
+        assert (run_dir / name).is_file(), name
+    data = load_run(run_dir)
+    assert data["status"]["state"] == "done"
+    held_out = 5
+    assert len(data["predictions"]) == len(METHODS) * held_out
+    assert set(data["metrics"]["methods"]) == set(METHODS)
+    for row in data["predictions"]:
+        for key in ("correct", "abstained", "hallucinated", "prompt_tokens", "latency_s", "answer", "contexts"):
+            assert key in row
+        if row["method"] in ("rag", "rag+lora"):
+            assert row["contexts"] and all("chunk_id" in c for c in row["contexts"])
+    costs = {m: {k: v[k] for k in ("build_seconds", "peak_rss_mb", "artifact_mb")} for m, v in data["metrics"]["methods"].items()}
+    again = aggregate(data["predictions"], costs, data["metrics"]["usd_per_hour"], data["config"]["eval"]["bootstrap_samples"], data["config"]["seed"])
+    assert again["methods"] == data["metrics"]["methods"]
+    assert data["config"]["seed"] == 0 and data["config"]["corpus_fingerprint"]
+    assert data["meta"]["versions"]["torch"]
+
+
+def test_same_seed_same_predictions_and_second_run_is_cached(tiny_corpus, tiny_lm_dir, tmp_path):
+    first = load_run(run(_config(tiny_corpus, tiny_lm_dir), out_dir=tmp_path / "runs", run_id="a"))
+    second = load_run(run(_config(tiny_corpus, tiny_lm_dir), out_dir=tmp_path / "runs", run_id="b"))
+    key = lambda r: (r["method"], r["question_id"])  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if k in ("method", "question_id", "answer", "correct", "contexts")} for r in sorted(rows, key=key)]  # noqa: E731
+    assert strip(first["predictions"]) == strip(second["predictions"])
+    assert second["metrics"]["index"]["cache_hit"] is True
+    assert second["metrics"]["train"]["cache_hit"] is True
+    assert all(r["cached"] for r in second["predictions"])
+
+
+def test_failed_run_says_why_and_leaves_earlier_runs(tiny_corpus, tiny_lm_dir, tmp_path):
+    good = run(_config(tiny_corpus, tiny_lm_dir, methods=["zero-shot"]), out_dir=tmp_path / "runs", run_id="good")
+    (tiny_corpus / "questions.jsonl").write_text('{"id": "x", "question": "q", "answers": ["a"], "split": "train"}\n{broken\n')
+    with pytest.raises(RunError, match="questions.jsonl"):
+        run(_config(tiny_corpus, tiny_lm_dir, methods=["zero-shot"]), out_dir=tmp_path / "runs", run_id="bad")
+    bad = load_run(tmp_path / "runs" / "bad")
+    assert bad["status"]["state"] == "failed" and "questions.jsonl" in bad["status"]["error"]
+    assert load_run(good)["status"]["state"] == "done"
+    states = {r["run_id"]: r["state"] for r in list_runs(tmp_path / "runs")}
+    assert states == {"good": "done", "bad": "failed"}
+
+
+def test_cli_run_prints_folder_last_and_bad_input_is_one_line(tiny_corpus, tiny_lm_dir, tmp_path, capsys):
+    code = cli_main(["run", "--corpus", str(tiny_corpus), "--methods", "zero-shot,rag", "--model", str(tiny_lm_dir), "--out", str(tmp_path / "r"),
+                     "--set", "generation.max_new_tokens=4", "--set", "eval.bootstrap_samples=100"])
+    out = capsys.readouterr()
+    assert code == 0
+    run_dir = out.out.strip().splitlines()[-1]
+    assert json.loads((tmp_path / "r" / run_dir.split("/")[-1] / "metrics.json").read_text())["methods"].keys() == {"zero-shot", "rag"}
+    assert cli_main(["run", "--corpus", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "corpus folder not found" in err and "\n" not in err
+    assert cli_main(["run", "--corpus", str(tiny_corpus), "--methods", "rag,telepathy"]) == 2
+    assert "unknown method" in capsys.readouterr().err
