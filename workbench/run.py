@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -102,9 +103,11 @@ def run(
         raise
     except BaseException as exc:
         line = _one_line(exc)
-        status.update(state="failed", error=line, message="failed")
-        (run_dir / "error.log").write_text(traceback.format_exc())
-        write_meta(run_dir, timings)
+        with contextlib.suppress(OSError):  # a full disk must not hide the original error
+            status.update(state="failed", error=line, message="failed")
+        with contextlib.suppress(OSError):
+            (run_dir / "error.log").write_text(traceback.format_exc())
+            write_meta(run_dir, timings)
         if isinstance(exc, RunError):
             raise
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
