@@ -52,10 +52,20 @@ def read_json(path: str | Path, default: Any = None) -> Any:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
+    """Rows of a JSON-lines file; a torn last line (no newline: a crash mid-append to a log) is dropped."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = path.read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = [json.loads(line) for line in lines[:-1]]
+    if lines:
+        try:
+            rows.append(json.loads(lines[-1]))
+        except json.JSONDecodeError:
+            if text.endswith("\n"):  # a complete but corrupt last line is an error, not a torn append
+                raise
+    return rows
 
 
 def _fsync_dir(folder: Path) -> None:
