@@ -52,6 +52,12 @@ def default_model() -> str:
     return os.environ.get("WORKBENCH_MODEL") or RunConfig().model
 
 
+def default_methods() -> list[str]:
+    """``WORKBENCH_METHODS`` (comma-separated, e.g. ``zero-shot,rag`` for a fast demo on a small machine), else every method."""
+    env = [m.strip() for m in os.environ.get("WORKBENCH_METHODS", "").split(",") if m.strip() in METHODS]
+    return env or list(METHODS)
+
+
 def init_session() -> None:
     """Per-browser-session defaults; nothing here is shared between sessions."""
     ss = st.session_state
@@ -59,7 +65,7 @@ def init_session() -> None:
     ss.setdefault("corpus_path", str(default_corpus()))
     ss.setdefault("model", default_model())
     ss.setdefault("preset", "quick")
-    ss.setdefault("methods", list(METHODS))
+    ss.setdefault("methods", default_methods())
     ss.setdefault("overrides", {})
     ss.setdefault("active_run", None)
     ss.setdefault("build_jobs", {})

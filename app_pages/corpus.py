@@ -38,14 +38,14 @@ QUESTION_SUFFIXES = (".jsonl", ".csv")
 
 
 def start_quick_run(corpus: Path) -> None:
-    """Start the quick comparison of every method in the background and go to Evaluate."""
+    """Start the quick comparison in the background (the session's methods, every one by default) and go to Evaluate."""
+    methods = st.session_state.get("methods") or list(METHODS)
     try:
-        job = jobs.start_run(corpus, methods=list(METHODS), preset="quick", model=st.session_state["model"], out_dir=runs_dir())
+        job = jobs.start_run(corpus, methods=methods, preset="quick", model=st.session_state["model"], out_dir=runs_dir())
     except jobs.JobError as exc:
         show_error(exc, "Could not start the comparison")
         return
     st.session_state["active_run"] = str(job.job_dir)
-    st.session_state["methods"] = list(METHODS)
     st.session_state["preset"] = "quick"
     st.switch_page("app_pages/evaluate.py")
 
@@ -62,8 +62,9 @@ def latest_result(corpus: Path) -> None:
     if not runs:
         with st.container(border=True):
             st.markdown("#### No comparison of this corpus yet")
+            methods = ", ".join(label(m) for m in st.session_state.get("methods") or METHODS)
             st.write(
-                "The quick comparison answers a sample of held-out questions with zero-shot, few-shot, RAG, LoRA and RAG+LoRA "
+                f"The quick comparison answers a sample of held-out questions with {methods} "
                 "on the local model, then scores accuracy, hallucination and cost. It runs in the background; you can keep exploring."
             )
             if st.button("▶  Run the quick comparison", type="primary", key="quick-run"):

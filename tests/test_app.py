@@ -409,3 +409,106 @@ def test_highlight_is_escaped_and_case_insensitive():
     out = highlight_markdown("Range: 12 KM (max).", ["12 km"])
     assert out == "Range\\: :green-background[**12 KM**] \\(max\\)\\."
     assert highlight_markdown("a 120 km trip", ["12"]) == "a 120 km trip"  # whole words only
+
+
+# ------------------------------------------------------------------------------------------------ real run and real jobs
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, tiny_lm_dir) -> Path:
+    """A real comparison (tiny random model, tiny corpus): zero-shot, RAG and a 2-step LoRA, written by workbench.run."""
+    from workbench.config import build_config
+    from workbench.run import run
+
+    root = tmp_path_factory.mktemp("realrun")
+    corpus = make_corpus(root / "tiny")
+    overrides = {
+        "train": {"max_steps": 2, "checkpoint_every": 100},
+        "generation": {"max_new_tokens": 8},
+        "eval": {"groundedness": False, "bootstrap_samples": 200},
+    }
+    config = build_config(str(corpus), "quick", overrides=overrides, methods=["zero-shot", "rag", "lora"], model=str(tiny_lm_dir))
+    return run(config, out_dir=root / "runs", run_id="20250105-000000-tiny-real")
+
+
+def test_real_run_through_every_results_page(real_run, isolated_home, monkeypatch):
+    import shutil
+
+    runs = isolated_home / "runs"
+    shutil.copytree(real_run, runs / real_run.name)
+    monkeypatch.setenv("WORKBENCH_DEFAULT_CORPUS", str(real_run.parent.parent / "tiny"))
+    predictions = [json.loads(line) for line in (real_run / "predictions.jsonl").read_text().splitlines()]
+
+    at = app()
+    assert f"Latest comparison · `{real_run.name}`" in texts(at)
+
+    at = app("compare")
+    assert list(at.dataframe[0].value["Method"]) == ["Zero-shot", "RAG", "LoRA"]
+    rag = next(p for p in predictions if p["method"] == "rag" and p["question_id"] == "q1")
+    from app_pages.textview import escape_markdown
+
+    shown = escape_markdown(rag["answer"]) or "*(empty answer)*"  # a random tiny model may answer nothing
+    assert any(shown == m.value for m in at.markdown), "the real RAG answer is not shown"
+    assert any("retrieved chunks" in e.label for e in at.expander)
+    top = rag["contexts"][0]
+    assert any(f"`{escape_markdown(top['doc_id'])}`" in m.value for m in at.markdown), "the retrieved chunk's document is not shown"
+
+    at = app("decide")
+    assert at.dataframe[0].value.iloc[0]["method"] in ("Zero-shot", "RAG", "LoRA")
+
+    at = app("runs")
+    html = next(d for d in at.get("download_button") if d.proto.label == "HTML report")
+    assert html.proto.label == "HTML report"
+    from workbench.report import load_report_html, render_html
+
+    path = isolated_home / "report.html"
+    path.write_text(render_html(real_run), encoding="utf-8")
+    assert set(load_report_html(path)["metrics"]["methods"]) == {"zero-shot", "rag", "lora"}
+
+
+def test_job_that_fails_reads_as_failed_with_the_cli_line(isolated_home, tmp_path):
+    import time
+
+    from workbench import jobs
+
+    job = jobs.start_run(tmp_path / "no-such-corpus", methods=["zero-shot"], out_dir=tmp_path / "runs", run_id="r-missing")
+    assert job.job_dir == (tmp_path / "runs" / "r-missing").resolve()
+    deadline = time.time() + 60
+    status = jobs.job_status(job.job_dir)
+    while status["state"] == "running" and time.time() < deadline:
+        time.sleep(0.5)
+        status = jobs.job_status(job.job_dir)
+    assert status["state"] == "failed"
+    assert "corpus folder not found" in status["error"]
+    assert not status["alive"]
+
+
+def test_job_cancel_then_terminate_after_grace(isolated_home, tmp_path):
+    import sys
+    import time
+
+    from workbench import jobs
+
+    job = jobs._spawn("run", [sys.executable, "-c", "import time; time.sleep(120)"], tmp_path / "sleeper")
+    assert jobs.job_status(job.job_dir)["alive"]
+    jobs.cancel(job.job_dir)
+    assert not jobs.terminate_if_overdue(job.job_dir, grace_s=60)  # still within the grace period
+    assert jobs.terminate_if_overdue(job.job_dir, grace_s=0)
+    deadline = time.time() + 20
+    while jobs.is_alive(job.pid) and time.time() < deadline:
+        time.sleep(0.2)
+    status = jobs.job_status(job.job_dir)
+    assert status["state"] == "cancelled" and not status["alive"]
+
+
+def test_run_command_passes_overrides_as_cli_settings(tmp_path):
+    from workbench import jobs
+    from workbench.cli import parse_overrides
+
+    cmd = jobs.run_command(
+        "c", methods=["rag"], preset="quick", out_dir=tmp_path, run_id="x", model="m", seed=3,
+        overrides={"train": {"target_modules": ["q_proj", "v_proj"], "use_qa": False}, "retrieval": {"mode": "dense"}},
+    )  # fmt: skip
+    sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
+    assert parse_overrides(sets) == {"retrieval": {"mode": "dense"}, "train": {"target_modules": ["q_proj", "v_proj"], "use_qa": False}}
+    assert cmd[cmd.index("--seed") + 1] == "3" and cmd[cmd.index("--model") + 1] == "m"
