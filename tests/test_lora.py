@@ -1,0 +1,180 @@
+"""LoRA training: loss falls, SIGKILL-safe checkpoints and resume, adapter cache, leakage refusal, safe loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from workbench.config import TrainConfig
+from workbench.leakage import LeakageError
+from workbench.lora import LoraError, get_or_train_adapter, latest_checkpoint, load_adapter_model, train_adapter, train_info
+from workbench.lora_data import build_training_data
+from workbench.storage import LockedError, read_jsonl
+from workbench.types import Corpus, Document, Question
+
+HELPER = Path(__file__).with_name("lora_train_helper.py")
+REPEATED = "The Harrier flight controller runs its control loop at 400 Hz. " * 30
+
+
+def tiny_corpus(extra_test: list[Question] | None = None) -> Corpus:
+    qs = [
+        Question("t1", "How fast is the Harrier control loop?", ["400 Hz"], split="train"),
+        Question("t2", "What is the pet name of the CEO's cat?", [], answerable=False, split="train"),
+        Question("h1", "Which company makes the Harrier?", ["Kestrel Labs"], split="test"),
+        *(extra_test or []),
+    ]
+    return Corpus(Path("/tmp/tiny"), [Document("harrier.md", REPEATED)], qs)
+
+
+def _generate(model, tok, text: str = "The Harrier") -> str:
+    import torch
+
+    ids = tok(text, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(**ids, max_new_tokens=4, do_sample=False)
+    return tok.decode(out[0, ids["input_ids"].shape[1] :])
+
+
+def test_training_makes_loss_fall_and_records_everything(tiny_lm_dir, qwen_tokenizer, tmp_path):
+    cfg = TrainConfig(rank=8, alpha=16, max_steps=6, seq_len=64, batch_size=2, checkpoint_every=3, use_qa=False, learning_rate=0.3, dropout=0.0)
+    data = build_training_data(tiny_corpus(), qwen_tokenizer, cfg, seed=0)
+    events: list[dict] = []
+    adapter = train_adapter(str(tiny_lm_dir), data, cfg, tmp_path / "run", seed=0, on_progress=events.append)
+    assert [e["step"] for e in events] == [1, 2, 3, 4, 5, 6]
+    assert set(events[0]) == {"step", "total_steps", "loss", "tokens_per_s", "eta_s", "elapsed_s"}
+    assert events[-1]["total_steps"] == 6 and events[-1]["eta_s"] == 0 and events[-1]["tokens_per_s"] > 0
+    losses = [e["loss"] for e in events]
+    # the random tiny model's tied embeddings (std 0.02) cap its logits near 0.6, so only ~0.2 nats can go
+    assert sum(losses[-3:]) / 3 < losses[0] - 0.08, losses
+    log_rows = read_jsonl(tmp_path / "run" / "train_log.jsonl")
+    assert [r["step"] for r in log_rows] == [1, 2, 3, 4, 5, 6] and all("lr" in r and "grad_norm" in r for r in log_rows)
+    names = {p.name for p in adapter.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "workbench.json"} <= names
+    assert not [n for n in names if n.endswith((".bin", ".pt", ".pkl"))]
+    meta = json.loads((adapter / "workbench.json").read_text())
+    assert meta["data_fingerprint"] == data.fingerprint and meta["seed"] == 0 and meta["train_cfg"]["rank"] == 8
+    assert meta["base_fingerprint"] and meta["loss"]["first"] == losses[0] and meta["loss"]["last"] == losses[-1]
+    assert meta["steps"] == 6 and meta["tokens_trained"] == 6 * 2 * 64
+    assert not (tmp_path / "run" / "checkpoints").exists()  # a finished adapter needs no checkpoints
+    info = train_info(adapter)
+    assert info["steps"] == 6 and info["final_loss"] == losses[-1] and info["train_seconds"] > 0 and info["artifact_mb"] > 0
+
+
+def test_sigkill_mid_training_then_resume(tiny_lm_dir, tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(HELPER), str(tiny_lm_dir), str(out), "0.5"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.time() + 240
+        while not list((out / "checkpoints").glob("step-*/COMPLETE")):
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.time() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "adapter").exists()
+    step, _ = latest_checkpoint(out)
+    assert step > 0
+    incomplete = out / "checkpoints" / "step-7"  # a checkpoint cut off before its COMPLETE marker
+    incomplete.mkdir()
+    (incomplete / "adapter_model.safetensors").write_bytes(b"garbage")
+    assert latest_checkpoint(out)[0] == step
+
+    rerun = subprocess.run([sys.executable, str(HELPER), str(tiny_lm_dir), str(out), "0"], capture_output=True, text=True, env=env, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    m = re.search(r"resuming from step (\d+)", rerun.stderr)
+    assert m and int(m.group(1)) == step, rerun.stderr[-2000:]
+    assert f"step {step + 1}/8" in rerun.stdout and "step 1/8" not in rerun.stdout
+    rows = [r for r in read_jsonl(out / "train_log.jsonl") if "loss" in r]
+    assert [r["step"] for r in rows] == list(range(1, 9))  # steps past the checkpoint were dropped and redone
+    meta = json.loads((out / "adapter" / "workbench.json").read_text())
+    assert meta["resumed_from"] == [step] and meta["steps"] == 8
+
+    from workbench.models import load_generator
+
+    base, tok = load_generator(str(tiny_lm_dir))
+    model = load_adapter_model(base, out / "adapter")
+    assert isinstance(_generate(model, tok), str)
+    assert not any("lora_" in name for name, _ in base.named_modules())  # the caller's base model is untouched
+
+
+def test_cache_hit_reuses_adapter_without_training(tiny_lm_dir):
+    cfg = TrainConfig(rank=4, alpha=8, max_steps=2, seq_len=128, batch_size=2, checkpoint_every=1)
+    corpus = tiny_corpus()
+    events: list[dict] = []
+    adapter, info = get_or_train_adapter(str(tiny_lm_dir), corpus, None, cfg, seed=0, on_progress=events.append)
+    assert info["cache_hit"] is False and len(events) == 2 and info["steps"] == 2
+    assert info["leakage"]["ok"] is True and info["leakage"]["n_held_out"] == 1
+    assert info["data"]["examples"]["qa"] == 2 and info["data"]["examples"]["chunks"] >= 1
+    again: list[dict] = []
+    t0 = time.perf_counter()
+    adapter2, info2 = get_or_train_adapter(str(tiny_lm_dir), corpus, None, cfg, seed=0, on_progress=again.append)
+    assert adapter2 == adapter and info2["cache_hit"] is True and again == []
+    assert info2["train_seconds"] == info["train_seconds"] and time.perf_counter() - t0 < 10
+    # checkpoint frequency does not change the adapter; the seed does
+    assert get_or_train_adapter(str(tiny_lm_dir), corpus, None, TrainConfig(**{**cfg.__dict__, "checkpoint_every": 5}), seed=0)[1]["cache_hit"]
+
+
+def test_second_process_on_same_adapter_fails_fast(tiny_lm_dir, qwen_tokenizer):
+    from pathlib import Path as P
+
+    from workbench.lora import adapter_key
+    from workbench.lora_data import data_fingerprint
+    from workbench.paths import cache_dir
+    from workbench.storage import FolderLock
+
+    cfg = TrainConfig(rank=4, alpha=8, max_steps=1, seq_len=128, batch_size=2)
+    corpus = tiny_corpus()
+    key = adapter_key(P(tiny_lm_dir), data_fingerprint(corpus, qwen_tokenizer, cfg, None, 3), cfg, 3)
+    with FolderLock(cache_dir("adapters") / key):
+        t0 = time.perf_counter()
+        with pytest.raises(LockedError, match=f"adapter {key} is being trained by another process"):
+            get_or_train_adapter(str(tiny_lm_dir), corpus, None, cfg, seed=3)
+        assert time.perf_counter() - t0 < 5
+
+
+def test_leaked_held_out_question_refuses_training(tiny_lm_dir):
+    dup = Question("h-dup", "How fast is the Harrier control loop?", ["400 Hz"], split="test")
+    cfg = TrainConfig(rank=4, alpha=8, max_steps=1, seq_len=128, batch_size=2)
+    events: list[dict] = []
+    with pytest.raises(LeakageError, match="held-out question h-dup appears in the LoRA training data"):
+        get_or_train_adapter(str(tiny_lm_dir), tiny_corpus([dup]), None, cfg, seed=0, on_progress=events.append)
+    assert events == []
+    from workbench.paths import cache_dir
+
+    reports = list(cache_dir("adapters").glob("*/leakage.json"))
+    assert len(reports) == 1 and json.loads(reports[0].read_text())["leaked_ids"] == ["h-dup"]
+    assert not list(cache_dir("adapters").glob("*/adapter"))
+
+
+def test_load_adapter_refuses_foreign_or_pickled_files(tiny_lm_dir, tmp_path):
+    from workbench.models import load_generator
+
+    cfg = TrainConfig(rank=4, alpha=8, max_steps=1, seq_len=128, batch_size=2)
+    adapter, _ = get_or_train_adapter(str(tiny_lm_dir), tiny_corpus(), None, cfg, seed=0)
+    base, tok = load_generator(str(tiny_lm_dir))
+    foreign = tmp_path / "foreign"
+    shutil.copytree(adapter, foreign)
+    (foreign / "workbench.json").unlink()
+    with pytest.raises(LoraError, match="only adapters trained by this workbench"):
+        load_adapter_model(base, foreign)
+    pickled = tmp_path / "pickled"
+    shutil.copytree(adapter, pickled)
+    (pickled / "adapter_model.bin").write_bytes(b"\x80\x04not really")
+    with pytest.raises(LoraError, match="refuses pickle-based files adapter_model.bin"):
+        load_adapter_model(base, pickled)
+    model = load_adapter_model(base, adapter)
+    assert not model.training and any("lora_" in n for n, _ in model.named_modules())
