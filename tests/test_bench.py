@@ -1,0 +1,96 @@
+"""The performance harness end to end on the tiny model and tiny corpus: every figure present and finite."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+from conftest import TINY_OVERRIDES
+
+from workbench.bench import TARGETS, BenchSettings, run_bench, summary_table
+
+
+def _leaves(x, path=""):
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from _leaves(v, f"{path}.{k}")
+    else:
+        yield path, x
+
+
+def test_bench_writes_every_figure(tiny_lm_dir, tiny_corpus, tmp_path):
+    settings = BenchSettings(
+        quick=True,
+        model=str(tiny_lm_dir),
+        corpus=str(tiny_corpus),
+        chunk_corpora=[str(tiny_corpus)],
+        n_prompts=4,
+        prompt_kinds=["rag", "zero-shot"],
+        max_new_tokens=4,
+        gen_batch_size=2,
+        eval_scaling=[2],
+        lora_steps=2,
+        lora_batch=2,
+        lora_seq_len=64,
+        lora_rank=2,
+        n_embed_texts=12,
+        embed_reps=1,
+        index_scaling=[4, 8],
+        retrieval_sizes=[300, 1000],
+        retrieval_types={"300": ["flat", "hnsw", "ivf"], "1k": ["flat", "ivf"]},
+        keyword_at=300,
+        n_queries=8,
+        run_overrides=TINY_OVERRIDES,
+        run_methods=["zero-shot", "rag", "lora"],
+        profile="always",
+        shrunk={"everything": "tiny model and corpus (test)"},
+    )
+    out = tmp_path / "bench" / "results.json"
+    result = run_bench(settings, out, log=io.StringIO())
+    assert result["errors"] == {}, result["raw"].get("tracebacks")
+    saved = json.loads(out.read_text())
+    assert saved["complete"] and saved["quick"] is True
+    for key in ("figures", "targets", "met", "raw", "machine", "versions", "settings", "profile"):
+        assert key in saved
+    figures = saved["figures"]
+    for name in TARGETS:
+        assert name in figures, name
+    for name in (
+        "batched_vs_single_speedup",
+        "lora_vs_plain_ratio",
+        "embed_vs_raw_ratio",
+        "retrieval_p50_ms",
+        "retrieval_p50_ms_incl_embedding",
+        "warm_rerun_s",
+        "cold_quick_s",
+    ):
+        leaves = list(_leaves(figures[name], name))
+        assert leaves, name
+        for path, value in leaves:
+            assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (path, value)
+    # retrieval covers every requested index type, bm25 and hybrid at the keyword size
+    assert set(figures["retrieval_p50_ms"]["300"]) == {"flat", "hnsw", "ivf", "bm25", "hybrid"}
+    assert set(figures["retrieval_p50_ms"]["1k"]) == {"flat", "ivf"}
+    assert saved["raw"]["retrieval"]["synthetic_vectors"] is True
+    # the same answers both ways on the same inputs (greedy): agreement is a rate
+    assert 0.0 <= figures["batched_vs_single_agreement"] <= 1.0
+    # the warm run is served from the caches
+    assert saved["raw"]["runs"]["warm"]["cached_answer_share"] == 1.0
+    assert saved["raw"]["runs"]["cold"]["cached_answer_share"] == 0.0
+    assert set(saved["met"]) == set(TARGETS)
+    assert all(v in (True, False) for v in saved["met"].values())
+    profiled = {p["figure"] for p in saved["profile"]}
+    assert {"batched_vs_single_speedup", "lora_vs_plain_ratio", "embed_vs_raw_ratio"} <= profiled
+    assert all("error" not in p for p in saved["profile"]), saved["profile"]
+    for path in saved["raw"]["plots"]:
+        assert (tmp_path / "bench" / path.rsplit("/", 1)[-1]).stat().st_size > 1000
+    table = summary_table(saved)
+    assert all(name in table for name in TARGETS)
+
+
+def test_quick_settings_record_what_was_shrunk():
+    quick, full = BenchSettings.for_mode(True), BenchSettings.for_mode(False)
+    assert quick.quick and not full.quick and full.shrunk == {}
+    assert quick.n_prompts < full.n_prompts and quick.n_embed_texts < full.n_embed_texts
+    assert {"n_prompts", "lora_steps", "n_embed_texts", "runs"} <= set(quick.shrunk)

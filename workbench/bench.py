@@ -1,0 +1,340 @@
+"""Performance harness: each figure measured against its plain-library reference, in one process, one run.
+
+``python -m workbench bench [--quick] --out FILE`` writes ``{"figures", "targets", "met", "raw",
+"machine", "versions", "settings", "quick", "profile", "errors"}`` and a scaling plot next to FILE.
+Sections run in order (generation, LoRA, embedding, retrieval, runs); a failing section is recorded
+in ``errors`` and the others still run. The JSON is rewritten after every section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR
+from .paths import repo_root
+from .storage import atomic_write_json
+
+# name -> (comparison, threshold, what it means); from issue 9. Reported, never asserted.
+TARGETS: dict[str, tuple[str, float, str]] = {
+    "batched_vs_single_speedup": (">=", 4.0, "answers/s of batched evaluation over a one-prompt-at-a-time generate loop"),
+    "lora_vs_plain_ratio": (">=", 1.0, "training tokens/s of our LoRA loop over a plain peft loop"),
+    "embed_vs_raw_ratio": (">=", 0.95, "texts/s of Embedder.encode over raw SentenceTransformer.encode"),
+    "retrieval_p50_ms_best": ("<", 5.0, "p50 ms per query at the largest size (100k chunks) with the best index, query embedding excluded"),
+    "warm_rerun_s": ("<", 10.0, "wall seconds of an unchanged quick run (all caches warm)"),
+    "cold_quick_s": ("<", 180.0, "wall seconds of a quick run from an empty cache, models already converted"),
+}
+SECTIONS = ("generation", "lora", "embedding", "retrieval", "runs")
+
+
+@dataclass
+class BenchSettings:
+    """What the harness measures and at what size; saved in the JSON."""
+
+    quick: bool = False
+    model: str = DEFAULT_GENERATOR
+    embedder: str = DEFAULT_EMBEDDER
+    corpus: str = field(default_factory=lambda: str(repo_root() / "corpora" / "kestrel_labs"))
+    chunk_corpora: list[str] = field(default_factory=lambda: [str(repo_root() / "corpora" / n) for n in ("kestrel_labs", "ticket_triage")])
+    n_prompts: int = 48  # evaluation prompts, answered both ways
+    prompt_kinds: list[str] = field(default_factory=lambda: ["rag"])
+    max_new_tokens: int = 24  # the quick preset's value
+    gen_batch_size: int = 16
+    eval_scaling: list[int] = field(default_factory=lambda: [12, 24])  # + n_prompts
+    lora_steps: int = 4  # per path; the first is warm-up
+    lora_batch: int = 4
+    lora_seq_len: int = 256
+    lora_rank: int = 16
+    n_embed_texts: int = 2000
+    embed_reps: int = 2
+    index_scaling: list[int] = field(default_factory=lambda: [250, 500, 1000])
+    retrieval_sizes: list[int] = field(default_factory=lambda: [10_000, 100_000])
+    retrieval_types: dict[str, list[str]] = field(default_factory=lambda: {"10k": ["flat", "hnsw", "ivf"], "100k": ["flat", "hnsw", "ivf"]})
+    keyword_at: int = 10_000
+    n_queries: int = 200
+    run_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # over the quick preset
+    run_methods: list[str] | None = None
+    profile: str = "misses"  # "misses" | "always" | "never"
+    sections: list[str] = field(default_factory=lambda: list(SECTIONS))
+    shrunk: dict[str, str] = field(default_factory=dict)  # what --quick made smaller, and to what
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> BenchSettings:
+        """Full settings, or the --quick ones with every reduction recorded in ``shrunk``."""
+        if not quick:
+            return cls()
+        s = cls(quick=True, n_prompts=16, eval_scaling=[4, 8], lora_steps=3, n_embed_texts=500, embed_reps=2, index_scaling=[125, 250], n_queries=100)
+        s.retrieval_types = {"10k": ["flat", "hnsw", "ivf"], "100k": ["flat", "ivf"]}
+        s.run_overrides = {"eval": {"max_questions": 10}, "train": {"max_steps": 4}}
+        s.shrunk = {
+            "n_prompts": "48 -> 16",
+            "eval_scaling": "[12, 24, 48] -> [4, 8, 16]",
+            "lora_steps": "4 -> 3 per path",
+            "n_embed_texts": "2000 -> 500",
+            "index_scaling": "[250, 500, 1000] -> [125, 250]",
+            "retrieval_types": "100k: flat, hnsw, ivf -> flat, ivf (HNSW build at 100k skipped)",
+            "n_queries": "200 -> 100",
+            "runs": "quick preset with eval.max_questions 40 -> 10 and train.max_steps 30 -> 4",
+        }
+        return s
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _met(name: str, value: Any) -> bool | None:
+    if not _finite(value):
+        return None
+    op, threshold, _ = TARGETS[name]
+    return value >= threshold if op == ">=" else value < threshold
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, memory, threads and load: what the numbers were measured on."""
+    import platform
+
+    import psutil
+    import torch
+
+    cpu = ""
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {
+        "cpu": cpu or platform.processor(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        "torch_threads": torch.get_num_threads(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "platform": platform.platform(),
+        "load_avg_start": list(os.getloadavg()),
+    }
+
+
+def versions_info() -> dict[str, Any]:
+    """Package versions and git revision."""
+    from .runstore import git_revision, versions
+
+    out = versions()
+    for name in ("faiss-cpu", "bm25s", "numpy", "sentence-transformers", "peft", "transformers", "torch"):
+        if name not in out:
+            try:
+                from importlib.metadata import version
+
+                out[name] = version(name)
+            except Exception:  # noqa: BLE001 - a missing package is just reported missing
+                out[name] = "missing"
+    out["git_revision"] = git_revision()
+    return out
+
+
+class Bench:
+    """Runs the sections, keeps the results, writes the JSON after each section."""
+
+    def __init__(self, settings: BenchSettings, out: str | Path, log: Any = sys.stderr):
+        self.s, self.out, self.log = settings, Path(out), log
+        self.raw: dict[str, Any] = {}
+        self.figures: dict[str, Any] = {}
+        self.profile: list[dict[str, Any]] = []
+        self.errors: dict[str, str] = {}
+        self.t0 = time.perf_counter()
+        self.machine, self.versions = machine_info(), versions_info()
+        self._gen: Any = None
+        self._embedder: Any = None
+        self._prompts: list[str] = []
+
+    def say(self, msg: str) -> None:
+        self.log.write(f"[bench {time.perf_counter() - self.t0:7.1f}s] {msg}\n")
+        self.log.flush()
+
+    # ------------------------------------------------------------ sections
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from .embedding import Embedder
+
+            self._embedder = Embedder(self.s.embedder)
+        return self._embedder
+
+    def generation(self) -> None:
+        from .bench_gen import bench_generation, build_prompts
+        from .generation import Generator
+
+        self._gen = Generator.from_name(self.s.model)
+        self._prompts, info = build_prompts(self.s.corpus, self._gen, self.embedder(), self.s.n_prompts, tuple(self.s.prompt_kinds))
+        res = bench_generation(self._gen, self._prompts, self.s.max_new_tokens, self.s.gen_batch_size, self.s.eval_scaling)
+        self.raw["generation"] = {"prompts": info, **res}
+        self.figures["batched_vs_single_speedup"] = res["speedup"]
+        self.figures["batched_vs_single_agreement"] = res["agreement"]
+        self.say(f"generation: ours {res['ours_answers_per_s']:.2f} answers/s, plain {res['plain_answers_per_s']:.2f} -> x{res['speedup']:.2f}, agreement {res['agreement']:.0%}")
+
+    def lora(self) -> None:
+        from .bench_train import bench_lora
+
+        res = bench_lora(self.s.model, self.s.corpus, self._train_cfg())
+        self.raw["lora"] = res
+        self.figures["lora_vs_plain_ratio"] = res["ratio"]
+        self.say(f"lora: ours {res['ours']['tokens_per_s']:.0f} tok/s, plain {res['plain']['tokens_per_s']:.0f} tok/s -> x{res['ratio']:.2f}")
+
+    def _train_cfg(self) -> Any:
+        from .config import TrainConfig
+
+        return TrainConfig(max_steps=self.s.lora_steps, batch_size=self.s.lora_batch, seq_len=self.s.lora_seq_len, rank=self.s.lora_rank, alpha=2 * self.s.lora_rank, checkpoint_every=0)
+
+    def embedding(self) -> None:
+        from .bench_index import bench_embedding, bench_index_scaling, real_chunks
+
+        chunks = real_chunks(self.s.chunk_corpora, self.s.n_embed_texts)
+        res = bench_embedding(self.embedder(), [c.text for c in chunks], reps=self.s.embed_reps)
+        res["index_scaling"] = bench_index_scaling(self.embedder(), chunks, self.s.index_scaling)
+        self.raw["embedding"] = res
+        self.figures["embed_vs_raw_ratio"] = res["ratio"]
+        self.say(f"embedding: ours {res['ours_texts_per_s']:.0f} texts/s, raw {res['raw_texts_per_s']:.0f} -> x{res['ratio']:.3f}")
+
+    def retrieval(self) -> None:
+        from .bench_index import bench_retrieval, label, real_chunks
+        from .corpus import load_corpus
+
+        texts = [c.text for c in real_chunks(self.s.chunk_corpora, 2000)]
+        questions = [q.question for q in load_corpus(self.s.corpus).questions]
+        types_at = {n: self.s.retrieval_types.get(label(n), ["flat"]) for n in self.s.retrieval_sizes}
+        res = bench_retrieval(self.embedder(), texts, questions, self.s.retrieval_sizes, types_at, self.s.keyword_at, self.s.n_queries)
+        self.raw["retrieval"] = res
+        excl: dict[str, dict[str, float]] = {}
+        incl: dict[str, dict[str, float]] = {}
+        for size, row in res["sizes"].items():
+            for kind, m in row.items():
+                if isinstance(m, dict) and "p50_ms" in m:
+                    excl.setdefault(size, {})[kind] = m["p50_ms"]
+                    incl.setdefault(size, {})[kind] = m["incl_embedding"]["p50_ms"]
+        largest = label(max(self.s.retrieval_sizes))
+        dense = {k: v for k, v in excl[largest].items() if k in ("flat", "hnsw", "ivf")}
+        best = min(dense, key=lambda k: dense[k])
+        self.figures["retrieval_p50_ms"] = excl
+        self.figures["retrieval_p50_ms_incl_embedding"] = incl
+        self.figures["retrieval_p50_ms_best"] = dense[best]
+        self.raw["retrieval"]["best"] = {"size": largest, "index": best}
+        self.say(f"retrieval: p50 ms {excl}; best at {largest}: {best} {dense[best]:.3f} ms")
+
+    def runs(self) -> None:
+        from .bench_runs import bench_runs
+
+        res = bench_runs(self.s.corpus, self.s.model, self.s.run_overrides, self.s.run_methods)
+        self.raw["runs"] = res
+        self.figures["cold_quick_s"] = res["cold"]["wall_s"]
+        self.figures["warm_rerun_s"] = res["warm"]["wall_s"]
+        self.say(f"runs: cold {res['cold']['wall_s']:.1f}s {res['cold']['stages_s']}, warm {res['warm']['wall_s']:.1f}s {res['warm']['stages_s']}")
+
+    # ------------------------------------------------------------ profiles
+    def profiles(self, met: dict[str, bool | None]) -> None:
+        """Profile what limits each missed target (or every one with profile='always')."""
+        from .bench_gen import profile_generation
+        from .bench_profile import python_top_calls
+        from .bench_train import profile_training
+
+        want = {k for k, v in met.items() if v is False} if self.s.profile == "misses" else set(TARGETS) if self.s.profile == "always" else set()
+        jobs = {
+            "batched_vs_single_speedup": lambda: profile_generation(self._gen, self._prompts, self.s.max_new_tokens, self.s.gen_batch_size),
+            "lora_vs_plain_ratio": lambda: profile_training(self.s.model, self.s.corpus, self._train_cfg()),
+            "embed_vs_raw_ratio": lambda: {"what": "Embedder.encode on 256 chunks (cProfile)", "top_calls": python_top_calls(lambda: self.embedder().encode(self._some_texts(256)))},
+        }
+        for name in sorted(want):
+            if name in jobs and (name != "batched_vs_single_speedup" or self._gen is not None):
+                self.say(f"profiling {name}")
+                try:
+                    self.profile.append({"figure": name, **jobs[name]()})
+                except Exception as exc:  # noqa: BLE001 - a profile is extra information
+                    self.profile.append({"figure": name, "error": f"{type(exc).__name__}: {exc}"})
+            elif name in ("cold_quick_s", "warm_rerun_s") and "runs" in self.raw:
+                which = "cold" if name == "cold_quick_s" else "warm"
+                stages = self.raw["runs"][which]["stages_s"]
+                total = sum(stages.values()) or 1.0
+                self.profile.append({"figure": name, "what": f"{which} run: seconds per pipeline stage (run.py timings)", "stages": sorted(({"stage": k, "s": v, "share": round(v / total, 3)} for k, v in stages.items()), key=lambda r: -r["s"])})
+
+    def _some_texts(self, n: int) -> list[str]:
+        from .bench_index import real_chunks
+
+        return [c.text for c in real_chunks(self.s.chunk_corpora, n)]
+
+    # ------------------------------------------------------------ output
+    def result(self, complete: bool) -> dict[str, Any]:
+        met = {name: _met(name, self.figures.get(name)) for name in TARGETS}
+        return {
+            "figures": self.figures,
+            "targets": {k: {"op": op, "value": v, "meaning": m} for k, (op, v, m) in TARGETS.items()},
+            "met": met,
+            "raw": self.raw,
+            "profile": self.profile,
+            "errors": self.errors,
+            "machine": {**self.machine, "load_avg_end": list(os.getloadavg())},
+            "versions": self.versions,
+            "settings": dataclasses.asdict(self.s),
+            "quick": self.s.quick,
+            "complete": complete,
+            "total_s": time.perf_counter() - self.t0,
+            "written": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        }
+
+    def write(self, complete: bool = False) -> dict[str, Any]:
+        result = self.result(complete)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.out, result)
+        return result
+
+    def run(self) -> dict[str, Any]:
+        for name in self.s.sections:
+            self.say(f"section {name}")
+            t0 = time.perf_counter()
+            try:
+                getattr(self, name)()
+            except Exception as exc:  # noqa: BLE001 - record and go on with the other sections
+                self.errors[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                self.raw.setdefault("tracebacks", {})[name] = traceback.format_exc()[-3000:]
+                self.say(f"section {name} FAILED: {self.errors[name]}")
+            self.raw.setdefault("section_s", {})[name] = time.perf_counter() - t0
+            self.write()
+        self.profiles(self.result(False)["met"])
+        try:
+            from .bench_plot import write_plots
+
+            self.raw["plots"] = write_plots(self.raw, self.out)
+        except Exception as exc:  # noqa: BLE001 - the JSON matters more than the picture
+            self.errors["plot"] = f"{type(exc).__name__}: {exc}"
+        return self.write(complete=True)
+
+
+def run_bench(settings: BenchSettings, out: str | Path, log: Any = sys.stderr) -> dict[str, Any]:
+    """Run every section of ``settings`` and write the JSON (and plots) to ``out``; returns the result."""
+    from .models import setup_threads
+
+    setup_threads()
+    return Bench(settings, out, log).run()
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """The headline figures as a Markdown table (for README and the terminal)."""
+    lines = ["| figure | value | target | met |", "|---|---|---|---|"]
+    for name, (op, threshold, _) in TARGETS.items():
+        v = result["figures"].get(name)
+        shown = f"{v:.3g}" if _finite(v) else "n/a"
+        met = result["met"].get(name)
+        lines.append(f"| `{name}` | {shown} | {op} {threshold:g} | {'yes' if met else 'no' if met is False else 'n/a'} |")
+    return "\n".join(lines)
+
+
+def main(quick: bool, out: str) -> int:
+    """CLI entry: run the harness, print the table, exit 1 when a section failed."""
+    result = run_bench(BenchSettings.for_mode(quick), out)
+    print(summary_table(result))
+    for name, err in result["errors"].items():
+        print(f"section {name} failed: {err}", file=sys.stderr)
+    print(out)
+    return 1 if result["errors"] else 0
