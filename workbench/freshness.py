@@ -428,8 +428,10 @@ def run_freshness(
         new_index = None
         if use_rag:
             report("index", 0.0, "re-indexing the edited corpus")
+            t0 = time.perf_counter()
             new_index, info = get_or_build_index(edited.documents, config.split, config.index, embedder, progress=lambda m, f: report("index", f, m))
-            reindex_s = float(info.get("build_seconds", 0.0))
+            # wall time of chunking + embedding + indexing + saving; the recorded build time on a cache hit
+            reindex_s = float(info.get("build_seconds", 0.0)) if info.get("cache_hit") else time.perf_counter() - t0
             report("index", 1.0, f"re-indexed in {reindex_s:.1f}s")
             strategy = make_strategy("rag", generator=generator, index=new_index, embedder=embedder, pool=edited.train, cfg=config, instruction=edited.instruction)
             stats, r = _outcomes("rag", "after_reindex", _answer(strategy, questions, bs), questions, old)
@@ -442,30 +444,35 @@ def run_freshness(
             def on_step(stage: str) -> Callable[[dict], None]:
                 return lambda p: report(stage, p["step"] / max(1, p["total_steps"]), f"step {p['step']}/{p['total_steps']} loss {p['loss']:.3f}")
 
-            report("train", 0.0, "baseline adapter (reused when a run already trained it)")
-            old_dir, old_info = get_or_train_adapter(config.model, corpus, config.split, config.train, config.seed, embedder=embedder, on_progress=on_step("train"))
-            phases: list[tuple[str, Any]] = [("before_retrain", Generator(load_adapter_model(generator.model, old_dir), generator.tok, name=config.model))]
-            retrain_s = float(old_info.get("train_seconds") or 0.0)
-            if retrain:
-                report("retrain", 0.0, "retraining the adapter on the edited corpus")
-                t0 = time.perf_counter()
-                new_dir, new_info = get_or_train_adapter(config.model, edited, config.split, config.train, config.seed, embedder=embedder, on_progress=on_step("retrain"))
-                retrain_s = float(new_info.get("train_seconds") or (time.perf_counter() - t0))
-                report("retrain", 1.0, f"retrained in {retrain_s:.0f}s")
-                phases.append(("after_retrain", Generator(load_adapter_model(generator.model, new_dir), generator.tok, name=config.model)))
             acc: dict[tuple[str, str], dict[str, float]] = {}
-            for phase, adapted in phases:
+
+            def answer_with(adapter_dir: Path, phase: str) -> None:
+                adapted = Generator(load_adapter_model(generator.model, adapter_dir), generator.tok, name=config.model)
                 for method in [m for m in ("lora", "rag+lora") if m in methods]:
                     report("answer", 0.0, f"{method} {phase.replace('_', ' ')}")
                     strategy = make_strategy(method, generator=generator, adapter_generator=adapted, index=new_index, embedder=embedder, pool=edited.train, cfg=config, instruction=edited.instruction)
                     acc[(method, phase)], r = _outcomes(method, phase, _answer(strategy, questions, bs), questions, old)
-                    rows += r
-            for method in {m for m, _ in acc}:
+                    rows.extend(r)
+
+            report("train", 0.0, "baseline adapter (reused when a run already trained it)")
+            old_dir, old_info = get_or_train_adapter(config.model, corpus, config.split, config.train, config.seed, embedder=embedder, on_progress=on_step("train"))
+            answer_with(old_dir, "before_retrain")
+            retrain_s = train_loop_s = float(old_info.get("train_seconds") or 0.0)
+            if retrain:
+                report("retrain", 0.0, "retraining the adapter on the edited corpus")
+                t0 = time.perf_counter()
+                new_dir, new_info = get_or_train_adapter(config.model, edited, config.split, config.train, config.seed, embedder=embedder, on_progress=on_step("retrain"))
+                # wall time of data preparation + leakage check + training; the recorded training time on a cache hit
+                retrain_s = float(new_info.get("train_seconds") or 0.0) if new_info.get("cache_hit") else time.perf_counter() - t0
+                train_loop_s = float(new_info.get("train_seconds") or 0.0)
+                report("retrain", 1.0, f"retrained in {retrain_s:.0f}s")
+                answer_with(new_dir, "after_retrain")
+            for method in dict.fromkeys(m for m, _ in acc):
                 before, after = acc[(method, "before_retrain")], acc.get((method, "after_retrain"))
                 result[method] = {
                     "accuracy_before_retrain": before["accuracy"], "stale_rate_before": before["stale"],
                     "retrain_seconds": retrain_s + (result["rag"]["reindex_seconds"] if method == "rag+lora" else 0.0),
-                    "retrain_estimated": not retrain, "baseline_cache_hit": bool(old_info.get("cache_hit")),
+                    "retrain_estimated": not retrain, "train_loop_seconds": train_loop_s, "baseline_cache_hit": bool(old_info.get("cache_hit")),
                     "accuracy_after_retrain": after["accuracy"] if after else None, "stale_rate_after": after["stale"] if after else None,
                     "stale_accuracy": before["accuracy"],
                 }  # fmt: skip
