@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .scoring import is_abstention, score_answer, strip_citations
 from .storage import atomic_write_json, atomic_write_text
 from .textnorm import contains_tokens, normalize_answer
@@ -43,7 +43,7 @@ _SYLLABLES = "bra cor dil fen gar hul jor kel lum mor nix pel quo ros sil tav ur
 _KEEP_WORDS = {"the", "of", "a", "an", "and", "in", "on", "at", "for", "to", "by", "with"}
 
 
-class FreshnessError(ValueError):
+class FreshnessError(ConfigError):
     """The edits or the experiment cannot proceed; the message names the file/entry and what to do."""
 
 
