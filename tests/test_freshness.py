@@ -49,6 +49,19 @@ def test_generate_edits_is_deterministic_prefers_train_and_changes_values(fact_c
         assert e.new != e.old and e.new not in docs[e.doc_id]
 
 
+def test_many_generated_edits_apply_cleanly_to_the_fact_corpus(fact_corpus_copy, tmp_path):
+    before = _snapshot(fact_corpus_copy)
+    corpus = load_corpus(fact_corpus_copy)
+    edits = generate_edits(corpus, 40, seed=3)
+    assert len(edits) >= 30
+    edited = load_corpus(apply_edits(fact_corpus_copy, edits, tmp_path / "edited"))
+    assert _snapshot(fact_corpus_copy) == before
+    docs = {d.doc_id: d.text for d in edited.documents}
+    answers = {q.id: q.answers for q in edited.questions}
+    for e in edits:
+        assert e.new in docs[e.doc_id] and answers[e.question_id] == [e.new]
+
+
 @pytest.mark.parametrize(
     ("old", "qtype", "shape", "kind"),
     [
@@ -101,7 +114,9 @@ def test_apply_edits_replaces_every_occurrence_and_skips_html(tiny_corpus, tmp_p
     ]
     (tiny_corpus / "docs" / "policies" / "returns.txt").write_text("The returns desk is in Kaunas.\nKaunas opens at nine; not Kaunasville.")
     out = apply_edits(tiny_corpus, edits, tmp_path / "edited")
-    assert (out / "docs" / "policies" / "returns.txt").read_text() == "The returns desk is in Vilnius.\nVilnius opens at nine; not Kaunasville."
+    assert (
+        out / "docs" / "policies" / "returns.txt"
+    ).read_text() == "The returns desk is in Vilnius.\nVilnius opens at nine; not Kaunasville."
     assert "$1,340" in (out / "docs" / "prices.html").read_text()
     skipped = json.loads((out / EDITS_FILE).read_text())["skipped"]
     assert [s["question_id"] for s in skipped] == ["t9"] and "only .md/.txt" in skipped[0]["reason"]
@@ -112,7 +127,11 @@ def test_apply_edits_replaces_every_occurrence_and_skips_html(tiny_corpus, tmp_p
 
 def test_apply_edits_errors_name_the_edit(tiny_corpus, tmp_path):
     with pytest.raises(FreshnessError, match=r"edit 1 \(t7\): 'Riga' does not occur in policies/returns.txt"):
-        apply_edits(tiny_corpus, [FactEdit("policies/returns.txt", "23 days", "30 days", "t3"), FactEdit("policies/returns.txt", "Riga", "Oslo", "t7")], tmp_path / "a")
+        apply_edits(
+            tiny_corpus,
+            [FactEdit("policies/returns.txt", "23 days", "30 days", "t3"), FactEdit("policies/returns.txt", "Riga", "Oslo", "t7")],
+            tmp_path / "a",
+        )
     with pytest.raises(FreshnessError, match=r"edit 0 \(t7\): document 'nope.md' not found"):
         apply_edits(tiny_corpus, [FactEdit("nope.md", "Kaunas", "Oslo", "t7")], tmp_path / "b")
     with pytest.raises(FreshnessError, match="no question with id zz"):
@@ -128,7 +147,9 @@ def test_load_patch_reads_edits_and_names_bad_entries(tmp_path):
     cases = {
         "not json": "not valid JSON",
         json.dumps({"doc_id": "a.md"}): "expected a non-empty JSON list",
-        json.dumps([{"doc_id": "a.md", "old": "1", "new": "2", "question_id": "q"}, {"doc_id": "a.md", "old": "x", "question_id": "q"}]): "entry 1 has no 'new'",
+        json.dumps(
+            [{"doc_id": "a.md", "old": "1", "new": "2", "question_id": "q"}, {"doc_id": "a.md", "old": "x", "question_id": "q"}]
+        ): "entry 1 has no 'new'",
         json.dumps([{"doc_id": "a.md", "old": "x", "new": "x", "question_id": "q"}]): "entry 0: 'old' and 'new' are the same",
         json.dumps(["a.md"]): "entry 0 is str, not an object",
     }
@@ -155,11 +176,21 @@ def test_freshness_end_to_end_on_tiny_model_stores_into_a_run(tiny_corpus, tiny_
     from workbench.decision import recommend
 
     before = _snapshot(tiny_corpus)
-    config = build_config(str(tiny_corpus), "quick", {"chunk_size": 120, "chunk_overlap": 20, "top_k": 2}, TINY_OVERRIDES, model=str(tiny_lm_dir))
+    config = build_config(
+        str(tiny_corpus), "quick", {"chunk_size": 120, "chunk_overlap": 20, "top_k": 2}, TINY_OVERRIDES, model=str(tiny_lm_dir)
+    )
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "run_id": "run"}))
-    method = {"n": 5, "n_answerable": 4, "accuracy": 0.5, "hallucination_rate": 0.25, "latency_p95_s": 1.0, "usd_per_1k_queries": 0.01, "usd_build": 0.001}
+    method = {
+        "n": 5,
+        "n_answerable": 4,
+        "accuracy": 0.5,
+        "hallucination_rate": 0.25,
+        "latency_p95_s": 1.0,
+        "usd_per_1k_queries": 0.01,
+        "usd_build": 0.001,
+    }
     metrics = {"methods": {m: dict(method) for m in config.methods}, "usd_per_hour": 0.1, "corpus": {"kind": "facts", "n_train": 5}}
     metrics["recommendation"] = recommend(metrics, {"data_changes": "daily"})
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
@@ -178,7 +209,13 @@ def test_freshness_end_to_end_on_tiny_model_stores_into_a_run(tiny_corpus, tiny_
         assert 0 <= lora[key] <= 1 and 0 <= both[key] <= 1
     assert both["retrain_seconds"] == pytest.approx(lora["retrain_seconds"] + rag["reindex_seconds"])
     phases = {(r["method"], r["phase"]) for r in result["per_question"]}
-    assert phases == {("rag", "after_reindex"), ("lora", "before_retrain"), ("lora", "after_retrain"), ("rag+lora", "before_retrain"), ("rag+lora", "after_retrain")}
+    assert phases == {
+        ("rag", "after_reindex"),
+        ("lora", "before_retrain"),
+        ("lora", "after_retrain"),
+        ("rag+lora", "before_retrain"),
+        ("rag+lora", "after_retrain"),
+    }
     assert len(result["per_question"]) == 15
     assert f"re-indexed in {rag['reindex_seconds']:.1f}s" in result["summary"] and "retraining took" in result["summary"]
 

@@ -197,7 +197,6 @@ def generate_edits(corpus: Corpus, n: int, seed: int = 0) -> list[FactEdit]:
         )
     ranked.sort(key=lambda r: r[0])
     edits: list[FactEdit] = []
-    used: set[tuple[str, str]] = set()
     for _, q, old in ranked:
         if len(edits) == n:
             break
@@ -208,9 +207,9 @@ def generate_edits(corpus: Corpus, n: int, seed: int = 0) -> list[FactEdit]:
                 break
         else:
             continue
-        if (q.sources[0], old) in used:
+        clash = [e for e in edits if e.doc_id == q.sources[0] and (old in e.old or e.old in old or old in e.new or e.new in new)]
+        if clash:  # overlapping values in one document would make the edits depend on their order
             continue
-        used.add((q.sources[0], old))
         answers.add(normalize_answer(new))
         edits.append(FactEdit(q.sources[0], old, new, q.id, q.split, kind))
     return edits
@@ -408,6 +407,8 @@ def run_freshness(
     corpus = load_corpus(corpus_path, test_fraction=config.eval.test_fraction, seed=config.seed)
     if edits is None:
         edits = generate_edits(corpus, n_edits, config.seed)
+        if len(edits) < n_edits:
+            report("corpus", 0.5, f"only {len(edits)} facts can be edited automatically (asked for {n_edits}); add a patch file for more")
     result: dict[str, Any] = {"corpus": Path(corpus_path).name, "model": config.model, "preset": config.preset, "seed": config.seed}
     with tempfile.TemporaryDirectory(prefix="workbench-freshness-") as tmp:
         _, applied, skipped = apply_edits_report(corpus_path, edits, Path(tmp) / "edited")
