@@ -16,6 +16,7 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from app_pages.common import corpus_path, init_session, label  # noqa: E402
+from app_pages.textview import code_span  # noqa: E402
 
 st.set_page_config(page_title="Workbench · RAG vs LoRA vs few-shot", page_icon="⚖️", layout="wide", initial_sidebar_state="expanded")
 init_session()
@@ -39,7 +40,7 @@ page = st.navigation(PAGES)
 with st.sidebar:
     st.markdown("### ⚖️ Workbench")
     st.caption("Should your team use RAG, a LoRA fine-tune or few-shot prompting? Measure all three on your own questions.")
-    st.markdown(f"**Corpus:** `{corpus_path().name}`  \n**Model:** `{Path(st.session_state['model']).name}`")
+    st.markdown(f"**Corpus:** {code_span(corpus_path().name)}  \n**Model:** {code_span(Path(st.session_state['model']).name)}")
     active = st.session_state.get("active_run")
     if active:
         from workbench.jobs import job_status

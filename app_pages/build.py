@@ -9,6 +9,7 @@ import streamlit as st
 from app_pages.common import corpus_path, load_corpus_cached, show_error
 from app_pages.forms import changed, dataclass_widgets
 from app_pages.jobview import job_panel
+from app_pages.textview import code_span
 from workbench import jobs
 from workbench.config import (
     ConfigError,
@@ -117,7 +118,7 @@ def main() -> None:
         return
     st.session_state["overrides"] = overrides
     if overrides:
-        changes = ", ".join(f"{s}.{k}={v}" for s, vals in overrides.items() for k, v in vals.items())
+        changes = ", ".join(code_span(f"{s}.{k}={v}") for s, vals in overrides.items() for k, v in vals.items())
         st.info(f"Your changes (also used by Evaluate): {changes}", icon=":material/edit:")
 
     if index_clicked:

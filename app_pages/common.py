@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app_pages.textview import escape_markdown
 from workbench.config import METHODS, RunConfig
 from workbench.paths import bundled_corpora, default_runs_dir, home, repo_root
 
@@ -231,10 +232,29 @@ def select_run(key: str, *, prefer_corpus: bool = True) -> dict[str, Any] | None
 def show_error(exc: BaseException, what: str = "") -> None:
     """A library error as one line (no traceback)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    st.error(f"{what}{': ' if what else ''}{text}", icon=":material/error:")
+    st.error(escape_markdown(f"{what}{': ' if what else ''}{text}"), icon=":material/error:")
 
 
 # ------------------------------------------------------------------------------------------------ job panels
+
+
+def run_stages(run_dir: str | Path) -> tuple[str, ...]:
+    """The stages a run goes through: index only with a RAG method, training only with a LoRA method."""
+    from workbench.storage import read_json
+
+    try:
+        methods = (read_json(Path(run_dir) / "config.json", {}) or {}).get("methods")
+        if not methods:  # the worker has not written config.json yet: read the command it was started with
+            cmd = (read_json(Path(run_dir) / "job.json", {}) or {}).get("command") or []
+            methods = cmd[cmd.index("--methods") + 1].split(",") if "--methods" in cmd else list(METHODS)
+    except (ValueError, IndexError):
+        methods = list(METHODS)
+    skip = set()
+    if not any(m in ("rag", "rag+lora") for m in methods):
+        skip.add("index")
+    if not any(m in ("lora", "rag+lora") for m in methods):
+        skip.add("train")
+    return tuple(s for s in RUN_STAGES if s not in skip)
 
 
 def stage_caption(stages: tuple[str, ...], current: str, state: str) -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import label, load_run_cached, num, ordered, pct, scoreboard_frame, select_run
-from app_pages.textview import escape_markdown, find_spans, highlight_markdown
+from app_pages.textview import code_span, escape_markdown, find_spans, highlight_markdown
 
 
 def scoreboard(metrics: dict[str, Any]) -> None:
@@ -162,9 +162,7 @@ def contexts_view(method: str, row: dict[str, Any], gold: list[str]) -> None:
     hits = sum(bool(find_spans(str(c.get("text", "")), gold)) for c in contexts)
     with st.expander(f"{label(method)} · retrieved chunks: {len(contexts)}, {hits} holding a gold answer", expanded=hits > 0):
         for c in contexts:
-            st.markdown(
-                f"**#{c.get('rank', '?')}** · `{escape_markdown(str(c.get('doc_id', '')))}` · score {num(c.get('score'), '{:.3f}')}"
-            )
+            st.markdown(f"**#{c.get('rank', '?')}** · {code_span(c.get('doc_id', ''))} · score {num(c.get('score'), '{:.3f}')}")
             st.markdown(highlight_markdown(str(c.get("text", "")), gold))
 
 
@@ -201,7 +199,7 @@ def drilldown(predictions: list[dict[str, Any]], methods: list[str]) -> None:
     first = next(iter(rows.values()))
     gold = [str(g) for g in first.get("gold") or []]
     with st.container(border=True):
-        st.markdown(f"**Question** `{escape_markdown(qid)}`")
+        st.markdown(f"**Question** {code_span(qid)}")
         st.markdown(escape_markdown(str(first.get("question", ""))))
         if first.get("answerable", True):
             st.markdown("**Gold answers:** " + " · ".join(f":green-background[{escape_markdown(g)}]" for g in gold))
@@ -316,8 +314,8 @@ def main() -> None:
     corpus = metrics.get("corpus") or {}
     cfg = run.get("config") or {}
     st.caption(
-        f"Corpus **{corpus.get('title') or corpus.get('name', '')}** · {corpus.get('n_test_evaluated', '?')} held-out questions evaluated · "
-        f"preset {cfg.get('preset', '?')} · model `{str(cfg.get('model', '?')).rsplit('/', 1)[-1]}` · seed {cfg.get('seed', '?')}"
+        f"Corpus **{escape_markdown(corpus.get('title') or corpus.get('name', ''))}** · {corpus.get('n_test_evaluated', '?')} held-out questions evaluated · "
+        f"preset {cfg.get('preset', '?')} · model {code_span(str(cfg.get('model', '?')).rsplit('/', 1)[-1])} · seed {cfg.get('seed', '?')}"
     )
     summary = (metrics.get("recommendation") or {}).get("summary")
     if summary:

@@ -23,7 +23,7 @@ from app_pages.common import (
     show_error,
     uploads_dir,
 )
-from app_pages.textview import escape_markdown
+from app_pages.textview import code_span, escape_markdown
 from workbench import jobs
 from workbench.config import METHODS
 from workbench.loaders import SUPPORTED_SUFFIXES, CorpusError, DocumentError, load_document
@@ -79,7 +79,7 @@ def latest_result(corpus: Path) -> None:
     metrics = run.get("metrics") or {}
     methods = metrics.get("methods") or {}
     with st.container(border=True):
-        st.markdown(f"#### Latest comparison · `{row['run_id']}`")
+        st.markdown(f"#### Latest comparison · {code_span(row['run_id'])}")
         summary = (metrics.get("recommendation") or {}).get("summary")
         if summary:
             st.success(escape_markdown(summary), icon=":material/recommend:")
@@ -204,21 +204,23 @@ def upload_corpus() -> None:
     rows = sync_uploads(list(docs or []), root / "docs")
     for row in rows:
         left, right = st.columns([2, 5])
-        left.markdown(f":material/description: `{row['name']}` · {row['size'] / 1024:,.0f} KB")
+        left.markdown(f":material/description: {code_span(row['name'])} · {row['size'] / 1024:,.0f} KB")
         if row["ok"]:
             right.success(row["message"], icon=":material/check_circle:")
         else:
-            right.error(row["message"], icon=":material/error:")
+            right.error(escape_markdown(row["message"]), icon=":material/error:")
     qfile = st.file_uploader("Questions", type=[s.lstrip(".") for s in QUESTION_SUFFIXES], key=f"upload-questions-{nonce}")
     q_ok, problems, n_questions = sync_questions(qfile, root)
     if qfile is not None:
         left, right = st.columns([2, 5])
-        left.markdown(f":material/quiz: `{qfile.name}`")
+        left.markdown(f":material/quiz: {code_span(qfile.name)}")
         if q_ok:
             right.success(f"{n_questions} questions", icon=":material/check_circle:")
         else:
             right.error(
-                "  \n".join(problems[:6]) + (f"  \n… and {len(problems) - 6} more" if len(problems) > 6 else ""), icon=":material/error:"
+                "  \n".join(escape_markdown(p) for p in problems[:6])
+                + (f"  \n… and {len(problems) - 6} more" if len(problems) > 6 else ""),
+                icon=":material/error:",
             )
     n_ok = sum(r["ok"] for r in rows)
     ready = n_ok > 0 and q_ok
@@ -317,11 +319,11 @@ def main() -> None:
     except (CorpusError, OSError) as exc:
         show_error(exc, "This corpus cannot be used")
         return
-    st.subheader(corpus.title or path.name)
+    st.subheader(escape_markdown(corpus.title or path.name))
     kind = "facts (answers are looked up in the documents)" if corpus.kind == "facts" else "behaviour (answers are labels / a format)"
-    st.caption(f"`{path}` · kind: {kind}")
+    st.caption(f"{code_span(path)} · kind: {kind}")
     if corpus.description:
-        st.write(corpus.description)
+        st.markdown(escape_markdown(corpus.description))
     latest_result(path)
     preview(corpus)
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.common import RUN_STAGES, corpus_path, label, list_runs_cached, load_corpus_cached, runs_dir, show_error
+from app_pages.common import corpus_path, label, list_runs_cached, load_corpus_cached, run_stages, runs_dir, show_error
 from app_pages.jobview import job_panel
+from app_pages.textview import code_span, escape_markdown
 from workbench import jobs
 from workbench.config import METHODS, ConfigError, EvalConfig, build_config, help_of
 from workbench.loaders import CorpusError
@@ -77,7 +78,7 @@ def settings(corpus) -> dict | None:
     except (ConfigError, TypeError) as exc:
         show_error(exc, "Invalid settings")
         return None
-    edits = ", ".join(f"{s}.{k}={v}" for s, vals in overrides.items() for k, v in vals.items())
+    edits = ", ".join(code_span(f"{s}.{k}={v}") for s, vals in overrides.items() for k, v in vals.items())
     if edits:
         st.caption(f"Custom settings from the Build page: {edits}")
     return {"methods": methods, "preset": preset, "model": ss["model"], "seed": int(seed), "overrides": overrides}
@@ -94,7 +95,9 @@ def main() -> None:
     except (CorpusError, OSError) as exc:
         show_error(exc, "Choose a usable corpus on the Corpus page first")
         return
-    st.caption(f"Corpus **{corpus.title or corpus.root.name}** · {len(corpus.documents)} documents · {len(corpus.test)} held-out questions")
+    st.caption(
+        f"Corpus **{escape_markdown(corpus.title or corpus.root.name)}** · {len(corpus.documents)} documents · {len(corpus.test)} held-out questions"
+    )
     chosen = settings(corpus)
 
     active = st.session_state.get("active_run")
@@ -110,8 +113,8 @@ def main() -> None:
             st.rerun()
 
     if active:
-        st.subheader(f"Run `{Path(active).name}`")
-        status = job_panel(active, RUN_STAGES, key="run")
+        st.subheader(f"Run {code_span(Path(active).name)}")
+        status = job_panel(active, run_stages(active), key="run")
         if status.get("state") == "done":
             st.success("Finished. The scoreboard, charts and per-question answers are on Compare.", icon=":material/check_circle:")
             if st.button("Open the scoreboard", type="primary", icon=":material/leaderboard:", key="open-compare"):
@@ -122,7 +125,7 @@ def main() -> None:
 
     others = [r for r in list_runs_cached(str(runs_dir())) if r["state"] == "running" and r["dir"] != active]
     if others:
-        st.caption("Also running on this machine: " + ", ".join(f"`{r['run_id']}`" for r in others))
+        st.caption("Also running on this machine: " + ", ".join(code_span(r["run_id"]) for r in others))
 
 
 main()

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import STAGE_LABELS, STATE_ICONS, elapsed_text, overall_progress, stage_caption
+from app_pages.textview import escape_markdown
 from workbench import jobs
 
 TERMINAL = ("done", "failed", "cancelled", "missing")
@@ -33,10 +34,10 @@ def _render(job_dir: Path, stages: tuple[str, ...], status: dict[str, Any], key:
     stage = status.get("stage", "")
     icon = STATE_ICONS.get(state, "●")
     progress = overall_progress(stages, stage, status.get("progress", 0.0), state)
-    head = f"{icon} **{state.capitalize()}** · {STAGE_LABELS.get(stage, stage)} · {elapsed_text(status)}"
+    head = f"{icon} **{escape_markdown(state.capitalize())}** · {escape_markdown(STAGE_LABELS.get(stage, stage))} · {elapsed_text(status)}"
     st.markdown(head)
     st.markdown(stage_caption(stages, stage, state))
-    st.progress(progress, text=str(status.get("message") or "")[:160])
+    st.progress(progress, text=escape_markdown(str(status.get("message") or "")[:160]))
     if state == "running":
         asked = jobs.cancel_requested_at(job_dir)
         if asked:
@@ -67,7 +68,7 @@ def job_panel(job_dir: str | Path, stages: tuple[str, ...], key: str, show_loss:
     if status.get("state") in TERMINAL:
         _render(job_dir, stages, status, key, show_loss)
         if status["state"] == "failed":
-            st.error(f"Failed: {status.get('error') or 'see the worker log'}", icon=":material/error:")
+            st.error("Failed: " + escape_markdown(status.get("error") or "see the worker log"), icon=":material/error:")
         elif status["state"] == "cancelled":
             st.warning("Cancelled. Nothing was written to the scoreboard; start again when ready.", icon=":material/stop_circle:")
         elif status["state"] == "missing":

@@ -23,7 +23,7 @@ from app_pages.common import (
     show_error,
     uploads_dir,
 )
-from app_pages.textview import escape_markdown
+from app_pages.textview import code_span, escape_markdown
 
 FORMATS = {
     "html": ("HTML report", "text/html", "Standalone page with charts and the run's data embedded; opens offline."),
@@ -169,7 +169,7 @@ def load_back() -> None:
     corpus = metrics.get("corpus") or {}
     cfg = data.get("config") or {}
     st.markdown(
-        f"**{corpus.get('title') or corpus.get('name', '')}** · run `{cfg.get('run_id', data.get('run_id', '?'))}` · preset {cfg.get('preset', '?')}"
+        f"**{escape_markdown(corpus.get('title') or corpus.get('name', ''))}** · run {code_span(cfg.get('run_id', data.get('run_id', '?')))} · preset {escape_markdown(cfg.get('preset', '?'))}"
     )
     summary = (metrics.get("recommendation") or {}).get("summary")
     if summary:

@@ -53,3 +53,8 @@ def highlight_markdown(text: str, needles: list[str], color: str = "green") -> s
     return re.sub(
         r"\x00(.*?)\x01", lambda m: f":{color}-background[**{m.group(1)}**]" if m.group(1).strip() else m.group(1), escaped, flags=re.S
     )
+
+
+def code_span(text: object) -> str:
+    """Untrusted text as an inline code span: Markdown is not interpreted inside, so only backticks need removing."""
+    return "`" + " ".join(str(text).replace("`", "'").split())[:200] + "`"

@@ -242,7 +242,7 @@ def test_build_page_widgets_come_from_the_dataclasses(runs, tiny_corpus):
     assert at.session_state["overrides"] == {"train": {"rank": 8}}
     assert "train.rank=8" in texts(at)
     at.number_input(key="cfg.quick.split.chunk_overlap").set_value(5000).run()
-    assert any("chunk_overlap" in e.value for e in at.error)
+    assert any("chunk_overlap" in e.value.replace("\\", "") for e in at.error)
 
 
 def test_evaluate_page_starts_a_background_run_and_shows_its_status(runs, tiny_corpus, monkeypatch):
@@ -451,7 +451,7 @@ def test_real_run_through_every_results_page(real_run, isolated_home, monkeypatc
     assert any(shown == m.value for m in at.markdown), "the real RAG answer is not shown"
     assert any("retrieved chunks" in e.label for e in at.expander)
     top = rag["contexts"][0]
-    assert any(f"`{escape_markdown(top['doc_id'])}`" in m.value for m in at.markdown), "the retrieved chunk's document is not shown"
+    assert any(f"`{top['doc_id']}`" in m.value for m in at.markdown), "the retrieved chunk's document is not shown"
 
     at = app("decide")
     assert at.dataframe[0].value.iloc[0]["method"] in ("Zero-shot", "RAG", "LoRA")

@@ -1,0 +1,159 @@
+"""The real app in a real browser: Debian's chromium driven by Playwright through the whole journey.
+
+Open the app on a tiny corpus, start the quick comparison (tiny random model, zero-shot + RAG), follow
+its live progress, open the scoreboard and the per-question drilldown, and download the HTML report.
+Screenshots of every step go to tests/artifacts/browser/ (their paths are printed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "browser"
+RUN_TIMEOUT_S = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as resp:
+                if resp.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"streamlit did not become healthy in {timeout}s: {log.read_text()[-2000:]}")
+
+
+def _stop_jobs(runs: Path) -> None:
+    """Background runs outlive the server by design; stop any the test left behind."""
+    for status in runs.glob("*/status.json"):
+        pid = (json.loads(status.read_text()) or {}).get("pid")
+        if pid:
+            try:
+                os.killpg(int(pid), signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@pytest.fixture()
+def server(isolated_home, tiny_lm_dir, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing: install Debian's chromium (make browser) to run the browser test")
+    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_app import make_corpus
+
+    corpus = make_corpus(tmp_path / "tiny")
+    runs = isolated_home / "runs"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "WORKBENCH_HOME": str(isolated_home),
+        "WORKBENCH_RUNS": str(runs),
+        "WORKBENCH_MODEL": str(tiny_lm_dir),
+        "WORKBENCH_DEFAULT_CORPUS": str(corpus),
+        "WORKBENCH_METHODS": "zero-shot,rag",
+    }
+    log = tmp_path / "streamlit.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_healthy(port, proc, log)
+        yield {"url": f"http://127.0.0.1:{port}", "runs": runs, "log": log}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        _stop_jobs(runs)
+
+
+def test_journey_corpus_to_report(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shots: list[str] = []
+
+    def shot(page, name: str) -> None:
+        path = ARTIFACTS / f"{len(shots) + 1:02d}-{name}.png"
+        page.screenshot(path=str(path))
+        shots.append(str(path))
+        print(f"screenshot: {path}")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1500})
+            page.set_default_timeout(60_000)
+            page.goto(server["url"])
+            expect(page.get_by_role("heading", name="Corpus", exact=True)).to_be_visible()
+            expect(page.get_by_text("No comparison of this corpus yet")).to_be_visible()
+            expect(page.get_by_text("Held-out").first).to_be_visible()
+            shot(page, "corpus")
+
+            page.get_by_role("button", name=re.compile("Run the quick comparison")).click()
+            expect(page.get_by_role("heading", name="Evaluate", exact=True)).to_be_visible()
+            expect(page.get_by_role("heading", name=re.compile(r"Run \d{8}-\d{6}-tiny-"))).to_be_visible()
+            page.get_by_text(re.compile("Load model|Build index|Answer questions|Score answers")).first.wait_for()
+            shot(page, "evaluate-running")
+
+            page.get_by_text("Finished. The scoreboard").wait_for(timeout=RUN_TIMEOUT_S * 1000)
+            shot(page, "evaluate-done")
+
+            page.get_by_role("button", name=re.compile("Open the scoreboard")).click()
+            expect(page.get_by_role("heading", name="Compare", exact=True)).to_be_visible()
+            expect(page.get_by_text("Quality", exact=False).first).to_be_visible()
+            expect(page.get_by_text("Most accurate")).to_be_visible()
+            shot(page, "compare-scoreboard")
+
+            page.get_by_role("tab", name="Per-question answers").click()
+            expect(page.get_by_text("Gold answers").first).to_be_visible()
+            expect(page.get_by_text(re.compile("retrieved chunks")).first).to_be_visible()
+            shot(page, "compare-drilldown")
+
+            page.get_by_role("link", name="Runs & export").click()
+            expect(page.get_by_role("heading", name="Export a report")).to_be_visible()
+            with page.expect_download(timeout=120_000) as info:
+                page.get_by_role("button", name=re.compile("HTML report")).click()
+            report = tmp_path / "report.html"
+            info.value.save_as(report)
+            shot(page, "runs-export")
+        finally:
+            browser.close()
+
+    text = report.read_text(encoding="utf-8")
+    assert 'id="workbench-run"' in text and "Zero-shot" in text and "RAG" in text
+    runs = [d for d in server["runs"].iterdir() if (d / "metrics.json").exists()]
+    assert len(runs) == 1
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"zero-shot", "rag"}
+    print("screenshots:\n" + "\n".join(shots))
