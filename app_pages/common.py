@@ -178,6 +178,19 @@ def load_corpus_cached(path: str | Path, test_fraction: float = 0.4, seed: int =
     return _load_corpus_cached(str(path), folder_signature(path), test_fraction, seed)
 
 
+@st.cache_resource(show_spinner="Checking the corpus…", max_entries=16)
+def _check_corpus_cached(path: str, signature: tuple[int, int, int]) -> Any:
+    from workbench.check import check_corpus
+
+    return check_corpus(path)
+
+
+def check_corpus_cached(path: str | Path) -> Any:
+    """check_corpus's report (counts and every problem), shared read-only by path+mtime."""
+    path = Path(path).resolve()
+    return _check_corpus_cached(str(path), folder_signature(path))
+
+
 @st.cache_data(ttl=3, show_spinner=False)
 def list_runs_cached(folder: str) -> list[dict[str, Any]]:
     """Run listing (cheap; refreshed every few seconds)."""

@@ -10,10 +10,12 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.common import (
+    check_corpus_cached,
     corpus_path,
     default_corpus,
     finished_runs,
     label,
+    list_runs_cached,
     load_corpus_cached,
     load_run_cached,
     ordered,
@@ -53,10 +55,16 @@ def start_quick_run(corpus: Path) -> None:
 def latest_result(corpus: Path) -> None:
     """The newest finished run of this corpus, or a prominent button that starts one."""
     active = st.session_state.get("active_run")
-    if active and jobs.job_status(active).get("state") == "running" and Path(active).parent == runs_dir():
+    if not (active and jobs.job_status(active).get("state") == "running"):
+        # a run of this corpus started before a page reload, or in another tab, or from the CLI
+        running = [r for r in list_runs_cached(str(runs_dir())) if r["state"] == "running" and r["corpus"] == corpus.name]
+        active = running[0]["dir"] if running else None
+    if active:
         with st.container(border=True):
-            st.markdown("#### ⏳ A comparison is running")
-            st.page_link("app_pages/evaluate.py", label="Follow it on Evaluate", icon=":material/play_circle:")
+            st.markdown(f"#### :material/pending: A comparison of this corpus is running: {code_span(Path(active).name)}")
+            if st.button("Follow it on Evaluate", icon=":material/play_circle:", key="follow-run"):
+                st.session_state["active_run"] = str(active)
+                st.switch_page("app_pages/evaluate.py")
         return
     runs = finished_runs(corpus.name)
     if not runs:
@@ -245,6 +253,24 @@ def upload_corpus() -> None:
 # ------------------------------------------------------------------------------------------------ preview
 
 
+def check_panel(root: Path) -> None:
+    """Every problem check_corpus finds (unreadable files, answers not in the documents, duplicates...), or a green line."""
+    try:
+        report = check_corpus_cached(root)
+    except (CorpusError, OSError) as exc:
+        show_error(exc, "Corpus check failed")
+        return
+    errors, warnings = report.errors, report.warnings
+    if not errors and not warnings:
+        st.success("Corpus check passed: every file is readable and every question is usable.", icon=":material/verified:")
+        return
+    text = f"Corpus check: {len(errors)} error(s), {len(warnings)} warning(s). Unreadable files are skipped; fix them to include them."
+    (st.error if errors else st.warning)(text, icon=":material/error:" if errors else ":material/warning:")
+    with st.expander(f"Show the {len(report.problems)} problem(s)"):
+        frame = pd.DataFrame([{"severity": p.severity, "file": p.file, "line": p.line, "problem": p.message} for p in report.problems])
+        st.dataframe(frame, hide_index=True, width="stretch")
+
+
 def preview(corpus: Any) -> None:
     docs, questions = corpus.documents, corpus.questions
     train, test = corpus.train, corpus.test
@@ -256,6 +282,7 @@ def preview(corpus: Any) -> None:
     cols[3].metric("Held-out", f"{len(test):,}", help="Never seen by training or few-shot; every method is scored on these.")
     cols[4].metric("Unanswerable", f"{unans:,}", help='Questions whose answer is not in the corpus: the right reply is "I don\'t know".')
 
+    check_panel(corpus.root)
     tab_docs, tab_q, tab_split = st.tabs(["Documents", "Questions", "Train / held-out split"])
     with tab_docs:
         frame = pd.DataFrame(

@@ -125,7 +125,13 @@ def main() -> None:
 
     others = [r for r in list_runs_cached(str(runs_dir())) if r["state"] == "running" and r["dir"] != active]
     if others:
-        st.caption("Also running on this machine: " + ", ".join(code_span(r["run_id"]) for r in others))
+        st.markdown("**Also running on this machine** (started in another tab, before a reload, or from the command line)")
+        for r in others[:5]:
+            left, right = st.columns([4, 1])
+            left.markdown(f"{code_span(r['run_id'])} · corpus {code_span(r['corpus'])}")
+            if right.button("Follow", key=f"follow-{r['run_id']}", disabled=running):
+                st.session_state["active_run"] = r["dir"]
+                st.rerun()
 
 
 main()

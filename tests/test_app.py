@@ -512,3 +512,55 @@ def test_run_command_passes_overrides_as_cli_settings(tmp_path):
     sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
     assert parse_overrides(sets) == {"retrieval": {"mode": "dense"}, "train": {"target_modules": ["q_proj", "v_proj"], "use_qa": False}}
     assert cmd[cmd.index("--seed") + 1] == "3" and cmd[cmd.index("--model") + 1] == "m"
+
+
+def test_corpus_check_lists_problems(runs, tiny_corpus):
+    at = app()
+    assert any("Corpus check passed" in s.value for s in at.success)
+    (tiny_corpus / "docs" / "broken.txt").write_bytes(b"\x00\x01\x02" * 100)
+    at = app()
+    assert any("Corpus check: 1 error(s)" in e.value for e in at.error)
+    problems = at.dataframe[0].value
+    assert "docs/broken.txt" in set(problems["file"])
+    assert [m.value for m in at.metric][0] == "3"  # the unreadable file is skipped, the rest still loads
+
+
+def test_build_page_shows_a_training_job_with_its_loss_curve(runs, tiny_corpus, isolated_home):
+    import os
+
+    job_dir = isolated_home / "jobs" / "20250104-000000-adapter-tiny-abcd"
+    job_dir.mkdir(parents=True)
+    atomic_write_jsonl(job_dir / "train_log.jsonl", [{"step": i, "loss": 3.0 - 0.1 * i} for i in range(1, 11)])
+    atomic_write_json(
+        job_dir / "status.json",
+        {"state": "running", "stage": "train", "progress": 0.33, "message": "step 10/30 loss 2.000", "pid": os.getpid()},
+    )
+    at = app("build", build_jobs={"adapter": str(job_dir)})
+    assert any("Train adapter" in m.value for m in at.markdown)
+    charts = at.get("vega_lite_chart")
+    assert charts, "no loss curve"
+    assert "LoRA training loss" in charts[-1].proto.spec
+    atomic_write_json(
+        job_dir / "status.json", {"state": "done", "stage": "train", "progress": 1.0, "message": "finished", "pid": os.getpid()}
+    )
+    at.run()
+    assert not at.exception
+    assert any("Done" in m.value for m in at.markdown)
+
+
+def test_a_run_started_elsewhere_can_be_followed_after_a_reload(runs, tiny_corpus):
+    import os
+
+    run_dir = runs / "20250106-000000-tiny-else"
+    run_dir.mkdir()
+    atomic_write_json(run_dir / "config.json", {"corpus": str(tiny_corpus), "methods": ["zero-shot"], "preset": "quick"})
+    atomic_write_json(
+        run_dir / "status.json", {"state": "running", "stage": "answer", "progress": 0.2, "message": "zero-shot", "pid": os.getpid()}
+    )
+    at = app()  # a fresh session: nothing in session state points at the run
+    assert any("A comparison of this corpus is running" in m.value for m in at.markdown)
+    at.button(key="follow-run").click().run()
+    assert at.session_state["active_run"] == str(run_dir)
+    at = app("evaluate", active_run=str(run_dir))
+    caption = next(m.value for m in at.markdown if "Load corpus" in m.value)
+    assert "Build index" not in caption and "Train adapter" not in caption  # stages follow the run's methods
