@@ -6,6 +6,7 @@ and calls into the workbench library. Long work runs in background processes (wo
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from app_pages.common import corpus_path, init_session, label  # noqa: E402
-from app_pages.textview import code_span  # noqa: E402
+from app_pages.textview import code_span, escape_markdown  # noqa: E402
 
 st.set_page_config(page_title="Workbench · RAG vs LoRA vs few-shot", page_icon="⚖️", layout="wide", initial_sidebar_state="expanded")
 init_session()
@@ -49,4 +50,9 @@ with st.sidebar:
         st.caption(f"Latest comparison started here: **{state}**")
     st.caption("Methods: " + ", ".join(label(m) for m in st.session_state["methods"]))
 
-page.run()
+try:
+    page.run()
+except Exception as exc:  # noqa: BLE001 - last resort: one line for the user, the traceback in the server log
+    logging.getLogger("workbench.app").exception("page %s failed", page.title)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    st.error(f"Unexpected error on this page: {escape_markdown(first)}. The details are in the server log.", icon=":material/error:")

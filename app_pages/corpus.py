@@ -135,6 +135,15 @@ def _validate_doc(path: Path, docs_dir: Path) -> tuple[bool, str]:
     return True, f"{len(doc.text):,} characters of {doc.meta.get('format', path.suffix.lstrip('.'))}"
 
 
+def human_size(n: int) -> str:
+    """1234 -> '1.2 KB'."""
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1024 or unit == "MB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} MB"
+
+
 def sync_uploads(files: list[Any], folder: Path) -> list[dict[str, Any]]:
     """Save uploaded documents into folder (removing ones no longer uploaded) and validate each: rows of (name, ok, message)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -212,7 +221,7 @@ def upload_corpus() -> None:
     rows = sync_uploads(list(docs or []), root / "docs")
     for row in rows:
         left, right = st.columns([2, 5])
-        left.markdown(f":material/description: {code_span(row['name'])} · {row['size'] / 1024:,.0f} KB")
+        left.markdown(f":material/description: {code_span(row['name'])} · {human_size(row['size'])}")
         if row["ok"]:
             right.success(row["message"], icon=":material/check_circle:")
         else:
@@ -346,9 +355,10 @@ def main() -> None:
     except (CorpusError, OSError) as exc:
         show_error(exc, "This corpus cannot be used")
         return
+    st.divider()
     st.subheader(escape_markdown(corpus.title or path.name))
     kind = "facts (answers are looked up in the documents)" if corpus.kind == "facts" else "behaviour (answers are labels / a format)"
-    st.caption(f"{code_span(path)} · kind: {kind}")
+    st.caption(f"Selected corpus · {code_span(path)} · kind: {kind}")
     if corpus.description:
         st.markdown(escape_markdown(corpus.description))
     latest_result(path)

@@ -34,7 +34,8 @@ def _render(job_dir: Path, stages: tuple[str, ...], status: dict[str, Any], key:
     stage = status.get("stage", "")
     icon = STATE_ICONS.get(state, "●")
     progress = overall_progress(stages, stage, status.get("progress", 0.0), state)
-    head = f"{icon} **{escape_markdown(state.capitalize())}** · {escape_markdown(STAGE_LABELS.get(stage, stage))} · {elapsed_text(status)}"
+    where = "" if state in TERMINAL or not stage else f" · {escape_markdown(STAGE_LABELS.get(stage, stage))}"
+    head = f"{icon} **{escape_markdown(state.capitalize())}**{where} · {elapsed_text(status)}"
     st.markdown(head)
     st.markdown(stage_caption(stages, stage, state))
     st.progress(progress, text=escape_markdown(str(status.get("message") or "")[:160]))

@@ -133,6 +133,13 @@ def export(done: list[dict[str, Any]]) -> None:
         if recommendation
         else "Reports use the default priorities (set your own on **Decide**)."
     )
+    from workbench.report import ReportError, load_run_data
+
+    try:
+        load_run_data(by_id[run_id]["dir"])
+    except (ReportError, OSError, ValueError) as exc:
+        show_error(exc, "This run cannot be exported")
+        return
     cols = st.columns(len(FORMATS))
     for col, (fmt, (title, mime, helptext)) in zip(cols, FORMATS.items(), strict=True):
         col.download_button(

@@ -151,6 +151,8 @@ def app(page: str | None = None, **state) -> AppTest:
         at.switch_page(f"app_pages/{page}.py")
         at.run()
         assert not at.exception, at.exception
+    unexpected = [e.value for e in at.error if "Unexpected error" in e.value]
+    assert not unexpected, unexpected
     return at
 
 
