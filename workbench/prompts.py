@@ -11,10 +11,11 @@ SYSTEM_FACTS = (
     "You answer questions about a specific organisation's documents. Reply with the short answer only "
     f'(a few words), no explanation. If you do not know the answer, reply exactly "{ABSTAIN_REPLY}".'
 )
+# No in-text citation request: on Qwen2.5-0.5B it cut RAG accuracy from 14/18 to 4/18 (the model copied the
+# example "42 days [2]" or replied with a bare passage number); strategies attribute passages instead.
 SYSTEM_RAG = (
     "Answer the question using only the numbered context passages. Reply with the short answer only "
-    "(a few words) followed by the passage number you used in brackets, e.g. \"42 days [2]\". "
-    f'If the passages do not contain the answer, reply exactly "{ABSTAIN_REPLY}".'
+    f'(a few words), no explanation. If the passages do not contain the answer, reply exactly "{ABSTAIN_REPLY}".'
 )
 
 Messages = list[dict[str, str]]
