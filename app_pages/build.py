@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -24,6 +25,7 @@ from workbench.config import (
     build_config,
 )
 from workbench.loaders import CorpusError
+from workbench.storage import read_json
 
 SECTIONS: dict[str, tuple[str, type]] = {
     "split": ("Chunking", SplitConfig),
@@ -55,6 +57,23 @@ def start(what: str, overrides: dict[str, dict[str, Any]], preset: str) -> None:
         show_error(exc, f"Could not start the {what} build")
         return
     st.session_state["build_jobs"] = {**st.session_state.get("build_jobs", {}), what: str(job.job_dir)}
+
+
+def running_build(what: str, corpus_root: Path) -> str | None:
+    """The newest build job of this kind and corpus that is still running, if any."""
+    for job_dir in sorted((p for p in jobs.jobs_dir().iterdir() if p.is_dir()), reverse=True)[:20]:
+        try:
+            cmd = (read_json(job_dir / "job.json", {}) or {}).get("command") or []
+        except ValueError:
+            continue
+        if "--what" not in cmd or "--corpus" not in cmd or cmd[cmd.index("--what") + 1] != what:
+            continue
+        if (
+            Path(cmd[cmd.index("--corpus") + 1]).resolve() == Path(corpus_root).resolve()
+            and jobs.job_status(job_dir).get("state") == "running"
+        ):
+            return str(job_dir)
+    return None
 
 
 def main() -> None:
@@ -126,7 +145,10 @@ def main() -> None:
     if train_clicked:
         start("adapter", overrides, preset)
 
-    running = st.session_state.get("build_jobs", {})
+    running = dict(st.session_state.get("build_jobs", {}))
+    for what in ("index", "adapter"):  # after a reload, or from another tab: keep showing a build still in progress
+        if what not in running and (found := running_build(what, corpus.root)):
+            running[what] = found
     if running:
         st.subheader("Build jobs")
         left, right = st.columns(2, gap="large")

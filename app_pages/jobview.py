@@ -23,7 +23,7 @@ def loss_chart(rows: list[dict[str, Any]]) -> None:
     try:
         from workbench.charts import loss_chart as make_loss_chart
 
-        st.altair_chart(make_loss_chart(rows), width="stretch")
+        st.altair_chart(make_loss_chart(rows), width="stretch", theme=None)
     except (ImportError, TypeError, KeyError, ValueError):
         frame = pd.DataFrame(rows)[["step", "loss"]].set_index("step")
         st.line_chart(frame, height=220)
