@@ -58,6 +58,7 @@ def test_bench_writes_every_figure(tiny_lm_dir, tiny_corpus, tmp_path):
         assert name in figures, name
     for name in (
         "batched_vs_single_speedup",
+        "batched_vs_single_speedup_by_kind",
         "lora_vs_plain_ratio",
         "embed_vs_raw_ratio",
         "retrieval_p50_ms",

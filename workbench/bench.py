@@ -43,11 +43,11 @@ class BenchSettings:
     embedder: str = DEFAULT_EMBEDDER
     corpus: str = field(default_factory=lambda: str(repo_root() / "corpora" / "kestrel_labs"))
     chunk_corpora: list[str] = field(default_factory=lambda: [str(repo_root() / "corpora" / n) for n in ("kestrel_labs", "ticket_triage")])
-    n_prompts: int = 48  # evaluation prompts, answered both ways
-    prompt_kinds: list[str] = field(default_factory=lambda: ["rag"])
+    n_prompts: int = 50  # evaluation prompts (held-out questions), answered both ways
+    prompt_kinds: list[str] = field(default_factory=lambda: ["zero-shot", "few-shot", "rag", "zero-shot", "rag"])  # the five methods' prompts
     max_new_tokens: int = 24  # the quick preset's value
     gen_batch_size: int = 16
-    eval_scaling: list[int] = field(default_factory=lambda: [12, 24])  # + n_prompts
+    eval_scaling: list[int] = field(default_factory=lambda: [10, 25])  # + n_prompts
     lora_steps: int = 4  # per path; the first is warm-up
     lora_batch: int = 4
     lora_seq_len: int = 256
@@ -70,12 +70,12 @@ class BenchSettings:
         """Full settings, or the --quick ones with every reduction recorded in ``shrunk``."""
         if not quick:
             return cls()
-        s = cls(quick=True, n_prompts=16, eval_scaling=[4, 8], lora_steps=3, n_embed_texts=500, embed_reps=2, index_scaling=[125, 250], n_queries=100)
+        s = cls(quick=True, n_prompts=15, eval_scaling=[5], lora_steps=3, n_embed_texts=500, embed_reps=2, index_scaling=[125, 250], n_queries=100)
         s.retrieval_types = {"10k": ["flat", "hnsw", "ivf"], "100k": ["flat", "ivf"]}
         s.run_overrides = {"eval": {"max_questions": 10}, "train": {"max_steps": 4}}
         s.shrunk = {
-            "n_prompts": "48 -> 16",
-            "eval_scaling": "[12, 24, 48] -> [4, 8, 16]",
+            "n_prompts": "50 -> 15 (same 2:1:2 mix of zero-shot, few-shot and RAG prompts)",
+            "eval_scaling": "[10, 25, 50] -> [5, 15]",
             "lora_steps": "4 -> 3 per path",
             "n_embed_texts": "2000 -> 500",
             "index_scaling": "[250, 500, 1000] -> [125, 250]",
@@ -150,7 +150,7 @@ class Bench:
         self.machine, self.versions = machine_info(), versions_info()
         self._gen: Any = None
         self._embedder: Any = None
-        self._prompts: list[str] = []
+        self._prompts: dict[str, list[str]] = {}
 
     def say(self, msg: str) -> None:
         self.log.write(f"[bench {time.perf_counter() - self.t0:7.1f}s] {msg}\n")
@@ -173,8 +173,9 @@ class Bench:
         res = bench_generation(self._gen, self._prompts, self.s.max_new_tokens, self.s.gen_batch_size, self.s.eval_scaling)
         self.raw["generation"] = {"prompts": info, **res}
         self.figures["batched_vs_single_speedup"] = res["speedup"]
+        self.figures["batched_vs_single_speedup_by_kind"] = {k: v["speedup"] for k, v in res["by_kind"].items()}
         self.figures["batched_vs_single_agreement"] = res["agreement"]
-        self.say(f"generation: ours {res['ours_answers_per_s']:.2f} answers/s, plain {res['plain_answers_per_s']:.2f} -> x{res['speedup']:.2f}, agreement {res['agreement']:.0%}")
+        self.say(f"generation: ours {res['ours_answers_per_s']:.2f} answers/s, plain {res['plain_answers_per_s']:.2f} -> x{res['speedup']:.2f}, agreement {res['agreement']:.0%}; by kind {self.figures['batched_vs_single_speedup_by_kind']}")
 
     def lora(self) -> None:
         from .bench_train import bench_lora
@@ -242,12 +243,12 @@ class Bench:
 
         want = {k for k, v in met.items() if v is False} if self.s.profile == "misses" else set(TARGETS) if self.s.profile == "always" else set()
         jobs = {
-            "batched_vs_single_speedup": lambda: profile_generation(self._gen, self._prompts, self.s.max_new_tokens, self.s.gen_batch_size),
+            "batched_vs_single_speedup": lambda: profile_generation(self._gen, self._prompts.get("rag") or next(iter(self._prompts.values())), self.s.max_new_tokens, self.s.gen_batch_size),
             "lora_vs_plain_ratio": lambda: profile_training(self.s.model, self.s.corpus, self._train_cfg()),
             "embed_vs_raw_ratio": lambda: {"what": "Embedder.encode on 256 chunks (cProfile)", "top_calls": python_top_calls(lambda: self.embedder().encode(self._some_texts(256)))},
         }
         for name in sorted(want):
-            if name in jobs and (name != "batched_vs_single_speedup" or self._gen is not None):
+            if name in jobs and (name != "batched_vs_single_speedup" or self._prompts):
                 self.say(f"profiling {name}")
                 try:
                     self.profile.append({"figure": name, **jobs[name]()})

@@ -13,11 +13,15 @@ from typing import Any
 from . import prompts
 from .generation import Generator, cut_at_stop
 
+# A run's five methods as prompt kinds: lora asks like zero-shot, rag+lora like rag (the adapter aside).
+EVAL_MIX = ("zero-shot", "few-shot", "rag", "zero-shot", "rag")
 
-def build_prompts(corpus_dir: str | Path, generator: Generator, embedder: Any, n: int, kinds: tuple[str, ...] = ("rag",), seed: int = 0) -> tuple[list[str], dict[str, Any]]:
-    """``n`` realistic rendered prompts from a corpus's held-out questions, spread over ``kinds``.
 
-    ``rag`` prompts use the corpus's real (cached) index; ``few-shot`` the nearest train examples.
+def build_prompts(corpus_dir: str | Path, generator: Generator, embedder: Any, n: int, kinds: tuple[str, ...] = EVAL_MIX, seed: int = 0) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """``n`` realistic rendered prompts from a corpus's held-out questions, dealt round-robin over ``kinds``.
+
+    Returns prompts grouped by kind. ``rag`` prompts use the corpus's real (cached) index;
+    ``few-shot`` the nearest train examples, as the strategies build them.
     """
     from .config import build_config
     from .corpus import load_corpus
@@ -28,12 +32,13 @@ def build_prompts(corpus_dir: str | Path, generator: Generator, embedder: Any, n
     pool = corpus.test or corpus.questions
     questions = [pool[i % len(pool)] for i in range(n)]
     tok = generator.tok
-    out: list[str] = []
+    grouped: dict[str, list[str]] = {}
     info: dict[str, Any] = {"kinds": list(kinds), "n": n, "corpus": str(corpus_dir)}
     per_kind = [questions[i :: len(kinds)] for i in range(len(kinds))]
     for kind, qs in zip(kinds, per_kind, strict=True):
         if not qs:
             continue
+        out = grouped.setdefault(kind, [])
         if kind == "rag":
             from .index import get_or_build_index
 
@@ -48,9 +53,10 @@ def build_prompts(corpus_dir: str | Path, generator: Generator, embedder: Any, n
             out += [prompts.render(tok, prompts.zero_shot_messages(q.question, corpus.instruction)) for q in qs]
         else:
             raise ValueError(f"prompt kind {kind!r} is unknown; use rag, few-shot or zero-shot")
-    lengths = [len(x) for x in generator.encode(out)]
-    info.update(prompt_tokens_mean=sum(lengths) / len(lengths), prompt_tokens_min=min(lengths), prompt_tokens_max=max(lengths))
-    return out, info
+    for kind, group in grouped.items():
+        lengths = [len(x) for x in generator.encode(group)]
+        info[kind] = {"n": len(group), "prompt_tokens_mean": sum(lengths) / len(lengths), "prompt_tokens_min": min(lengths), "prompt_tokens_max": max(lengths)}
+    return grouped, info
 
 
 def plain_generate(generator: Generator, prompts_: list[str], max_new_tokens: int, stops: list[str]) -> tuple[list[str], list[float], int]:
@@ -70,24 +76,54 @@ def plain_generate(generator: Generator, prompts_: list[str], max_new_tokens: in
     return texts, times, n_tokens
 
 
-def bench_generation(generator: Generator, prompts_: list[str], max_new_tokens: int, batch_size: int, scaling_sizes: list[int]) -> dict[str, Any]:
-    """Answers/s of ``Generator.generate`` (batched, bucketed) vs the plain loop, their agreement, and a scaling curve."""
+def _compare(generator: Generator, prompts_: list[str], max_new_tokens: int, batch_size: int) -> dict[str, Any]:
+    """Both paths on one group of prompts: wall seconds, per-prompt plain times, agreement."""
     from .textnorm import normalize_answer
 
     stops = prompts.stop_strings(generator.tok)
-    generator.generate(prompts_[:1], 2, stop=stops, batch_size=1)  # warm-up (first-call allocations)
     t0 = time.perf_counter()
     ours = generator.generate(prompts_, max_new_tokens, stop=stops, batch_size=batch_size)
     ours_s = time.perf_counter() - t0
     plain_texts, plain_times, plain_tokens = plain_generate(generator, prompts_, max_new_tokens, stops)
     plain_s = sum(plain_times)
-    n = len(prompts_)
     same = [normalize_answer(a.text) == normalize_answer(b) for a, b in zip(ours, plain_texts, strict=True)]
+    return {
+        "n": len(prompts_),
+        "ours_s": ours_s,
+        "plain_s": plain_s,
+        "speedup": plain_s / ours_s,
+        "agree": sum(same),
+        "ours_output_tokens": sum(r.output_tokens for r in ours),
+        "plain_generated_tokens": plain_tokens,
+        "plain_per_prompt_s": plain_times,
+        "disagreements": [{"ours": a.text, "plain": b} for a, b, ok in zip(ours, plain_texts, same, strict=True) if not ok][:3],
+    }
+
+
+def bench_generation(generator: Generator, grouped: dict[str, list[str]], max_new_tokens: int, batch_size: int, scaling_sizes: list[int]) -> dict[str, Any]:
+    """Answers/s of ``Generator.generate`` (batched, bucketed) vs the plain loop per prompt kind, overall, and a scaling curve.
+
+    Each kind is one generate call, as each method is in a run; the overall figure is total plain
+    seconds over total batched seconds for the whole mix.
+    """
+    stops = prompts.stop_strings(generator.tok)
+    first = next(iter(grouped.values()))
+    generator.generate(first[:1], 2, stop=stops, batch_size=1)  # warm-up (first-call allocations)
+    kinds = {kind: _compare(generator, group, max_new_tokens, batch_size) for kind, group in grouped.items()}
+    n = sum(k["n"] for k in kinds.values())
+    ours_s = sum(k["ours_s"] for k in kinds.values())
+    plain_s = sum(k["plain_s"] for k in kinds.values())
     curve = []
-    for k in sorted({k for k in scaling_sizes if 0 < k < n}):
-        t0 = time.perf_counter()
-        generator.generate(prompts_[:k], max_new_tokens, stop=stops, batch_size=batch_size)
-        curve.append({"questions": k, "ours_s": time.perf_counter() - t0, "plain_s": sum(plain_times[:k])})
+    for size in sorted({k for k in scaling_sizes if 0 < k < n}):
+        t, plain_t, count = 0.0, 0.0, 0
+        for kind, group in grouped.items():
+            m = max(1, round(size * len(group) / n))
+            t0 = time.perf_counter()
+            generator.generate(group[:m], max_new_tokens, stop=stops, batch_size=batch_size)
+            t += time.perf_counter() - t0
+            plain_t += sum(kinds[kind]["plain_per_prompt_s"][:m])
+            count += m
+        curve.append({"questions": count, "ours_s": t, "plain_s": plain_t})
     curve.append({"questions": n, "ours_s": ours_s, "plain_s": plain_s})
     return {
         "n_prompts": n,
@@ -98,12 +134,8 @@ def bench_generation(generator: Generator, prompts_: list[str], max_new_tokens: 
         "ours_answers_per_s": n / ours_s,
         "plain_answers_per_s": n / plain_s,
         "speedup": plain_s / ours_s,
-        "agreement": sum(same) / n,
-        "ours_output_tokens": sum(r.output_tokens for r in ours),
-        "plain_generated_tokens": plain_tokens,
-        "plain_decode_tokens_per_s": plain_tokens / plain_s,
-        "plain_per_prompt_s": plain_times,
-        "disagreements": [{"ours": a.text, "plain": b} for a, b, s in zip(ours, plain_texts, same, strict=True) if not s][:5],
+        "agreement": sum(k["agree"] for k in kinds.values()) / n,
+        "by_kind": kinds,
         "scaling": curve,
     }
 
