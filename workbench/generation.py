@@ -35,6 +35,7 @@ class GenResult:
     cached: bool = False  # served from the AnswerCache; the timings are those measured originally
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (for JSON rows)."""
         return asdict(self)
 
 
@@ -124,10 +125,12 @@ class Generator:
 
     @property
     def tokenizer(self) -> Any:
+        """The tokenizer (also available as ``tok``)."""
         return self.tok
 
     @property
     def device(self) -> Any:
+        """Device of the model's weights."""
         return next(self.model.parameters()).device
 
     @property
