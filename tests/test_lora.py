@@ -124,8 +124,12 @@ def test_cache_hit_reuses_adapter_without_training(tiny_lm_dir):
     adapter2, info2 = get_or_train_adapter(str(tiny_lm_dir), corpus, None, cfg, seed=0, on_progress=again.append)
     assert adapter2 == adapter and info2["cache_hit"] is True and again == []
     assert info2["train_seconds"] == info["train_seconds"] and time.perf_counter() - t0 < 10
-    # checkpoint frequency does not change the adapter; the seed does
+    # checkpoint frequency does not change the adapter
     assert get_or_train_adapter(str(tiny_lm_dir), corpus, None, TrainConfig(**{**cfg.__dict__, "checkpoint_every": 5}), seed=0)[1]["cache_hit"]
+    # a new held-out question that duplicates a train question is caught even on a cache hit
+    dup = Question("h-new", "How fast is the Harrier control loop?", ["400 Hz"], split="test")
+    with pytest.raises(LeakageError, match="h-new"):
+        get_or_train_adapter(str(tiny_lm_dir), tiny_corpus([dup]), None, cfg, seed=0)
 
 
 def test_second_process_on_same_adapter_fails_fast(tiny_lm_dir, qwen_tokenizer):
@@ -178,3 +182,39 @@ def test_load_adapter_refuses_foreign_or_pickled_files(tiny_lm_dir, tmp_path):
         load_adapter_model(base, pickled)
     model = load_adapter_model(base, adapter)
     assert not model.training and any("lora_" in n for n, _ in model.named_modules())
+
+
+INVENTED = [
+    ("What is the codename of the Zephyr-9 project?", "Blue Heron"),
+    ("Which city hosts the annual Velmora summit?", "Kirkwall"),
+    ("What colour is the Tarn-5 survey drone?", "saffron"),
+    ("Who leads the Osk firmware team?", "Ilse Varga"),
+    ("How many rotors does the Quillon carrier have?", "eleven"),
+    ("What is the warranty period of the Brannock relay?", "19 months"),
+]
+
+
+@pytest.mark.slow
+def test_real_model_learns_invented_facts():
+    """A few SFT steps on the default model teach it invented answers the base model cannot know."""
+    from workbench import prompts
+    from workbench.generation import Generator
+    from workbench.models import load_generator
+    from workbench.textnorm import contains_tokens
+
+    qs = [Question(f"f{i}", q, [a], split="train") for i, (q, a) in enumerate(INVENTED)]
+    corpus = Corpus(Path("/tmp/invented"), [], qs)
+    cfg = TrainConfig(rank=8, alpha=16, dropout=0.0, max_steps=8, seq_len=128, batch_size=2, use_chunks=False, learning_rate=2e-3, checkpoint_every=0)
+    adapter, info = get_or_train_adapter("qwen2.5-0.5b", corpus, None, cfg, seed=0)
+    base, tok = load_generator("qwen2.5-0.5b")
+    rendered = [prompts.render(tok, prompts.zero_shot_messages(q)) for q, _ in INVENTED]
+
+    def score(model) -> int:
+        out = Generator(model, tok).generate(rendered, max_new_tokens=10, batch_size=6)
+        return sum(contains_tokens(r.text, a) for r, (_, a) in zip(out, INVENTED, strict=True))
+
+    before = score(base)
+    after = score(load_adapter_model(base, adapter))
+    print(f"base {before}/6, adapter {after}/6, loss {info['loss_first']:.3f} -> {info['final_loss']:.3f}, {info['train_seconds']:.0f}s, {info['tokens_per_s']:.0f} tok/s")
+    assert before <= 1
+    assert after >= 4 and info["final_loss"] < info["loss_first"]

@@ -27,7 +27,7 @@ from .lora_data import IGNORE, TrainingData, build_training_data, data_fingerpri
 from .models import default_dtype, load_generator, resolve_generator, setup_threads
 from .paths import cache_dir
 from .storage import FolderLock, LockedError, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
-from .types import Corpus
+from .types import Corpus, Question
 
 log = logging.getLogger("workbench.lora")
 LORA_VERSION = 1  # bump when the training recipe changes so cached adapters are not reused
@@ -315,11 +315,13 @@ def get_or_train_adapter(
     seed: int = 0,
     embedder: Any = None,
     on_progress: OnProgress | None = None,
+    base_model: Any = None,
 ) -> tuple[Path, dict[str, Any]]:
     """The adapter for (base, corpus data, cfg, seed): reused from the cache, resumed, or trained.
 
-    Refuses (LeakageError) when a held-out (test split) question appears in the training data.
-    Raises LockedError when another process is training the same adapter.
+    Refuses (LeakageError) when a held-out (test split) question appears in the training data, also
+    on a cache hit when the held-out set changed. Raises LockedError when another process is
+    training the same adapter. ``base_model`` (already loaded) is reused for synthetic data.
     """
     from transformers import AutoTokenizer
 
@@ -328,8 +330,9 @@ def get_or_train_adapter(
     data_fp = data_fingerprint(corpus, tok, cfg, split_cfg, seed)
     key = adapter_key(folder, data_fp, cfg, seed)
     out_dir = cache_dir("adapters") / key
+    held_out = corpus.test
     if (out_dir / "adapter" / "workbench.json").is_file():
-        return out_dir / "adapter", _info(out_dir / "adapter", key, cache_hit=True)
+        return out_dir / "adapter", _cached_info(out_dir, key, held_out, embedder)
     lock = FolderLock(out_dir)
     try:
         lock.acquire()
@@ -338,24 +341,44 @@ def get_or_train_adapter(
         raise LockedError(f"adapter {key} is being trained by another process (pid {pid}) in {out_dir}; wait for it to finish, then run again to reuse it") from None
     try:
         if (out_dir / "adapter" / "workbench.json").is_file():
-            return out_dir / "adapter", _info(out_dir / "adapter", key, cache_hit=True)
+            return out_dir / "adapter", _cached_info(out_dir, key, held_out, embedder)
         t0 = time.perf_counter()
-        held_out = corpus.test
         if (out_dir / "data.pt").is_file() and (out_dir / "data.json").is_file():
             data = TrainingData.load(out_dir)
         else:
-            model = load_generator(str(folder))[0] if (cfg.synthetic_qa or cfg.paraphrases) else None
+            model = None
+            if cfg.synthetic_qa or cfg.paraphrases:
+                model = base_model if base_model is not None else load_generator(str(folder))[0]
             data = build_training_data(corpus, tok, cfg, split_cfg, seed, model=model, held_out=held_out, embedder=embedder)
             del model
             data.save(out_dir)
-        report = check_leakage(data.texts, held_out, embedder=embedder, threshold=DEFAULT_THRESHOLD, questions=data.questions, answers=data.answers)
-        atomic_write_json(out_dir / "leakage.json", report.to_dict())
-        report.raise_if_leaked()
+        report = _leakage(data, held_out, embedder, out_dir)
         data_s = time.perf_counter() - t0
-        adapter = train_adapter(base, data, cfg, out_dir, seed, on_progress, record={"key": key, "leakage": report.to_dict(), "data_seconds": round(data_s, 3)})
+        adapter = train_adapter(base, data, cfg, out_dir, seed, on_progress, record={"key": key, "leakage": report, "data_seconds": round(data_s, 3)})
         return adapter, _info(adapter, key, cache_hit=False)
     finally:
         lock.release()
+
+
+def _held_out_hash(held_out: list[Question]) -> str:
+    return stable_hash([(q.id, q.question, q.answers) for q in held_out])
+
+
+def _leakage(data: TrainingData, held_out: list[Question], embedder: Any, out_dir: Path) -> dict[str, Any]:
+    """Run the guard, save leakage.json next to the adapter, raise LeakageError on a leak."""
+    report = check_leakage(data.texts, held_out, embedder=embedder, threshold=DEFAULT_THRESHOLD, questions=data.questions, answers=data.answers)
+    saved = {**report.to_dict(), "held_out_hash": _held_out_hash(held_out)}
+    atomic_write_json(out_dir / "leakage.json", saved)
+    report.raise_if_leaked()
+    return saved
+
+
+def _cached_info(out_dir: Path, key: str, held_out: list[Question], embedder: Any) -> dict[str, Any]:
+    """Info of a finished adapter; re-checks leakage if the held-out questions changed since training."""
+    info = _info(out_dir / "adapter", key, cache_hit=True)
+    if info["leakage"].get("held_out_hash") != _held_out_hash(held_out) and (out_dir / "data.json").is_file():
+        info["leakage"] = _leakage(TrainingData.load(out_dir), held_out, embedder, out_dir)
+    return info
 
 
 def _info(adapter_dir: Path, key: str, cache_hit: bool) -> dict[str, Any]:
