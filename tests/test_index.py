@@ -191,6 +191,14 @@ def test_cache_hit_does_not_reembed(docs, embedder):
     assert info6["cache_hit"]
 
 
+def test_stale_build_folder_of_dead_process_is_removed(docs, embedder):
+    stale = cache_dir("indexes") / "0123456789abcdef.tmp-999999999"
+    stale.mkdir()
+    (stale / "chunks.jsonl").write_text("")
+    _, info = get_or_build_index(docs, SplitConfig(chunk_size=200, chunk_overlap=20), IndexConfig(), embedder)
+    assert not stale.exists() and [p.name for p in cache_dir("indexes").iterdir()] == [info["key"]]
+
+
 def test_damaged_cache_entry_is_rebuilt(docs, embedder):
     counting = CountingEmbedder(embedder)
     split, icfg = SplitConfig(chunk_size=200, chunk_overlap=20), IndexConfig()

@@ -294,6 +294,7 @@ def get_or_build_index(
         raise ValueError(f"nothing to index: {len(documents)} documents produced no chunks; check that the corpus docs/ folder has text")
     index = build_index(chunks, index_cfg, embedder, progress)
     index.manifest["build_seconds"] = round(time.perf_counter() - t0, 3)  # split + embed + index
+    _remove_stale_builds(folder.parent)
     tmp = folder.with_name(f"{key}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     index.save(tmp)
@@ -302,6 +303,20 @@ def get_or_build_index(
     except OSError:  # another process finished the same key first: its copy is equivalent
         shutil.rmtree(tmp, ignore_errors=True)
     return index, _info(index, folder, key, False, 0.0)
+
+
+def _remove_stale_builds(root: Path) -> None:
+    """Delete ``*.tmp-<pid>`` build folders left by processes that died mid-build."""
+    for tmp in root.glob("*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            pass  # alive (or not ours to signal): leave it
 
 
 def _info(index: RetrievalIndex, folder: Path, key: str, hit: bool, load_s: float) -> dict[str, Any]:
