@@ -194,14 +194,18 @@ _SECTIONS: dict[str, type] = {
 
 # Preset overrides, applied over the defaults (and over corpus.toml [defaults]).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # quick: minutes on a 2-core CPU. RAG prompts are prefill-bound (~compute per prompt token), so
+    # fewer questions, 3 chunks, no model-judged groundedness; LoRA is SFT on the train Q/A only.
     "quick": {
-        "eval": {"max_questions": 40, "bootstrap_samples": 1000},
-        "train": {"max_steps": 30, "seq_len": 256, "batch_size": 4, "checkpoint_every": 10},
-        "generation": {"max_new_tokens": 24, "batch_size": 20},
+        "eval": {"max_questions": 30, "bootstrap_samples": 1000, "groundedness": False},
+        "retrieval": {"top_k": 3},
+        "train": {"use_chunks": False, "epochs": 2.0, "max_steps": 16, "learning_rate": 1e-3, "seq_len": 256, "batch_size": 4, "checkpoint_every": 4},
+        "generation": {"max_new_tokens": 16, "batch_size": 16},
     },
+    # standard: every held-out question, continued pre-training on the chunks plus SFT, 3 epochs.
     "standard": {
-        "eval": {"max_questions": 0, "bootstrap_samples": 2000},
-        "train": {"max_steps": 0, "epochs": 3.0},
+        "eval": {"max_questions": 0, "bootstrap_samples": 2000, "groundedness": True},
+        "train": {"use_chunks": True, "max_steps": 0, "epochs": 3.0},
         "generation": {"max_new_tokens": 32, "batch_size": 16},
     },
     "custom": {},
