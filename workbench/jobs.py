@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .paths import default_runs_dir, home, repo_root
+from .runstore import pid_alive
 from .storage import atomic_write_json, read_json, read_jsonl
 
 LOG_NAME = "job.log"
@@ -208,13 +209,7 @@ def is_alive(pid: int | None) -> bool:
         pass
     except OSError:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def job_status(job_dir: str | Path) -> dict[str, Any]:

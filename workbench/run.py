@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
 import random
 import time
 import traceback
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ from .config import RunConfig
 from .cost import RssSampler
 from .paths import default_runs_dir
 from .runstore import RunStatus, new_run_id, write_meta
-from .storage import FolderLock, atomic_write_json, atomic_write_jsonl, stable_hash
+from .storage import FolderLock, atomic_write_json, atomic_write_jsonl
 from .types import Answer, Corpus, Question
 
 Progress = Callable[[str, float, str], None]  # (stage, fraction of that stage, message)
@@ -268,22 +265,3 @@ def _train(
     timings["train_s"] = time.perf_counter() - t0
     report("train", 1.0, "reused cached adapter" if info.get("cache_hit") else f"trained in {info.get('train_seconds', 0):.0f}s")
     return Generator(model, generator.tokenizer, adapter=str(adapter_dir)), info
-
-
-def config_summary(config: RunConfig) -> dict[str, Any]:
-    """The settings worth showing in a one-line listing."""
-    return {"methods": config.methods, "preset": config.preset, "model": config.model, "seed": config.seed, "hash": stable_hash(dataclasses.asdict(config))}
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

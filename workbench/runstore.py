@@ -50,7 +50,8 @@ class RunStatus:
         return data
 
 
-def _alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """True while a process with this pid exists."""
     if not pid:
         return False
     try:
@@ -65,7 +66,7 @@ def _alive(pid: int | None) -> bool:
 def effective_state(status: dict[str, Any]) -> str:
     """A 'running' run whose process has died is reported as 'interrupted', never 'done'."""
     state = status.get("state", "unknown")
-    if state == "running" and not _alive(status.get("pid")):
+    if state == "running" and not pid_alive(status.get("pid")):
         return "interrupted"
     return state
 
