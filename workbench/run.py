@@ -264,4 +264,24 @@ def _train(
     model = load_adapter_model(generator.model, adapter_dir)
     timings["train_s"] = time.perf_counter() - t0
     report("train", 1.0, "reused cached adapter" if info.get("cache_hit") else f"trained in {info.get('train_seconds', 0):.0f}s")
-    return Generator(model, generator.tokenizer, adapter=str(adapter_dir)), info
+    adapter_generator = Generator(model, generator.tokenizer, adapter=str(adapter_dir))
+    history = [{"step": s, "loss": loss} for s, loss in info.get("loss_curve", [])]
+    info = {**info, "loss_history": history, "train_split_probe": train_split_probe(config, corpus, generator, adapter_generator, report)}
+    return adapter_generator, info
+
+
+def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter_generator: Any, report: Callable[[str, float, str], None], n: int = 20) -> dict:
+    """Proof the adapter learned: accuracy on train-split questions it was taught, base model vs adapter."""
+    from .scoring import score_answer
+    from .strategies import make_strategy
+
+    taught = [q for q in corpus.train if q.answerable][:n]
+    if not taught:
+        return {}
+    report("train", 1.0, f"checking what the adapter learned on {len(taught)} train questions")
+    out: dict[str, Any] = {"n": len(taught)}
+    for name, method in (("base", "zero-shot"), ("adapter", "lora")):
+        strategy = make_strategy(method, generator=generator, adapter_generator=adapter_generator, cfg=config, instruction=corpus.instruction)
+        answers = strategy.answer(taught)
+        out[f"{name}_accuracy"] = sum(score_answer(a.text, q.answers, True)["correct"] for a, q in zip(answers, taught, strict=True)) / len(taught)
+    return out
