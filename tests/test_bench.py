@@ -41,7 +41,7 @@ def test_bench_writes_every_figure(tiny_lm_dir, tiny_corpus, tmp_path):
         retrieval_types={"300": ["flat", "hnsw", "ivf"], "1k": ["flat", "ivf"]},
         keyword_at=300,
         n_queries=8,
-        run_overrides=TINY_OVERRIDES,
+        run_overrides={**TINY_OVERRIDES, "train": {**TINY_OVERRIDES["train"], "use_chunks": True}},
         run_methods=["zero-shot", "rag", "lora"],
         profile="always",
         shrunk={"everything": "tiny model and corpus (test)"},
@@ -95,3 +95,25 @@ def test_quick_settings_record_what_was_shrunk():
     assert quick.quick and not full.quick and full.shrunk == {}
     assert quick.n_prompts < full.n_prompts and quick.n_embed_texts < full.n_embed_texts
     assert {"n_prompts", "lora_steps", "n_embed_texts", "runs"} <= set(quick.shrunk)
+
+
+def test_judge_scores_are_served_from_the_cache_on_a_rerun(tiny_lm_dir, monkeypatch):
+    """warm_rerun_s depends on it: an unchanged run must not judge the same answers again."""
+    from workbench.answer_cache import AnswerCache
+    from workbench.generation import Generator
+    from workbench.models import load_generator
+
+    gen = Generator(*load_generator(str(tiny_lm_dir)))
+    prompts = ["Is the sky green? Answer Yes or No.", "Is water wet? Answer Yes or No.", "Is 2 > 1?"]
+    gen.judge_cache = AnswerCache()
+    first = gen.score_yes(prompts, batch_size=2)
+    assert len(gen.judge_cache) == 3
+
+    def no_model(*a, **k):
+        raise AssertionError("the model ran although every score was cached")
+
+    monkeypatch.setattr(gen, "model", no_model)
+    assert gen.score_yes(prompts, batch_size=2) == first
+    gen.judge_cache = None
+    monkeypatch.undo()
+    assert gen.score_yes(prompts, batch_size=2) == first

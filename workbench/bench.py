@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import PRESETS
 from .models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR
 from .paths import repo_root
 from .storage import atomic_write_json
@@ -45,12 +46,12 @@ class BenchSettings:
     chunk_corpora: list[str] = field(default_factory=lambda: [str(repo_root() / "corpora" / n) for n in ("kestrel_labs", "ticket_triage")])
     n_prompts: int = 50  # evaluation prompts (held-out questions), answered both ways
     prompt_kinds: list[str] = field(default_factory=lambda: ["zero-shot", "few-shot", "rag", "zero-shot", "rag"])  # the five methods' prompts
-    max_new_tokens: int = 24  # the quick preset's value
-    gen_batch_size: int = 16
+    max_new_tokens: int = PRESETS["quick"]["generation"]["max_new_tokens"]
+    gen_batch_size: int = PRESETS["quick"]["generation"]["batch_size"]
     eval_scaling: list[int] = field(default_factory=lambda: [10, 25])  # + n_prompts
     lora_steps: int = 4  # per path; the first is warm-up
-    lora_batch: int = 4
-    lora_seq_len: int = 256
+    lora_batch: int = PRESETS["quick"]["train"]["batch_size"]
+    lora_seq_len: int = PRESETS["quick"]["train"]["seq_len"]
     lora_rank: int = 16
     n_embed_texts: int = 2000
     embed_reps: int = 2
@@ -73,6 +74,7 @@ class BenchSettings:
         s = cls(quick=True, n_prompts=15, eval_scaling=[5], lora_steps=3, n_embed_texts=500, embed_reps=2, index_scaling=[125, 250], n_queries=100)
         s.retrieval_types = {"10k": ["flat", "hnsw", "ivf"], "100k": ["flat", "ivf"]}
         s.run_overrides = {"eval": {"max_questions": 10}, "train": {"max_steps": 4}}
+        preset = PRESETS["quick"]
         s.shrunk = {
             "n_prompts": "50 -> 15 (same 2:1:2 mix of zero-shot, few-shot and RAG prompts)",
             "eval_scaling": "[10, 25, 50] -> [5, 15]",
@@ -81,7 +83,7 @@ class BenchSettings:
             "index_scaling": "[250, 500, 1000] -> [125, 250]",
             "retrieval_types": "100k: flat, hnsw, ivf -> flat, ivf (HNSW build at 100k skipped)",
             "n_queries": "200 -> 100",
-            "runs": "quick preset with eval.max_questions 40 -> 10 and train.max_steps 30 -> 4",
+            "runs": f"quick preset with eval.max_questions {preset['eval']['max_questions']} -> 10 and train.max_steps {preset['train']['max_steps']} -> 4",
         }
         return s
 
