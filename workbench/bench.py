@@ -333,10 +333,54 @@ def summary_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _fmt(v: Any, digits: int = 3) -> str:
+    return f"{v:.{digits}g}" if _finite(v) else "n/a"
+
+
+def markdown_report(result: dict[str, Any]) -> str:
+    """The headline table plus the detail behind each figure, as Markdown (pasted into README)."""
+    raw, m = result["raw"], result["machine"]
+    lines = [f"Measured {result.get('written', '')} on {m.get('cpu', '?')}, {m.get('cores_usable')} cores, {m.get('memory_gb')} GB, torch threads {m.get('torch_threads')}, "
+             f"load average at start {', '.join(f'{x:.2f}' for x in m.get('load_avg_start', []))}{' (--quick)' if result.get('quick') else ''}.", "", summary_table(result), ""]
+    g = raw.get("generation")
+    if g:
+        head = f"| generation (greedy, max_new_tokens {g['max_new_tokens']}, batch {g['batch_size']}) | prompts | mean prompt tokens | ours answers/s | plain answers/s | speedup |"
+        lines += [head, "|---|---|---|---|---|---|"]
+        for kind, k in g["by_kind"].items():
+            tokens = g["prompts"].get(kind, {}).get("prompt_tokens_mean")
+            lines.append(f"| {kind} | {k['n']} | {_fmt(tokens, 4)} | {_fmt(k['n'] / k['ours_s'])} | {_fmt(k['n'] / k['plain_s'])} | {_fmt(k['speedup'])} |")
+        lines += [f"| **all (the five methods' mix)** | {g['n_prompts']} | | {_fmt(g['ours_answers_per_s'])} | {_fmt(g['plain_answers_per_s'])} | {_fmt(g['speedup'])} |", "", f"Same answer both ways: {g['agreement']:.0%}.", ""]
+    lo = raw.get("lora")
+    if lo:
+        lines += [f"LoRA ({lo['settings']['batch_size']}x{lo['settings']['seq_len']}, r={lo['settings']['rank']}, {lo['settings']['steps']} steps each, first excluded): ours {_fmt(lo['ours']['tokens_per_s'])} tokens/s "
+                  f"({_fmt(sum(lo['ours']['step_s'][1:]) / max(len(lo['ours']['step_s']) - 1, 1))} s/step), plain peft {_fmt(lo['plain']['tokens_per_s'])} real tokens/s "
+                  f"({_fmt(sum(lo['plain']['step_s'][1:]) / max(len(lo['plain']['step_s']) - 1, 1))} s/step); labelled-token ratio {_fmt(lo['labelled_ratio'])}.", ""]
+    e = raw.get("embedding")
+    if e:
+        lines += [f"Embedding {e['n_texts']} real chunks (mean {e['mean_chars']:.0f} chars): ours {_fmt(e['ours_texts_per_s'])} texts/s, raw sentence-transformers (same bf16 model) {_fmt(e['raw_texts_per_s'])}, naive fp32 load {_fmt(e['naive_fp32_texts_per_s'])}.", ""]
+    r = raw.get("retrieval")
+    if r:
+        lines += ["| retrieval (synthetic clustered vectors, top-4) | p50 ms | p95 ms | p50 ms incl. query embedding | hit@4 | build s |", "|---|---|---|---|---|---|"]
+        for size, row in r["sizes"].items():
+            for kind, v in row.items():
+                if isinstance(v, dict) and "p50_ms" in v:
+                    lines.append(f"| {size} {kind} | {_fmt(v['p50_ms'])} | {_fmt(v['p95_ms'])} | {_fmt(v['incl_embedding']['p50_ms'])} | {_fmt(v.get('hit@4'))} | {_fmt(v.get('build_s'))} |")
+        lines.append("")
+    runs = raw.get("runs")
+    if runs:
+        for name in ("cold", "warm"):
+            st = ", ".join(f"{k.removesuffix('_s')} {v:.1f}" for k, v in sorted(runs[name]["stages_s"].items(), key=lambda kv: -kv[1]))
+            lines.append(f"{name} quick run: {runs[name]['wall_s']:.1f} s (stages, s: {st}).")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(quick: bool, out: str) -> int:
     """CLI entry: run the harness, print the table, exit 1 when a section failed."""
     result = run_bench(BenchSettings.for_mode(quick), out)
-    print(summary_table(result))
+    report = markdown_report(result)
+    Path(out).with_suffix(".md").write_text(report + "\n", encoding="utf-8")
+    print(report)
     for name, err in result["errors"].items():
         print(f"section {name} failed: {err}", file=sys.stderr)
     print(out)
