@@ -8,7 +8,7 @@ import math
 
 from conftest import TINY_OVERRIDES
 
-from workbench.bench import TARGETS, BenchSettings, run_bench, summary_table
+from workbench.bench import TARGETS, BenchSettings, markdown_report, run_bench, summary_table
 
 
 def _leaves(x, path=""):
@@ -88,6 +88,8 @@ def test_bench_writes_every_figure(tiny_lm_dir, tiny_corpus, tmp_path):
         assert (tmp_path / "bench" / path.rsplit("/", 1)[-1]).stat().st_size > 1000
     table = summary_table(saved)
     assert all(name in table for name in TARGETS)
+    report = markdown_report(saved)
+    assert table in report and "zero-shot" in report and "cold quick run" in report
 
 
 def test_quick_settings_record_what_was_shrunk():
