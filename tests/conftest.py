@@ -135,7 +135,7 @@ def tiny_corpus(tmp_path) -> Path:
 
 
 TINY_OVERRIDES = {
-    "train": {"max_steps": 2, "rank": 2, "alpha": 4, "seq_len": 64, "batch_size": 2, "checkpoint_every": 1},
+    "train": {"max_steps": 2, "rank": 2, "alpha": 4, "seq_len": 128, "batch_size": 2, "checkpoint_every": 1, "use_chunks": True},
     "generation": {"max_new_tokens": 6, "batch_size": 4},
     "eval": {"bootstrap_samples": 200},
 }

@@ -232,14 +232,16 @@ def test_upload_bad_question_file_names_the_line(runs, tiny_corpus):
 
 
 def test_build_page_widgets_come_from_the_dataclasses(runs, tiny_corpus):
-    from workbench.config import TrainConfig, help_of
+    from workbench.config import PRESETS, TrainConfig, help_of
 
     at = app("build")
     assert at.title[0].value == "Build"
     rank = at.number_input(key="cfg.quick.train.rank")
     assert rank.value == TrainConfig().rank
     assert rank.help == help_of(TrainConfig, "rank")
-    assert at.number_input(key="cfg.quick.train.max_steps").value == 30  # the quick preset's value, not the dataclass default
+    quick_steps = PRESETS["quick"]["train"]["max_steps"]
+    assert quick_steps != TrainConfig().max_steps
+    assert at.number_input(key="cfg.quick.train.max_steps").value == quick_steps  # the preset's value, not the dataclass default
     rank.set_value(8).run()
     assert at.session_state["overrides"] == {"train": {"rank": 8}}
     assert "train.rank=8" in texts(at)
