@@ -69,6 +69,18 @@ def test_training_makes_loss_fall_and_records_everything(tiny_lm_dir, qwen_token
     assert info["steps"] == 6 and info["final_loss"] == losses[-1] and info["train_seconds"] > 0 and info["artifact_mb"] > 0
 
 
+def test_top_layers_adapts_only_the_top_of_the_model(tiny_lm_dir, qwen_tokenizer, tmp_path):
+    from safetensors import safe_open
+
+    cfg = TrainConfig(rank=4, alpha=8, max_steps=2, seq_len=64, batch_size=2, checkpoint_every=0, use_qa=False, top_layers=1)
+    data = build_training_data(tiny_corpus(), qwen_tokenizer, cfg, seed=0)
+    adapter = train_adapter(str(tiny_lm_dir), data, cfg, tmp_path / "run", seed=0)
+    with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as f:
+        layers = {int(m.group(1)) for k in f.keys() if (m := re.search(r"layers\.(\d+)\.", k))}
+    assert layers == {1}  # the tiny model has layers 0 and 1
+    assert json.loads((adapter / "adapter_config.json").read_text())["layers_to_transform"] == [1]
+
+
 def test_sigkill_mid_training_then_resume(tiny_lm_dir, tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

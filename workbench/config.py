@@ -103,6 +103,7 @@ class TrainConfig:
     alpha: int = _f(32, "LoRA alpha: scale of the update (alpha/r).")
     dropout: float = _f(0.05, "Dropout on the LoRA input.")
     target_modules: list[str] = _f(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "Module names that get adapters.")
+    top_layers: int = _f(0, "Adapt only the top N transformer layers (0 = all); back-propagation stops below them, so steps are faster.")
     learning_rate: float = _f(5e-4, "AdamW peak learning rate (cosine decay, short warm-up).")
     epochs: float = _f(3.0, "Passes over the training data (used when max_steps is 0).")
     max_steps: int = _f(0, "Stop after this many optimiser steps (0 = use epochs).")
@@ -122,6 +123,8 @@ class TrainConfig:
             raise ConfigError("LoRA dropout must be in [0, 1)")
         if self.learning_rate <= 0:
             raise ConfigError("learning_rate must be > 0")
+        if self.top_layers < 0:
+            raise ConfigError("top_layers must be >= 0 (0 = every layer)")
         if self.seq_len < 32 or self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("seq_len must be >= 32, batch_size and grad_accum >= 1")
         if not (self.use_chunks or self.use_qa or self.synthetic_qa or self.paraphrases):

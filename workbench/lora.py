@@ -205,7 +205,9 @@ def train_adapter(
     device = next(model.parameters()).device
     model.config.use_cache = False
     _seed_all(seed)
-    lcfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+    n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    layers = list(range(max(n_layers - cfg.top_layers, 0), n_layers)) if cfg.top_layers and n_layers else None
+    lcfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules), layers_to_transform=layers, task_type="CAUSAL_LM")
     try:
         model = get_peft_model(model, lcfg, autocast_adapter_dtype=True)
     except ValueError as exc:
