@@ -79,6 +79,8 @@ def test_bench_writes_every_figure(tiny_lm_dir, tiny_corpus, tmp_path):
     # the warm run is served from the caches
     assert saved["raw"]["runs"]["warm"]["cached_answer_share"] == 1.0
     assert saved["raw"]["runs"]["cold"]["cached_answer_share"] == 0.0
+    found = saved["raw"]["runs"]["cold"]["results"]  # the timed run's own findings travel with its timing
+    assert found["methods"] and all(0.0 <= v["accuracy"] <= 1.0 for v in found["methods"].values())
     assert set(saved["met"]) == set(TARGETS)
     assert all(v in (True, False) for v in saved["met"].values())
     profiled = {p["figure"] for p in saved["profile"]}

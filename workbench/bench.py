@@ -371,6 +371,13 @@ def markdown_report(result: dict[str, Any]) -> str:
         for name in ("cold", "warm"):
             st = ", ".join(f"{k.removesuffix('_s')} {v:.1f}" for k, v in sorted(runs[name]["stages_s"].items(), key=lambda kv: -kv[1]))
             lines.append(f"{name} quick run: {runs[name]['wall_s']:.1f} s (stages, s: {st}).")
+        found = runs["cold"].get("results") or {}
+        if found.get("methods"):
+            acc = ", ".join(f"{m} {_fmt(100 * (v.get('accuracy') or 0))}%" for m, v in found["methods"].items())
+            lines.append(f"What the cold run measured (accuracy): {acc}; recommended: {found.get('recommendation')}.")
+        probe = (found.get("train") or {}).get("train_split_probe") or {}
+        if probe:
+            lines.append(f"Its adapter on {probe.get('n')} taught train questions: base {_fmt(100 * probe['base_accuracy'])}% -> adapter {_fmt(100 * probe['adapter_accuracy'])}%.")
         lines.append("")
     return "\n".join(lines)
 

@@ -54,6 +54,15 @@ def _cached_share(run_dir: Path) -> float:
     return sum(1 for r in rows if r.get("cached")) / max(len(rows), 1)
 
 
+def _results(run_dir: Path) -> dict[str, Any]:
+    """What the timed run found: per-method accuracy/hallucination and the LoRA training summary."""
+    metrics = read_json(run_dir / "metrics.json", {}) or {}
+    methods = {m: {k: v.get(k) for k in ("accuracy", "accuracy_ci", "hallucination_rate", "abstention_rate")} for m, v in (metrics.get("methods") or {}).items()}
+    train = metrics.get("train") or {}
+    keep = ("steps", "train_seconds", "tokens_per_s", "loss_first", "final_loss", "train_split_probe", "cache_hit")
+    return {"methods": methods, "train": {k: train.get(k) for k in keep if k in train}, "recommendation": (metrics.get("recommendation") or {}).get("best")}
+
+
 def bench_runs(corpus: str | Path, model: str, overrides: dict[str, dict[str, Any]], methods: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
     """Wall seconds of ``run()`` on an empty cache, then of the unchanged run again, with per-stage timings."""
     from .cli import corpus_defaults
@@ -68,6 +77,6 @@ def bench_runs(corpus: str | Path, model: str, overrides: dict[str, dict[str, An
             t0 = time.perf_counter()
             run_dir = run(cfg, runs, run_id=f"bench-{name}")
             wall = time.perf_counter() - t0
-            out[name] = {"wall_s": wall, "stages_s": _stage_timings(run_dir), "cached_answer_share": _cached_share(run_dir)}
+            out[name] = {"wall_s": wall, "stages_s": _stage_timings(run_dir), "cached_answer_share": _cached_share(run_dir), "results": _results(run_dir)}
         out["n_predictions"] = len((runs / "bench-warm" / "predictions.jsonl").read_text().splitlines())
     return out
