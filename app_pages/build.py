@@ -36,7 +36,7 @@ SECTIONS: dict[str, tuple[str, type]] = {
     "few_shot": ("Few-shot", FewShotConfig),
     "eval": ("Evaluation", EvalConfig),
 }
-TRAIN_MAIN = ["rank", "alpha", "learning_rate", "max_steps", "epochs", "batch_size", "seq_len", "use_chunks", "use_qa"]
+TRAIN_MAIN = ["rank", "alpha", "learning_rate", "max_steps", "epochs", "batch_size", "seq_len", "top_layers", "use_chunks", "use_qa"]
 
 
 def base_config(corpus: Any, preset: str) -> RunConfig:

@@ -239,9 +239,9 @@ def test_build_page_widgets_come_from_the_dataclasses(runs, tiny_corpus):
     rank = at.number_input(key="cfg.quick.train.rank")
     assert rank.value == TrainConfig().rank
     assert rank.help == help_of(TrainConfig, "rank")
-    quick_steps = PRESETS["quick"]["train"]["max_steps"]
-    assert quick_steps != TrainConfig().max_steps
-    assert at.number_input(key="cfg.quick.train.max_steps").value == quick_steps  # the preset's value, not the dataclass default
+    quick_epochs = PRESETS["quick"]["train"]["epochs"]
+    assert quick_epochs != TrainConfig().epochs
+    assert at.number_input(key="cfg.quick.train.epochs").value == quick_epochs  # the preset's value, not the dataclass default
     rank.set_value(8).run()
     assert at.session_state["overrides"] == {"train": {"rank": 8}}
     assert "train.rank=8" in texts(at)

@@ -33,7 +33,7 @@ def test_every_field_has_help():
 def test_layering_defaults_corpus_preset_overrides():
     cfg = build_config("c", "quick", {"chunk_size": 600, "top_k": 3}, {"train": {"rank": 4}}, seed=7)
     assert cfg.split.chunk_size == 600 and cfg.retrieval.top_k == 3
-    assert cfg.train.max_steps == PRESETS["quick"]["train"]["max_steps"]
+    assert cfg.train.epochs == PRESETS["quick"]["train"]["epochs"] != TrainConfig().epochs
     assert cfg.train.rank == 4 and cfg.seed == 7
 
 

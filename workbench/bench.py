@@ -50,7 +50,7 @@ class BenchSettings:
     gen_batch_size: int = PRESETS["quick"]["generation"]["batch_size"]
     eval_scaling: list[int] = field(default_factory=lambda: [10, 25])  # + n_prompts
     lora_steps: int = 4  # per path; the first is warm-up
-    lora_batch: int = PRESETS["quick"]["train"]["batch_size"]
+    lora_batch: int = 4  # the 4x256 step of the plain-peft reference (all layers, like for like)
     lora_seq_len: int = PRESETS["quick"]["train"]["seq_len"]
     lora_rank: int = 16
     n_embed_texts: int = 2000
