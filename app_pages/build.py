@@ -95,7 +95,7 @@ def main() -> None:
             presets,
             default=current if current in presets else "quick",
             key="build-preset",
-            help="quick: minutes on a 2-core CPU (fewer questions, 30 training steps); standard: every held-out question and full training.",
+            help="quick: 30 held-out questions, a 4-epoch Q/A adapter on the top 12 layers (about 17 min cold on 2 cores); standard: every held-out question and full training.",
         )
         or "quick"
     )
