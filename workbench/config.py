@@ -197,10 +197,11 @@ _SECTIONS: dict[str, type] = {
 
 # Preset overrides, applied over the defaults (and over corpus.toml [defaults]).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # quick: about 17 min cold on a 2-core CPU (seconds when cached). RAG prompts are prefill-bound (~compute per prompt token), so
-    # fewer questions, 3 chunks, no model-judged groundedness. LoRA is SFT on the train Q/A only,
-    # 4 epochs at batch 1 on the top 12 layers: enough to learn taught facts (train-split probe
-    # 0/20 -> 12/20 on kestrel_labs), where 16 steps at batch 4 learned only to abstain (0/20).
+    # quick: about 17 min cold on a 2-core CPU (seconds when cached). RAG prompts are prefill-bound
+    # (~compute per prompt token), so fewer questions, 3 chunks, no model-judged groundedness.
+    # LoRA is SFT on the train Q/A only, 4 epochs at batch 1 on the top 12 layers: enough to learn
+    # taught facts (train-split probe 0/20 -> 12/20 on kestrel_labs), where 16 steps at batch 4
+    # learned only to abstain (0/20).
     "quick": {
         "eval": {"max_questions": 30, "bootstrap_samples": 1000, "groundedness": False},
         "retrieval": {"top_k": 3},

@@ -23,7 +23,7 @@ from .chunking import split_documents
 from .config import IndexConfig, RetrievalConfig, SplitConfig
 from .models import Progress
 from .paths import cache_dir
-from .storage import atomic_write_json, atomic_write_jsonl, read_jsonl, stable_hash
+from .storage import atomic_write_json, atomic_write_jsonl, pid_alive, read_jsonl, stable_hash
 from .types import Chunk, Document, Retrieved
 
 FORMAT = "workbench-index/1"
@@ -316,14 +316,8 @@ def _remove_stale_builds(root: Path) -> None:
     """Delete ``*.tmp-<pid>`` build folders left by processes that died mid-build."""
     for tmp in root.glob("*.tmp-*"):
         pid = tmp.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
-        except OSError:
-            pass  # alive (or not ours to signal): leave it
 
 
 def _info(index: RetrievalIndex, folder: Path, key: str, hit: bool, load_s: float) -> dict[str, Any]:

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .paths import default_runs_dir, home, repo_root
-from .runstore import pid_alive
-from .storage import atomic_write_json, read_json, read_jsonl
+from .storage import atomic_write_json, pid_alive, read_json, read_jsonl
 
 LOG_NAME = "job.log"
 CANCEL_NAME = "CANCEL"

@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .storage import atomic_write_json, read_json, read_jsonl, stable_hash
+from .storage import atomic_write_json, pid_alive, read_json, read_jsonl, stable_hash
 
 PACKAGES = ("torch", "transformers", "peft", "sentence-transformers", "faiss-cpu", "langchain-text-splitters", "bm25s", "streamlit", "numpy")
 HEADLINE = ("accuracy", "hallucination_rate", "latency_p50_s", "usd_per_1k_queries")
@@ -48,19 +48,6 @@ class RunStatus:
         data.setdefault("started", data["updated"])
         atomic_write_json(self.path, data)
         return data
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True while a process with this pid exists."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def effective_state(status: dict[str, Any]) -> str:

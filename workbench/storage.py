@@ -20,6 +20,19 @@ def _current_umask() -> int:
 _FILE_MODE = 0o666 & ~_current_umask()  # what open() would give; mkstemp alone gives 0600
 
 
+def pid_alive(pid: int | None) -> bool:
+    """True while a process with this pid exists."""
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but is not ours to signal
+    return True
+
+
 class LockedError(RuntimeError):
     """Another process holds the lock on this folder."""
 
