@@ -352,9 +352,13 @@ def markdown_report(result: dict[str, Any]) -> str:
         lines += [f"| **all (the five methods' mix)** | {g['n_prompts']} | | {_fmt(g['ours_answers_per_s'])} | {_fmt(g['plain_answers_per_s'])} | {_fmt(g['speedup'])} |", "", f"Same answer both ways: {g['agreement']:.0%}.", ""]
     lo = raw.get("lora")
     if lo:
+        def per_step(path: str) -> str:  # mean step seconds, warm-up step excluded
+            steps = lo[path]["step_s"]
+            return _fmt(sum(steps[1:]) / max(len(steps) - 1, 1))
+
         lines += [f"LoRA ({lo['settings']['batch_size']}x{lo['settings']['seq_len']}, r={lo['settings']['rank']}, {lo['settings']['steps']} steps each, first excluded): ours {_fmt(lo['ours']['tokens_per_s'])} tokens/s "
-                  f"({_fmt(sum(lo['ours']['step_s'][1:]) / max(len(lo['ours']['step_s']) - 1, 1))} s/step), plain peft {_fmt(lo['plain']['tokens_per_s'])} real tokens/s "
-                  f"({_fmt(sum(lo['plain']['step_s'][1:]) / max(len(lo['plain']['step_s']) - 1, 1))} s/step); labelled-token ratio {_fmt(lo['labelled_ratio'])}.", ""]
+                  f"({per_step('ours')} s/step), plain peft {_fmt(lo['plain']['tokens_per_s'])} real tokens/s "
+                  f"({per_step('plain')} s/step); labelled-token ratio {_fmt(lo['labelled_ratio'])}.", ""]
     e = raw.get("embedding")
     if e:
         lines += [f"Embedding {e['n_texts']} real chunks (mean {e['mean_chars']:.0f} chars): ours {_fmt(e['ours_texts_per_s'])} texts/s, raw sentence-transformers (same bf16 model) {_fmt(e['raw_texts_per_s'])}, naive fp32 load {_fmt(e['naive_fp32_texts_per_s'])}.", ""]
