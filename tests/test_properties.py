@@ -68,6 +68,11 @@ def test_splitter_chunks_are_within_limits_cover_the_text_and_offsets_are_exact(
     check_chunks(text, cfg)
 
 
+def test_splitter_places_repeated_text_after_the_previous_chunk():
+    """langchain's start_index points back into the previous chunk for repeated text; the offset must not."""
+    check_chunks("0 0 0 0 0 0 0 0 0 ", SplitConfig(mode="recursive", chunk_size=16, chunk_overlap=1))
+
+
 @settings(max_examples=15, deadline=None)
 @given(text=documents_text(allow_runs=True), cfg=split_configs())
 def test_splitter_copes_with_long_whitespace_free_runs(text, cfg):

@@ -99,11 +99,15 @@ def _windows(start: int, end: int, size: int, overlap: int) -> Iterator[tuple[in
         pos += step
 
 
-def _locate(block: str, piece: str, hint: int, after: int) -> int:
-    """Start of ``piece`` in ``block``: langchain's hint when it checks out, else the next match after ``after``."""
-    if hint >= 0 and block.startswith(piece, hint) and hint > after:
+def _locate(block: str, piece: str, hint: int, after: int, prev_end: int) -> int:
+    """Start of ``piece`` in ``block``: langchain's hint when it checks out, else the next match after ``after``.
+
+    A chunk always reaches past the previous one's end (``prev_end``), so a match lying wholly inside the
+    previous chunk is wrong: langchain's own hint is, for repeated text such as "0 0 0 ...".
+    """
+    if hint >= 0 and block.startswith(piece, hint) and hint > after and hint + len(piece) > prev_end:
         return hint
-    idx = block.find(piece, after + 1)
+    idx = block.find(piece, max(after + 1, prev_end - len(piece) + 1))
     if idx < 0:
         idx = block.find(piece)
     if idx < 0:
@@ -123,14 +127,14 @@ def split_document(doc: Document, splitter: RecursiveCharacterTextSplitter, cfg:
             continue
         for b0, b1 in _blocks(text, s, e, block_len):
             block = text[b0:b1]
-            after = -1
+            after, prev_end = -1, 0
             for piece in splitter.create_documents([block]):
                 body = piece.page_content
                 if not body:
                     continue
-                at = _locate(block, body, piece.metadata.get("start_index", -1), after)
+                at = _locate(block, body, piece.metadata.get("start_index", -1), after, prev_end)
                 spans.append((b0 + at, b0 + at + len(body)))
-                after = at
+                after, prev_end = at, at + len(body)
     return spans
 
 
