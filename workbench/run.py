@@ -189,7 +189,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
                 report("answer", (mi + start / len(held_out)) / len(methods), f"{method}: question {start + 1}-{min(start + bs, len(held_out))} of {len(held_out)}")
                 out += strategy.answer(held_out[start : start + bs])
             probes[method] = latency_probe(
-                strategy, probe_qs, lambda i, n, m=method, k=mi: report("answer", (k + 1) / len(methods), f"{m}: latency probe, question {i + 1} of {n} alone")
+                strategy, probe_qs, lambda i, n, m=method, k=mi: report("answer", (k + 0.9 + 0.1 * i / n) / len(methods), f"{m}: latency probe, question {i + 1} of {n} answered alone")
             )
         costs[method]["peak_rss_mb"] = rss.peak
         answers[method] = out
