@@ -14,7 +14,7 @@ from app_pages.forms import dataclass_widgets, field_label
 from app_pages.textview import escape_markdown
 from workbench import fmt
 from workbench.charts import decision_path_dot
-from workbench.decision import Criteria, DecisionError, Weights, recommend
+from workbench.decision import BREAKDOWN_LABELS, Criteria, DecisionError, Weights, recommend
 
 STANDARDS = ("min_accuracy", "accuracy_tolerance", "significance", "cost_materiality_usd", "cost_materiality_share", "latency_materiality_s", "usd_per_hour")
 
@@ -32,7 +32,8 @@ def weight_sliders() -> dict[str, float]:
 
 def breakdown_chart(ranked: list[dict[str, Any]]) -> alt.Chart:
     rows = [
-        {"method": label(r["method"]), "part": field_label(k), "points": v} for r in ranked for k, v in (r.get("breakdown") or {}).items()
+        {"method": label(r["method"]), "part": BREAKDOWN_LABELS.get(k, field_label(k)), "points": v}
+        for r in ranked for k, v in (r.get("breakdown") or {}).items()
     ]
     order = [label(r["method"]) for r in ranked]
     return (

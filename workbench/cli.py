@@ -214,6 +214,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from . import fmt
     from .runstore import list_runs
 
     rows = list_runs(args.out)
@@ -221,7 +222,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"no runs in {args.out}")
         return 0
     for r in rows:
-        heads = "  ".join(f"{m} {v['accuracy']:.0%}/{v['hallucination_rate']:.0%}" for m, v in r["methods"].items() if v.get("accuracy") is not None)
+        heads = "  ".join(f"{m} {fmt.pct(v['accuracy'])}/{fmt.pct(v['hallucination_rate'])}" for m, v in r["methods"].items() if v.get("accuracy") is not None)
         extra = f"  error: {r['error']}" if r["state"] in ("failed", "interrupted") and r.get("error") else ""
         print(f"{r['run_id']:<48} {r['state']:<11} {r['corpus']:<16} {r['preset']:<8} {heads}{extra}")
     return 0

@@ -48,6 +48,7 @@ AMORTISE_MONTHS = 12
 SIGNIFICANCE = 0.05
 BREAKDOWN_ORDER = ("accuracy", "hallucination", "cost", "latency", "knowledge_type", "data_changes", "citations", "format",
                    "labelled_examples", "latency_budget", "cost_budget")
+BREAKDOWN_LABELS = {"hallucination": "Net useful answers"}  # the hallucination weight scores net useful answers
 NONE_GOOD_ENOUGH = "none of the measured methods is good enough"
 
 pct, ci_text = fmt.pct, fmt.pct_ci  # kept for callers that import them from here

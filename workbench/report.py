@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from workbench import __version__, fmt
 from workbench.config import METHODS
-from workbench.decision import BREAKDOWN_ORDER, label, recommend
+from workbench.decision import BREAKDOWN_LABELS, BREAKDOWN_ORDER, label, recommend
 from workbench.storage import atomic_write_bytes, atomic_write_text, read_json, read_jsonl
 
 FORMATS = ("html", "pdf", "md", "csv", "json")
@@ -146,7 +146,7 @@ def ranking(rec: dict) -> Table:
     """The recommendation's ranked methods with total score and the points from each criterion."""
     present = {k for r in rec["ranked"] for k in r["breakdown"]}
     keys = [k for k in BREAKDOWN_ORDER if k in present] + sorted(present - set(BREAKDOWN_ORDER))
-    head = ["#", "Method", "Score"] + [k.replace("_", " ").capitalize() for k in keys]
+    head = ["#", "Method", "Score"] + [BREAKDOWN_LABELS.get(k, k.replace("_", " ").capitalize()) for k in keys]
     rows = [[str(i + 1), label(r["method"]) + ("" if r.get("eligible", True) else " (not eligible)"), fmt.score(r["score"])]
             + [_num(r["breakdown"].get(k), "{:+.1f}") if r["breakdown"].get(k) is not None else "" for k in keys]
             for i, r in enumerate(rec["ranked"])]
