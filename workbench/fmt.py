@@ -86,6 +86,8 @@ def seconds(x: float | None) -> str:
     if _missing(x):
         return NA
     x = float(x)
+    if x == 0:
+        return "0 s"
     if x < 1:
         return f"{_half_up(1000 * x, 0)} ms"
     if x < 60:
