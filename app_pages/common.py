@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.textview import escape_markdown
+from workbench import fmt
 from workbench.config import METHODS, RunConfig
 from workbench.paths import bundled_corpora, default_runs_dir, home, repo_root
 
@@ -99,13 +100,11 @@ def label(method: str) -> str:
 
 
 def pct(x: float | None, digits: int = 0) -> str:
-    return "–" if x is None else f"{100 * x:.{digits}f}%"
+    return "–" if x is None else fmt.pct(x, digits)
 
 
 def ci(interval: list | tuple | None) -> str:
-    if not interval or None in interval:
-        return ""
-    return f"{100 * interval[0]:.0f}–{100 * interval[1]:.0f}%"
+    return fmt.pct_ci(interval)
 
 
 def num(x: float | None, fmt: str = "{:.2f}") -> str:
@@ -126,7 +125,7 @@ def scoreboard_frame(metrics: dict[str, Any]) -> pd.DataFrame:
         m = metrics["methods"][name]
         rows.append(
             {
-                "Method": label(name),
+                "Method": label(name) + (" (baseline)" if m.get("baseline") else ""),
                 "Accuracy": m.get("accuracy"),
                 "Accuracy 95% CI": ci(m.get("accuracy_ci")),
                 "Hallucination": m.get("hallucination_rate"),
@@ -134,10 +133,13 @@ def scoreboard_frame(metrics: dict[str, Any]) -> pd.DataFrame:
                 "Abstention": m.get("abstention_rate"),
                 "F1": m.get("f1"),
                 "Exact match": m.get("exact_match"),
-                "p50 latency (s)": m.get("latency_p50_s"),
-                "p95 latency (s)": m.get("latency_p95_s"),
-                "USD / 1k queries": m.get("usd_per_1k_queries"),
-                "Build (s)": m.get("build_seconds"),
+                "p50 per query": fmt.seconds(m.get("latency_p50_s")),
+                "p95 per query": fmt.seconds(m.get("latency_p95_s")),
+                "Probe n": m.get("latency_probe_n"),
+                "Batched q/s": m.get("throughput_qps"),
+                "USD / 1k queries": fmt.money(m.get("usd_per_1k_queries")),
+                "USD / correct answer": fmt.money(m.get("cost_per_correct_usd")),
+                "Build": fmt.seconds(m.get("build_seconds")),
                 "Artifact (MB)": m.get("artifact_mb"),
                 "Peak RAM (MB)": m.get("peak_rss_mb"),
                 "Questions": m.get("n"),

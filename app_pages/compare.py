@@ -10,6 +10,7 @@ import streamlit as st
 
 from app_pages.common import label, load_run_cached, num, ordered, pct, scoreboard_frame, select_run
 from app_pages.textview import code_span, escape_markdown, find_spans, highlight_markdown
+from workbench import fmt
 
 
 def scoreboard(metrics: dict[str, Any]) -> None:
@@ -23,23 +24,23 @@ def scoreboard(metrics: dict[str, Any]) -> None:
         return (max if high else min)(known, key=lambda n: methods[n][key])
 
     cols = st.columns(4)
-    for col, (title, key, high, fmt) in zip(
+    for col, (title, key, high, show) in zip(
         cols,
         (
             ("Most accurate", "accuracy", True, pct),
             ("Fewest hallucinations", "hallucination_rate", False, pct),
-            ("Cheapest per 1k queries", "usd_per_1k_queries", False, lambda x: f"${x:.4f}"),
-            ("Fastest (p50)", "latency_p50_s", False, lambda x: f"{x:.2f} s"),
+            ("Cheapest per correct answer", "cost_per_correct_usd", False, fmt.money),
+            ("Fastest per query (p50)", "latency_p50_s", False, fmt.seconds),
         ),
         strict=True,
     ):
         name = best(key, high)
         if name:
-            col.metric(title, fmt(methods[name][key]), label(name), delta_color="off", delta_arrow="off")
+            col.metric(title, show(methods[name][key]), label(name), delta_color="off", delta_arrow="off")
     frame = scoreboard_frame(metrics)
     rates = ["Accuracy", "Hallucination", "Abstention", "Exact match"]
     shown = frame.copy()
-    shown[rates] = shown[rates].astype(float) * 100
+    shown[rates] = shown[rates].map(fmt.round_pct).astype(float)  # rounded like every headline (half-up), so 62.5% reads 63% everywhere
     cfg = st.column_config
     pct_col = "%.0f%%"
     st.markdown("**Quality** on held-out questions")
@@ -71,16 +72,20 @@ def scoreboard(metrics: dict[str, Any]) -> None:
             "Exact match": cfg.NumberColumn("Exact match", format=pct_col),
         },
     )
-    st.markdown("**Cost** on this machine")
+    st.markdown("**Cost and speed** on this machine")
     st.dataframe(
-        frame[["Method", "USD / 1k queries", "p50 latency (s)", "p95 latency (s)", "Build (s)", "Artifact (MB)", "Peak RAM (MB)"]],
+        frame[["Method", "USD / 1k queries", "USD / correct answer", "p50 per query", "p95 per query", "Probe n", "Batched q/s", "Build",
+               "Artifact (MB)", "Peak RAM (MB)"]],
         hide_index=True,
         width="stretch",
         column_config={
-            "USD / 1k queries": cfg.NumberColumn(format="$%.4f", help="Compute seconds per answer × the machine's hourly price"),
-            "p50 latency (s)": cfg.NumberColumn(format="%.2f", help="Median compute seconds per answer"),
-            "p95 latency (s)": cfg.NumberColumn(format="%.2f"),
-            "Build (s)": cfg.NumberColumn(format="%.1f", help="One-time: index build or adapter training"),
+            "USD / 1k queries": cfg.TextColumn(help="Batched compute seconds per answer × the machine's hourly price"),
+            "USD / correct answer": cfg.TextColumn(help="Cost of one query / accuracy: what one right answer costs"),
+            "p50 per query": cfg.TextColumn(help="Median seconds to answer one question alone (latency probe, cache bypassed)"),
+            "p95 per query": cfg.TextColumn(help="95th percentile of the same probe"),
+            "Probe n": cfg.NumberColumn(help="Questions in the latency probe"),
+            "Batched q/s": cfg.NumberColumn(format="%.2f", help="Throughput of the batched evaluation (answers per second)"),
+            "Build": cfg.TextColumn(help="One-time: index build or adapter training"),
             "Artifact (MB)": cfg.NumberColumn(format="%.1f", help="Index or adapter size on disk"),
             "Peak RAM (MB)": cfg.NumberColumn(format="%.0f"),
         },
@@ -214,7 +219,7 @@ def drilldown(predictions: list[dict[str, Any]], methods: list[str]) -> None:
             details = [
                 f"F1 {num(row.get('f1'))}",
                 f"{row.get('prompt_tokens', 0)}→{row.get('output_tokens', 0)} tokens",
-                f"{num(row.get('latency_s'))} s",
+                f"{fmt.seconds(row.get('latency_s'))} batched" + (f", {fmt.seconds(row['latency_probe_s'])} alone" if row.get("latency_probe_s") is not None else ""),
             ]
             if row.get("groundedness") is not None:
                 details.append(f"grounded {num(row.get('groundedness'))}")
@@ -238,12 +243,12 @@ def statistics(metrics: dict[str, Any], run: dict[str, Any]) -> None:
                         "pair": " vs ".join(label(x) for x in k.split("|")),
                         "only first right": v.get("b"),
                         "only second right": v.get("c"),
-                        "p-value": v.get("p_value"),
+                        "p-value": fmt.p_value(v.get("p_value"), prefix=False),
                     }
                     for k, v in mc.items()
                 ]
             )
-            st.dataframe(frame, hide_index=True, width="stretch", column_config={"p-value": st.column_config.NumberColumn(format="%.3f")})
+            st.dataframe(frame, hide_index=True, width="stretch")
             st.caption("p < 0.05: the accuracy difference is unlikely to be chance.")
         else:
             st.caption("Needs two or more methods.")

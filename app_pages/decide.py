@@ -12,7 +12,11 @@ import streamlit as st
 from app_pages.common import label, load_run_cached, select_run
 from app_pages.forms import dataclass_widgets, field_label
 from app_pages.textview import escape_markdown
-from workbench.decision import Criteria, DecisionError, Weights, recommend
+from workbench import fmt
+from workbench.charts import decision_path_dot
+from workbench.decision import BREAKDOWN_LABELS, Criteria, DecisionError, Weights, recommend
+
+STANDARDS = ("min_accuracy", "accuracy_tolerance", "significance", "cost_materiality_usd", "cost_materiality_share", "latency_materiality_s", "usd_per_hour")
 
 
 def weight_sliders() -> dict[str, float]:
@@ -28,7 +32,8 @@ def weight_sliders() -> dict[str, float]:
 
 def breakdown_chart(ranked: list[dict[str, Any]]) -> alt.Chart:
     rows = [
-        {"method": label(r["method"]), "part": field_label(k), "points": v} for r in ranked for k, v in (r.get("breakdown") or {}).items()
+        {"method": label(r["method"]), "part": BREAKDOWN_LABELS.get(k, field_label(k)), "points": v}
+        for r in ranked for k, v in (r.get("breakdown") or {}).items()
     ]
     order = [label(r["method"]) for r in ranked]
     return (
@@ -42,24 +47,6 @@ def breakdown_chart(ranked: list[dict[str, Any]]) -> alt.Chart:
         )
         .properties(height=alt.Step(34))
     )
-
-
-def decision_path_dot(path: list[dict[str, Any]]) -> str:
-    """The decision path as a Graphviz flow (labels quoted and escaped)."""
-
-    def q(text: Any) -> str:
-        return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"')[:80] + '"'
-
-    lines = [
-        "digraph G {",
-        'rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef4ff", color="#2563eb", fontname="Helvetica", fontsize=11];',
-    ]
-    for i, step in enumerate(path):
-        lines.append(f"n{i} [label={q(str(step.get('question', '')) + chr(10) + '→ ' + str(step.get('answer', '')))}];")
-        if i:
-            lines.append(f"n{i - 1} -> n{i};")
-    lines.append("}")
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -77,7 +64,10 @@ def main() -> None:
 
     with st.container(border=True):
         st.markdown("**Your situation**")
-        criteria_values = dataclass_widgets(Criteria, Criteria(), key_prefix="crit", columns=4)
+        situation = [f.name for f in dataclasses.fields(Criteria) if f.name not in STANDARDS]
+        criteria_values = dataclass_widgets(Criteria, Criteria(), key_prefix="crit", fields=situation, columns=4)
+        with st.expander("Quality floor, what counts as a material difference, machine price", icon=":material/tune:"):
+            criteria_values.update(dataclass_widgets(Criteria, Criteria(), key_prefix="crit", fields=list(STANDARDS), columns=4))
     with st.container(border=True):
         st.markdown("**Priorities** (relative weights; they are normalised to sum to 1)")
         weights = weight_sliders()
@@ -89,12 +79,22 @@ def main() -> None:
 
     st.session_state["decision"] = {"run_id": row["run_id"], "rec": rec}  # reports on Runs & export use these priorities
     best = rec["best"]
-    st.success(escape_markdown(rec["summary"]), icon=":material/recommend:")
+    if best is None:
+        st.error(escape_markdown(rec["summary"]), icon=":material/block:")
+        st.markdown("**What would help**\n" + "\n".join(f"- {escape_markdown(x)}" for x in rec.get("advice") or []))
+    else:
+        st.success(escape_markdown(rec["summary"]), icon=":material/recommend:")
     ranked = rec["ranked"]
+    costs = rec.get("costs") or {}
     left, right = st.columns([2, 3], gap="large")
     with left:
-        st.markdown("**Ranking**")
-        table = pd.DataFrame([{"rank": i + 1, "method": label(r["method"]), "score": r["score"]} for i, r in enumerate(ranked)])
+        st.markdown("**Ranking** (eligible methods first; the others failed the quality floor)")
+        table = pd.DataFrame([
+            {"rank": i + 1, "method": label(r["method"]), "score": r["score"], "eligible": "yes" if r.get("eligible") else "no",
+             "USD / month": fmt.money((costs.get(r["method"]) or {}).get("total"), cents=True),
+             "USD / correct answer": fmt.money((costs.get(r["method"]) or {}).get("per_correct"))}
+            for i, r in enumerate(ranked)
+        ])  # fmt: skip
         st.dataframe(
             table,
             hide_index=True,
@@ -106,10 +106,16 @@ def main() -> None:
     with right:
         st.markdown("**Where each score comes from**")
         st.altair_chart(breakdown_chart(ranked), width="stretch", theme=None)
+    for name, b in (rec.get("baselines") or {}).items():
+        st.caption(f"{escape_markdown(label(name))} (baseline, never recommended): {fmt.pct(b.get('accuracy'))} {fmt.pct_ci(b.get('accuracy_ci'))} accuracy")
 
     for i, r in enumerate(ranked):
-        icon = ":material/emoji_events:" if r["method"] == best else ":material/analytics:"
-        with st.expander(f"{label(r['method'])} · score {r['score']:.1f}", expanded=i == 0, icon=icon):
+        icon = ":material/emoji_events:" if r["method"] == best else ":material/analytics:" if r.get("eligible") else ":material/block:"
+        tag = "" if r.get("eligible") else " · not eligible"
+        with st.expander(f"{label(r['method'])} · score {fmt.score(r['score'])}{tag}", expanded=i == 0, icon=icon):
+            if r.get("ineligible_because"):
+                st.markdown("**Why it is not eligible**")
+                st.markdown("\n".join(f"- :red[:material/block:] {escape_markdown(x)}" for x in r["ineligible_because"]))
             if r.get("reasons"):
                 st.markdown("**Reasons**")
                 st.markdown("\n".join(f"- {escape_markdown(x)}" for x in r["reasons"]))

@@ -24,6 +24,7 @@ from app_pages.common import (
     uploads_dir,
 )
 from app_pages.textview import code_span, escape_markdown
+from workbench import fmt as numfmt
 
 FORMATS = {
     "html": ("HTML report", "text/html", "Standalone page with charts and the run's data embedded; opens offline."),
@@ -89,7 +90,7 @@ def compare_two(done: list[dict[str, Any]]) -> None:
                 continue
             same = va is None or abs(vb - va) < (5e-5 if key == "usd_per_1k_queries" else 5e-3)
             if key == "usd_per_1k_queries":
-                value, delta = f"${vb:.4f}", None if same else f"{vb - va:+.4f}"
+                value, delta = numfmt.money(vb), None if same else ("+" if vb > va else "-") + numfmt.money(abs(vb - va))
             else:
                 value, delta = pct(vb), None if same else f"{100 * (vb - va):+.0f} pts"
             col.metric(f"{name} (B)", value, delta, delta_color="inverse" if inverse else "normal", help="Delta is B minus A")
@@ -181,14 +182,10 @@ def load_back() -> None:
     summary = (metrics.get("recommendation") or {}).get("summary")
     if summary:
         st.success(escape_markdown(summary), icon=":material/recommend:")
-    st.dataframe(
-        scoreboard_frame(metrics),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            k: st.column_config.NumberColumn(format="percent") for k in ("Accuracy", "Hallucination", "Abstention", "Exact match")
-        },
-    )
+    board = scoreboard_frame(metrics)
+    rates = ["Accuracy", "Hallucination", "Abstention", "Exact match"]
+    board[rates] = board[rates].map(numfmt.pct)  # the one formatter: the same rounding as the headline above
+    st.dataframe(board, hide_index=True, width="stretch")
     st.caption(f"{len(data.get('predictions') or [])} per-question predictions embedded.")
 
 

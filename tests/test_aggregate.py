@@ -12,7 +12,7 @@ from workbench.aggregate import aggregate
 from workbench.stats import bootstrap_ci, mcnemar
 
 
-def _row(method, qid, answerable, correct, abstained, latency, *, em=None, f1=None, sim=None, unsup=None, ground=None, pt=100, ot=5):
+def _row(method, qid, answerable, correct, abstained, latency, *, em=None, f1=None, sim=None, unsup=None, ground=None, pt=100, ot=5, probe=None):
     hallucinated = not abstained and not correct
     return {
         "method": method, "question_id": qid, "question": f"question {qid}", "gold": ["x"] if answerable else [],
@@ -20,17 +20,17 @@ def _row(method, qid, answerable, correct, abstained, latency, *, em=None, f1=No
         "correct": correct, "abstained": abstained, "hallucinated": hallucinated,
         "exact_match": int(correct) if em is None else em, "f1": float(correct) if f1 is None else f1,
         "semantic_sim": sim, "unsupported": unsup, "unsupported_items": ["9"] if unsup else [], "groundedness": ground,
-        "prompt_tokens": pt, "output_tokens": ot, "latency_s": latency, "batch_wall_s": latency * 4, "cached": False,
+        "prompt_tokens": pt, "output_tokens": ot, "latency_s": latency, "batch_wall_s": latency * 4, "cached": False, "latency_probe_s": probe,
     }  # fmt: skip
 
 
 def _predictions():
     rag = [
-        _row("rag", "q1", True, True, False, 0.4, sim=0.9, unsup=False, ground=0.8, pt=400),
-        _row("rag", "q2", True, True, False, 0.5, em=0, f1=0.8, sim=0.7, unsup=False, ground=0.6, pt=420),
+        _row("rag", "q1", True, True, False, 0.4, sim=0.9, unsup=False, ground=0.8, pt=400, probe=1.5),
+        _row("rag", "q2", True, True, False, 0.5, em=0, f1=0.8, sim=0.7, unsup=False, ground=0.6, pt=420, probe=2.0),
         _row("rag", "q3", True, False, False, 0.6, f1=0.2, sim=0.1, unsup=True, ground=0.2, pt=380),
-        _row("rag", "q4", False, False, True, 0.3, em=1, f1=1.0, unsup=False, pt=390),
-        _row("rag", "q5", False, False, False, 1.2, unsup=True, ground=0.4, pt=410),
+        _row("rag", "q4", False, False, True, 0.3, em=1, f1=1.0, unsup=False, pt=390, probe=1.0),
+        _row("rag", "q5", False, False, False, 1.2, unsup=True, ground=0.4, pt=410, probe=4.0),
     ]
     lora = [
         _row("lora", "q1", True, False, False, 0.1, unsup=False),
@@ -64,8 +64,15 @@ def test_every_aggregate_recomputed_by_hand():
     assert rag["unsupported_rate"] == pytest.approx(2 / 5)
     assert rag["groundedness_mean"] == pytest.approx((0.8 + 0.6 + 0.2 + 0.4) / 4)
     assert rag["build_seconds"] == 36.0 and rag["peak_rss_mb"] == 1500.0 and rag["artifact_mb"] == 2.5
-    assert rag["latency_p50_s"] == pytest.approx(0.5)
-    assert rag["latency_p95_s"] == pytest.approx(0.6 + 0.8 * (1.2 - 0.6))  # linear interpolation at rank 3.8
+    # per-query latency comes from the probe rows only (answered one at a time), never from the batch shares
+    assert rag["latency_probe_n"] == 4
+    assert rag["latency_p50_s"] == pytest.approx(1.75)
+    assert rag["latency_p95_s"] == pytest.approx(2.0 + 0.85 * (4.0 - 2.0))  # linear interpolation at rank 2.85 of [1, 1.5, 2, 4]
+    assert rag["latency_p50_s"] < rag["latency_p95_s"]
+    assert rag["throughput_qps"] == pytest.approx(1 / 0.6)  # batched: mean batch share 0.6 s per answer
+    assert rag["useful_rate"] == pytest.approx(3 / 5)  # q1, q2 right; q4 correctly abstained
+    assert rag["abstention_answerable_rate"] == pytest.approx(0.0)
+    assert rag["cost_per_correct_usd"] == pytest.approx(0.6 / 1000 / (2 / 3))
     assert rag["prompt_tokens_mean"] == pytest.approx(400.0) and rag["output_tokens_mean"] == pytest.approx(5.0)
     # mean latency 0.6 s at $3.60/h = $0.001/s -> $0.60 per 1k; build 36 s -> $0.036
     assert rag["usd_per_1k_queries"] == pytest.approx(0.6)
@@ -76,6 +83,8 @@ def test_every_aggregate_recomputed_by_hand():
     assert lora["hallucination_rate"] == pytest.approx(2 / 4) and lora["abstention_rate"] == pytest.approx(1 / 4)
     assert lora["semantic_sim_mean"] is None and lora["groundedness_mean"] is None and lora["unsupported_rate"] == pytest.approx(1 / 4)
     assert lora["usd_per_1k_queries"] == pytest.approx(0.125 * 1000 / 3600 * 3.6) and lora["usd_build"] == pytest.approx(0.72)
+    assert lora["latency_probe_n"] == 0 and lora["latency_p50_s"] is None and lora["latency_p95_s"] is None  # no probe: not measured
+    assert lora["abstention_answerable_rate"] == pytest.approx(1 / 3)
 
     # McNemar over answerable questions both answered (q1..q3): rag right & lora wrong on q1 (b=1), none the other way.
     assert out["comparisons"]["mcnemar"] == {"rag|lora": mcnemar([True, True, False], [False, True, False])}
@@ -127,7 +136,7 @@ def test_rates_always_within_unit_interval(spec, seed):
     rows, seen = [], set()
     for i, (method, (answerable, correct, abstained, latency, f1, unsup)) in enumerate(spec):
         correct = correct and answerable and not abstained
-        rows.append(_row(method, f"q{i % 7}-{i}", answerable, correct, abstained, latency, f1=f1, unsup=unsup))
+        rows.append(_row(method, f"q{i % 7}-{i}", answerable, correct, abstained, latency, f1=f1, unsup=unsup, probe=latency if i % 2 else None))
         seen.add(method)
     costs = {m: {"build_seconds": 10.0, "peak_rss_mb": 100.0, "artifact_mb": 1.0} for m in seen}
     out = aggregate(rows, costs, 0.5, bootstrap_samples=50, seed=seed)
@@ -138,6 +147,8 @@ def test_rates_always_within_unit_interval(spec, seed):
             if m[key] is not None:
                 lo, hi = m[key]
                 assert 0.0 <= lo <= hi <= 1.0
-        assert m["latency_p50_s"] <= m["latency_p95_s"] + 1e-12
+        if m["latency_probe_n"]:
+            assert m["latency_p50_s"] <= m["latency_p95_s"] + 1e-12
+        assert m["useful_rate"] is not None and 0.0 <= m["useful_rate"] <= 1.0
     for res in out["comparisons"]["mcnemar"].values():
         assert 0.0 <= res["p_value"] <= 1.0

@@ -351,10 +351,32 @@ def test_decide_updates_live_with_weights_and_criteria(runs, tiny_corpus):
     at.slider(key="w.latency").set_value(0.0)
     at.slider(key="w.cost").set_value(1.0).run()
     assert not at.exception
-    assert at.dataframe[0].value.iloc[0]["method"] == "Zero-shot"  # the cheapest wins on cost alone
-    assert at.session_state["decision"]["rec"]["best"] == "zero-shot"
+    rec = at.session_state["decision"]["rec"]
+    assert rec["best"] != "zero-shot" and "zero-shot" not in rec["eligible"]  # cheapest, but 0% accurate: it fails the floor
+    assert any("not eligible" in e.label for e in at.expander)
     at.slider(key="w.cost").set_value(0.0).run()
     assert any("all weights are 0" in e.value for e in at.error)
+
+
+def test_decide_page_and_cli_decide_agree(runs, tiny_corpus, capsys):
+    from workbench.cli import main as cli_main
+
+    run_dir = write_run(runs, tiny_corpus)
+    at = app("decide")
+    for name, value in (("accuracy", 0.2), ("hallucination", 0.5), ("cost", 1.0), ("latency", 0.35)):
+        at.slider(key=f"w.{name}").set_value(value)
+    at.checkbox(key="crit.needs_citations").check()
+    at.number_input(key="crit.monthly_queries").set_value(250000)
+    at.selectbox(key="crit.data_changes").set_value("weekly").run()
+    assert not at.exception
+    page = at.session_state["decision"]["rec"]
+    code = cli_main(["decide", str(run_dir), "--weights", "accuracy=0.2,hallucination=0.5,cost=1.0,latency=0.35",
+                     "--criteria", "needs_citations=true", "monthly_queries=250000", "data_changes=weekly", "--json"])
+    assert code == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert json.dumps(cli, sort_keys=True) == json.dumps(page, sort_keys=True)
+    assert page["inputs"]["criteria"]["data_changes"] == "weekly" and page["best"] == cli["best"]
+    assert page["summary"] in texts(at).replace("\\", "")
 
 
 def test_decide_citations_criterion_changes_reasons(runs, tiny_corpus):

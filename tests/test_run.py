@@ -74,3 +74,57 @@ def test_cli_run_prints_folder_last_and_bad_input_is_one_line(tiny_corpus, tiny_
     assert err.startswith("error:") and "corpus folder not found" in err and "\n" not in err
     assert cli_main(["run", "--corpus", str(tiny_corpus), "--methods", "rag,telepathy"]) == 2
     assert "unknown method" in capsys.readouterr().err
+
+
+LATENCY_FIELDS = ("latency_s", "batch_wall_s", "latency_probe_s")
+
+
+def test_two_identical_uncached_runs_give_identical_predictions(tiny_corpus, tiny_lm_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_NO_ANSWER_CACHE", "1")  # both runs generate every answer; none is served from the first
+    methods = ["zero-shot", "few-shot", "rag"]
+    cfg = lambda: _config(tiny_corpus, tiny_lm_dir, methods=methods)  # noqa: E731
+    a = run(cfg(), out_dir=tmp_path / "runs", run_id="rep-a")
+    b = run(cfg(), out_dir=tmp_path / "runs", run_id="rep-b")
+    rows_a = [json.loads(x) for x in (a / "predictions.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(x) for x in (b / "predictions.jsonl").read_text().splitlines()]
+    assert rows_a and not any(r["cached"] for r in rows_a + rows_b)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in LATENCY_FIELDS} for r in rows]  # noqa: E731
+    assert strip(rows_a) == strip(rows_b)  # same order, same answers, contexts, scores and tokens
+    # the probe: per-query seconds for the same seeded sample in both runs, recorded in metrics.json
+    probed = lambda rows: sorted((r["method"], r["question_id"]) for r in rows if r["latency_probe_s"] is not None)  # noqa: E731
+    assert probed(rows_a) == probed(rows_b) and len(probed(rows_a)) == len(methods) * 5  # 5 held-out questions, probe_n 8
+    metrics = json.loads((a / "metrics.json").read_text())
+    for m in metrics["methods"].values():
+        assert m["latency_probe_n"] == 5 and m["latency_p50_s"] <= m["latency_p95_s"] and m["throughput_qps"] > 0
+    meta = json.loads((a / "meta.json").read_text())
+    assert {"seed", "batch_size", "dtype", "torch_threads", "may_vary"} <= set(meta["reproducibility"])
+    assert meta["reproducibility"]["answer_cache"] == "off" and "cpu_flags" in meta["machine"]
+
+
+def test_latency_probe_bypasses_the_answer_cache(tiny_corpus, tiny_lm_dir, tmp_path):
+    from workbench.answer_cache import AnswerCache
+    from workbench.corpus import load_corpus
+    from workbench.generation import Generator
+    from workbench.latency import latency_probe, probe_sample
+    from workbench.strategies import make_strategy
+
+    class CountingCache(AnswerCache):
+        reads = 0
+
+        def get_many(self, keys):
+            CountingCache.reads += 1
+            return super().get_many(keys)
+
+    corpus = load_corpus(tiny_corpus)
+    cache = CountingCache(tmp_path / "answers.sqlite")
+    gen = Generator.from_name(str(tiny_lm_dir))
+    strategy = make_strategy("zero-shot", generator=gen, cfg=_config(tiny_corpus, tiny_lm_dir), cache=cache)
+    strategy.answer(corpus.test)  # fills the cache
+    stored, reads = len(cache), CountingCache.reads
+    sample = probe_sample(corpus.test, 3, seed=0)
+    assert sample == probe_sample(corpus.test, 3, seed=0) and len(sample) == 3
+    seconds = latency_probe(strategy, sample)
+    assert set(seconds) == {q.id for q in sample} and all(s > 0 for s in seconds.values())
+    assert CountingCache.reads == reads and len(cache) == stored  # the probe neither read nor wrote the cache
+    assert strategy.cache is cache
+    assert all(a.meta["cached"] for a in strategy.answer(sample))  # while the batched path still uses it

@@ -64,31 +64,40 @@ def method_metrics(
     answerable = [r for r in rows if r["answerable"]]
     correct = [float(bool(r["correct"])) for r in answerable]
     halluc = [float(bool(r["hallucinated"])) for r in rows]
-    latencies = [float(r["latency_s"]) for r in rows]
+    batched = [float(r["latency_s"]) for r in rows]  # batch wall time / batch size: amortised compute per answer
+    probed = [float(r["latency_probe_s"]) for r in rows if r.get("latency_probe_s") is not None]  # one question at a time
     unsupported = [float(bool(r["unsupported"])) for r in rows if r.get("unsupported") is not None]
     build_s = float(cost.get("build_seconds", 0.0) or 0.0)
-    latency_mean = sum(latencies) / len(latencies)
+    batched_mean = sum(batched) / len(batched)
+    accuracy = _mean(correct)
+    per_1k = usd_per_1k(batched_mean, usd_per_hour)
+    useful = [float(bool(r["correct"]) if r["answerable"] else bool(r["abstained"])) for r in rows]
     return {
         "n": len(rows),
         "n_answerable": len(answerable),
-        "accuracy": _mean(correct),
+        "accuracy": accuracy,
         "accuracy_ci": list(bootstrap_ci(correct, bootstrap_samples, seed)) if correct else None,
         "hallucination_rate": _mean(halluc),
         "hallucination_ci": list(bootstrap_ci(halluc, bootstrap_samples, seed)),
         "abstention_rate": _mean([float(bool(r["abstained"])) for r in rows]),
+        "abstention_answerable_rate": _mean([float(bool(r["abstained"])) for r in answerable]),
+        "useful_rate": _mean(useful),  # right answer, or "I don't know" where the corpus has no answer, over all questions
         "exact_match": _mean([float(r["exact_match"]) for r in rows]),
         "f1": _mean([float(r["f1"]) for r in rows]),
         "semantic_sim_mean": _optional_mean(rows, "semantic_sim"),
         "unsupported_rate": _mean(unsupported),
         "groundedness_mean": _optional_mean(rows, "groundedness"),
         "build_seconds": build_s,
-        "latency_p50_s": percentile(latencies, 50),
-        "latency_p95_s": percentile(latencies, 95),
+        "latency_p50_s": percentile(probed, 50) if probed else None,
+        "latency_p95_s": percentile(probed, 95) if probed else None,
+        "latency_probe_n": len(probed),
+        "throughput_qps": 1.0 / batched_mean if batched_mean > 0 else None,
         "prompt_tokens_mean": _mean([float(r["prompt_tokens"]) for r in rows]),
         "output_tokens_mean": _mean([float(r["output_tokens"]) for r in rows]),
         "peak_rss_mb": float(cost["peak_rss_mb"]) if cost.get("peak_rss_mb") is not None else None,
         "artifact_mb": float(cost.get("artifact_mb", 0.0) or 0.0),
-        "usd_per_1k_queries": usd_per_1k(latency_mean, usd_per_hour),
+        "usd_per_1k_queries": per_1k,
+        "cost_per_correct_usd": per_1k / 1000.0 / accuracy if accuracy else None,  # compute per query / accuracy; None when nothing is right
         "usd_build": usd_build(build_s, usd_per_hour),
     }
 

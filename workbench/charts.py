@@ -205,6 +205,39 @@ def loss_chart(history: Sequence[dict]) -> alt.TopLevelMixin:
     return _style(chart, "LoRA training loss")
 
 
+def decision_path_dot(path: Sequence[dict]) -> str:
+    """The decision path as a Graphviz flow: each question and where it leads; the last node is the outcome."""
+
+    def esc(text: object) -> str:
+        return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+    def wrap(text: object, width: int = 40) -> list[str]:
+        lines, cur = [], ""
+        for word in str(text).split():
+            if cur and len(cur) + 1 + len(word) > width:
+                lines.append(cur)
+                cur = word
+            else:
+                cur = f"{cur} {word}".strip()
+        return [*lines, cur]
+
+    out = [
+        "digraph G {",
+        'rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef4ff", color="#2563eb", fontname="Helvetica", fontsize=11];',
+    ]
+    for i, step in enumerate(path):
+        leads = str(step.get("leads_to", ""))
+        colour = ""
+        if i == len(path) - 1:
+            colour = ', fillcolor="#fde8e6", color="#b42318"' if leads == "no recommendation" else ', fillcolor="#e3f4ea", color="#0b7a4b"'
+        text = "\\n".join(esc(x) for x in [*wrap(step.get("question", "")), *wrap("→ " + leads)])
+        out.append(f'n{i} [label="{text}"{colour}];')
+        if i:
+            out.append(f"n{i - 1} -> n{i};")
+    out.append("}")
+    return "\n".join(out)
+
+
 def to_svg(chart: alt.TopLevelMixin) -> str:
     """The chart as a standalone SVG string, rendered offline by vl-convert."""
     import vl_convert

@@ -108,20 +108,85 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def format_scoreboard(metrics: dict[str, Any]) -> str:
-    head = f"{'method':<10} {'accuracy':>17} {'halluc.':>17} {'abstain':>8} {'p50 s':>7} {'$/1k q':>8} {'build s':>8}"
-    lines = [head, "-" * len(head)]
+    """The run's scoreboard as text, every number through workbench.fmt (the same rounding as app and reports)."""
+    from . import fmt
+    from .decision import label
+
+    cols = ("method", "accuracy [95% CI]", "halluc. [95% CI]", "abstain", "p50 / p95 per query", "q/s batched", "$/1k q", "$/correct", "build")
+    rows = []
     for name, m in metrics.get("methods", {}).items():
-        acc, hal = m.get("accuracy", 0), m.get("hallucination_rate", 0)
-        alo, ahi = m.get("accuracy_ci", [acc, acc])
-        hlo, hhi = m.get("hallucination_ci", [hal, hal])
-        lines.append(
-            f"{name:<10} {acc:6.1%} [{alo:4.0%}-{ahi:4.0%}] {hal:6.1%} [{hlo:4.0%}-{hhi:4.0%}] {m.get('abstention_rate', 0):8.1%} "
-            f"{m.get('latency_p50_s', 0):7.2f} {m.get('usd_per_1k_queries', 0):8.4f} {m.get('build_seconds', 0):8.1f}"
-        )
+        tag = " (baseline)" if m.get("baseline") else ""
+        rows.append((
+            label(name) + tag, f"{fmt.pct(m.get('accuracy'))} {fmt.pct_ci(m.get('accuracy_ci'))}",
+            f"{fmt.pct(m.get('hallucination_rate'))} {fmt.pct_ci(m.get('hallucination_ci'))}", fmt.pct(m.get("abstention_rate")),
+            f"{fmt.seconds(m.get('latency_p50_s'))} / {fmt.seconds(m.get('latency_p95_s'))}",
+            "n/a" if m.get("throughput_qps") is None else f"{m['throughput_qps']:.2f}", fmt.money(m.get("usd_per_1k_queries")),
+            fmt.money(m.get("cost_per_correct_usd")), fmt.seconds(m.get("build_seconds")),
+        ))  # fmt: skip
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    line = lambda cells: "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(cells, widths, strict=True)))  # noqa: E731
+    out = [line(cols), "-" * (sum(widths) + 2 * (len(widths) - 1))] + [line(r) for r in rows]
+    probe = {m.get("latency_probe_n") for m in metrics.get("methods", {}).values() if m.get("latency_probe_n")}
+    if probe:
+        out.append(f"latency: per query, {'/'.join(map(str, sorted(probe)))} questions answered one at a time (probe); q/s: batched evaluation")
     rec = metrics.get("recommendation") or {}
     if rec.get("summary"):
-        lines.append(f"recommendation: {rec['summary']}")
-    return "\n".join(lines)
+        out.append(f"recommendation: {rec['summary']}")
+    return "\n".join(out)
+
+
+def _key_values(items: list[str], flag: str) -> dict[str, Any]:
+    """`a=1,b=x` pieces (from one or several flags) -> {"a": 1, "b": "x"}; "none" or "" -> None."""
+    out: dict[str, Any] = {}
+    for item in items:
+        for piece in (p.strip() for p in item.split(",") if p.strip()):
+            key, sep, value = piece.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"{flag} {piece!r}: use key=value, e.g. {flag} accuracy=0.5")
+            text = value.strip()
+            out[key.strip()] = None if text.lower() in ("", "none", "null") else _parse_value(text)
+    return out
+
+
+def format_decision(rec: dict[str, Any]) -> str:
+    """The recommendation as plain text: headline, ranking with eligibility, reasons, caveats, advice."""
+    from . import fmt
+    from .decision import label
+
+    out = [rec["summary"], ""]
+    out.append(f"{'#':>2}  {'method':<10} {'score':>6}  {'$/month':>9}  {'$/correct':>10}  eligible")
+    for i, r in enumerate(rec["ranked"], 1):
+        cost = (rec.get("costs") or {}).get(r["method"]) or {}
+        why = "yes" if r.get("eligible") else "no: " + "; ".join(r.get("ineligible_because") or [])
+        out.append(f"{i:>2}  {label(r['method']):<10} {fmt.score(r['score']):>6}  {fmt.money(cost.get('total'), cents=True):>9}  "
+                   f"{fmt.money(cost.get('per_correct')):>10}  {why}")
+    for name, b in (rec.get("baselines") or {}).items():
+        out.append(f"    {label(name)} (baseline, never recommended): {fmt.pct(b.get('accuracy'))} {fmt.pct_ci(b.get('accuracy_ci'))} accuracy")
+    for title, items in (("why", rec.get("reasons")), ("caveats", rec.get("caveats")), ("what would help", rec.get("advice"))):
+        if items:
+            out += ["", f"{title}:"] + [f"  - {x}" for x in items]
+    out += ["", "decision path:"] + [f"  {s['question']} {s['answer']} -> {s['leads_to']}" for s in rec.get("decision_path") or []]
+    return "\n".join(out)
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from .decision import DecisionError, recommend
+    from .storage import read_json
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "metrics.json").is_file():
+        raise ConfigError(f"{run_dir}: not a finished run folder (no metrics.json); list runs with: python -m workbench runs")
+    try:
+        metrics = read_json(run_dir / "metrics.json")
+    except ValueError as exc:
+        raise ConfigError(f"{run_dir / 'metrics.json'}: not valid JSON ({exc}); rerun the evaluation") from None
+    try:
+        criteria = _key_values([x for group in args.criteria or [] for x in group], "--criteria")
+        rec = recommend(metrics, criteria, _key_values(args.weights or [], "--weights") or None)
+    except DecisionError as exc:
+        raise ConfigError(str(exc)) from None
+    print(json.dumps(rec, indent=2, sort_keys=True) if args.json else format_decision(rec))
+    return 0
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -149,6 +214,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from . import fmt
     from .runstore import list_runs
 
     rows = list_runs(args.out)
@@ -156,7 +222,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"no runs in {args.out}")
         return 0
     for r in rows:
-        heads = "  ".join(f"{m} {v['accuracy']:.0%}/{v['hallucination_rate']:.0%}" for m, v in r["methods"].items() if v.get("accuracy") is not None)
+        heads = "  ".join(f"{m} {fmt.pct(v['accuracy'])}/{fmt.pct(v['hallucination_rate'])}" for m, v in r["methods"].items() if v.get("accuracy") is not None)
         extra = f"  error: {r['error']}" if r["state"] in ("failed", "interrupted") and r.get("error") else ""
         print(f"{r['run_id']:<48} {r['state']:<11} {r['corpus']:<16} {r['preset']:<8} {heads}{extra}")
     return 0
@@ -221,6 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="html", choices=["html", "pdf", "md", "csv", "json"])
     p.add_argument("--out", default=None)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("decide", help="the recommendation for a finished run, with your weights and criteria")
+    p.add_argument("run_dir")
+    p.add_argument("--weights", action="append", metavar="accuracy=..,hallucination=..,cost=..,latency=..",
+                   help="relative weights (normalised to sum to 1); omitted ones keep their defaults")
+    p.add_argument("--criteria", action="append", nargs="+", metavar="KEY=VALUE",
+                   help="your situation and floor, e.g. monthly_queries=50000 data_changes=weekly min_accuracy=0.3 (see decision.Criteria)")
+    p.add_argument("--json", action="store_true", help="print the recommendation as JSON (keys best, eligible, ranked, reasons, ...)")
+    p.set_defaults(func=cmd_decide)
 
     p = sub.add_parser("runs", help="list runs with their headline numbers")
     p.add_argument("--out", default=str(default_runs_dir()))

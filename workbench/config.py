@@ -138,12 +138,15 @@ class EvalConfig:
     bootstrap_samples: int = _f(1000, "Bootstrap resamples for 95% intervals.")
     usd_per_hour: float = _f(0.10, "Machine price per hour, for cost per 1,000 queries.")
     groundedness: bool = _f(True, "Model-judged groundedness (a secondary hallucination signal).")
+    latency_probe_n: int = _f(8, "Held-out questions answered one at a time per method, uncached, for per-query p50/p95 latency (0 = no probe).")
 
     def __post_init__(self) -> None:
         if not 0 < self.test_fraction < 1:
             raise ConfigError("test_fraction must be between 0 and 1")
         if self.max_questions < 0 or self.usd_per_hour < 0:
             raise ConfigError("max_questions and usd_per_hour must be >= 0")
+        if self.latency_probe_n < 0:
+            raise ConfigError("latency_probe_n must be >= 0 (0 = no latency probe)")
 
 
 @dataclass

@@ -47,6 +47,37 @@ def break_even(a: dict[str, Any], b: dict[str, Any], name_a: str | None = None, 
     return {"queries": queries, "cheaper_upfront": upfront, "cheaper_per_query": per_query}
 
 
+def materiality_scores(values: dict[str, float | None], threshold: float, scale: float | None = None, among: Sequence[str] | None = None) -> dict[str, float]:
+    """0..1 per method, lower value is better, where differences under ``threshold`` do not count.
+
+    A method scores 1 within ``threshold`` of the lowest value (of the methods in ``among``, default
+    all) and loses the excess beyond it as a share of ``scale`` (a budget; default the highest
+    value), so $0.08 vs $0.27 a month scores the same while $100 vs $1,000 does not. Missing values
+    score 0.
+    """
+    pool = [values[m] for m in (among if among else values) if values.get(m) is not None]
+    if not pool:
+        return {m: 0.0 for m in values}
+    low, high = min(pool), max(pool)
+    span = float(scale) if scale else float(high)
+    out = {}
+    for m, v in values.items():
+        if v is None:
+            out[m] = 0.0
+            continue
+        excess = max(0.0, float(v) - low - threshold)
+        out[m] = 1.0 if excess <= 0 else max(0.0, 1.0 - excess / span) if span > 0 else 0.0
+    return out
+
+
+def monthly_break_even(fixed_a: float, per_query_a: float, fixed_b: float, per_query_b: float) -> float | None:
+    """Queries per month at which two methods cost the same (fixed USD/month + USD/query), or None when one is never dearer."""
+    if per_query_a == per_query_b:
+        return None
+    q = (fixed_b - fixed_a) / (per_query_a - per_query_b)
+    return q if q > 0 else None
+
+
 def peak_rss_mb(include_children: bool = False) -> float:
     """Peak resident memory of this process so far in MB (ru_maxrss, at least the current RSS)."""
     scale = 1.0 if sys.platform == "darwin" else 1024.0  # bytes on macOS, KiB on Linux

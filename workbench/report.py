@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench import __version__
+from workbench import __version__, fmt
 from workbench.config import METHODS
-from workbench.decision import BREAKDOWN_ORDER, ci_text, label, pct, recommend
+from workbench.decision import BREAKDOWN_LABELS, BREAKDOWN_ORDER, label, recommend
 from workbench.storage import atomic_write_bytes, atomic_write_text, read_json, read_jsonl
 
 FORMATS = ("html", "pdf", "md", "csv", "json")
@@ -67,7 +67,22 @@ def _methods(run: dict) -> list[str]:
 
 
 def _recommendation(run: dict, override: dict | None) -> dict:
-    return override or run["metrics"].get("recommendation") or recommend(run["metrics"])
+    rec = override or run["metrics"].get("recommendation")
+    if not rec or "eligible" not in rec:  # none stored, or written before the quality floor existed: decide again
+        inputs = (rec or {}).get("inputs") or {}
+        rec = recommend(run["metrics"], inputs.get("criteria"), inputs.get("weights"))
+    return rec
+
+
+def verdict(rec: dict) -> tuple[str, list[str], list[str]]:
+    """(title, reasons, caveats-or-advice) of a recommendation: the same words in every format."""
+    if rec.get("best") is None:
+        return "No recommendation: none of the measured methods is good enough", rec.get("reasons") or [], rec.get("advice") or []
+    return f"Recommendation: {label(rec['best'])}", rec.get("reasons") or [], rec.get("caveats") or []
+
+
+def _best_label(rec: dict) -> str | None:
+    return label(rec["best"]) if rec.get("best") else None
 
 
 # ---------------------------------------------------------------- formatting
@@ -78,8 +93,8 @@ def _num(x: Any, fmt: str = "{:.2f}") -> str:
 
 
 def _rate_ci(m: dict, key: str, ci_key: str) -> str:
-    value = pct(m.get(key))
-    ci = ci_text(m.get(ci_key))
+    value = fmt.pct(m.get(key))
+    ci = fmt.pct_ci(m.get(ci_key))
     return f"{value} {ci}" if ci else value
 
 
@@ -97,28 +112,43 @@ def _title(run: dict) -> str:
 
 
 def scoreboard(run: dict) -> Table:
-    """One row per method: accuracy and hallucination with 95% intervals, quality, latency, tokens, cost."""
+    """One row per method: accuracy and hallucination with 95% intervals, quality, per-query latency, throughput, cost."""
     head = ["Method", "n", "Accuracy [95% CI]", "Hallucination [95% CI]", "Abstention", "EM", "F1",
-            "Latency p50 / p95 (s)", "Tokens in / out", "USD / 1k queries", "Build (s)"]
+            "Per-query p50 / p95 (probe n)", "Batched q/s", "Tokens in / out", "USD / 1k queries", "USD / correct answer", "Build"]
     rows = []
     for name in _methods(run):
         m = run["metrics"]["methods"][name]
         rows.append([
-            label(name), str(m.get("n", "")), _rate_ci(m, "accuracy", "accuracy_ci"), _rate_ci(m, "hallucination_rate", "hallucination_ci"),
-            pct(m.get("abstention_rate")), pct(m.get("exact_match")), _num(m.get("f1")),
-            f"{_num(m.get('latency_p50_s'))} / {_num(m.get('latency_p95_s'))}",
+            label(name) + (" (baseline)" if m.get("baseline") else ""), str(m.get("n", "")), _rate_ci(m, "accuracy", "accuracy_ci"),
+            _rate_ci(m, "hallucination_rate", "hallucination_ci"), fmt.pct(m.get("abstention_rate")), fmt.pct(m.get("exact_match")), _num(m.get("f1")),
+            f"{fmt.seconds(m.get('latency_p50_s'))} / {fmt.seconds(m.get('latency_p95_s'))} ({m.get('latency_probe_n', 'n/a')})",
+            _num(m.get("throughput_qps")),
             f"{_num(m.get('prompt_tokens_mean'), '{:.0f}')} / {_num(m.get('output_tokens_mean'), '{:.0f}')}",
-            _num(m.get("usd_per_1k_queries"), "${:.4f}"), _num(m.get("build_seconds"), "{:.1f}"),
+            fmt.money(m.get("usd_per_1k_queries")), fmt.money(m.get("cost_per_correct_usd")), fmt.seconds(m.get("build_seconds")),
         ])
     return head, rows
+
+
+def eligibility_table(rec: dict) -> Table:
+    """Every candidate: eligible or not after the quality floor, with the reasons, its monthly cost and cost per correct answer."""
+    costs = rec.get("costs") or {}
+    rows = []
+    for r in rec["ranked"]:
+        c = costs.get(r["method"]) or {}
+        rows.append([label(r["method"]), "yes" if r.get("eligible") else "no", "; ".join(r.get("ineligible_because") or r.get("floor") or []),
+                     fmt.money(c.get("total"), cents=True), fmt.money(c.get("per_correct"))])
+    for name, b in (rec.get("baselines") or {}).items():
+        rows.append([label(name), "baseline", f"reference only: {fmt.pct(b.get('accuracy'))} {fmt.pct_ci(b.get('accuracy_ci'))} accuracy", "", ""])
+    return ["Method", "Eligible", "Quality floor", "USD / month", "USD / correct answer"], rows
 
 
 def ranking(rec: dict) -> Table:
     """The recommendation's ranked methods with total score and the points from each criterion."""
     present = {k for r in rec["ranked"] for k in r["breakdown"]}
     keys = [k for k in BREAKDOWN_ORDER if k in present] + sorted(present - set(BREAKDOWN_ORDER))
-    head = ["#", "Method", "Score"] + [k.replace("_", " ").capitalize() for k in keys]
-    rows = [[str(i + 1), label(r["method"]), f"{r['score']:.1f}"] + [_num(r["breakdown"].get(k), "{:+.1f}") if r["breakdown"].get(k) is not None else "" for k in keys]
+    head = ["#", "Method", "Score"] + [BREAKDOWN_LABELS.get(k, k.replace("_", " ").capitalize()) for k in keys]
+    rows = [[str(i + 1), label(r["method"]) + ("" if r.get("eligible", True) else " (not eligible)"), fmt.score(r["score"])]
+            + [_num(r["breakdown"].get(k), "{:+.1f}") if r["breakdown"].get(k) is not None else "" for k in keys]
             for i, r in enumerate(rec["ranked"])]
     return head, rows
 
@@ -142,7 +172,7 @@ def mcnemar_table(run: dict) -> Table:
         a, _, b = pair.partition("|")
         p = t.get("p_value")
         verdict = "n/a" if p is None else ("significant" if p < 0.05 else "not significant")
-        rows.append([f"{label(a)} vs {label(b)}", str(t.get("b", "")), str(t.get("c", "")), _num(p, "{:.3f}"), verdict])
+        rows.append([f"{label(a)} vs {label(b)}", str(t.get("b", "")), str(t.get("c", "")), fmt.p_value(p, prefix=False), verdict])
     return ["Pair", "Only first right (b)", "Only second right (c)", "p-value", "At 5%"], rows
 
 
@@ -152,7 +182,7 @@ def break_even_table(run: dict) -> Table:
     for pair, b in _pairs(run, "break_even"):
         a, _, c = pair.partition("|")
         q = b.get("queries")
-        rows.append([f"{label(a)} vs {label(c)}", "never (one is cheaper on both counts)" if q is None else f"{q:,.0f} queries",
+        rows.append([f"{label(a)} vs {label(c)}", "never (one is cheaper on both counts)" if q is None else f"{fmt.count(q)} queries",
                      label(b["cheaper_upfront"]) if b.get("cheaper_upfront") else "tie",
                      label(b["cheaper_per_query"]) if b.get("cheaper_per_query") else "tie"])
     return ["Pair", "Break-even", "Cheaper upfront", "Cheaper per query"], rows
@@ -162,7 +192,7 @@ def retrieval_table(run: dict) -> Table:
     """Retrieval quality on the held-out questions (recall@k, MRR)."""
     r = run["metrics"].get("retrieval") or {}
     keys = [k for k in ("recall@1", "recall@3", "recall@5", "recall@10", "mrr") if r.get(k) is not None]
-    return ["Measure", "Value"], [[k, pct(r[k]) if k.startswith("recall") else f"{r[k]:.3f}"] for k in keys] + (
+    return ["Measure", "Value"], [[k, fmt.pct(r[k]) if k.startswith("recall") else f"{r[k]:.3f}"] for k in keys] + (
         [["questions", str(r["n_questions"])]] if r.get("n_questions") is not None else [])
 
 
@@ -170,10 +200,10 @@ def training_table(run: dict) -> Table:
     """LoRA training summary: time, throughput, loss start and end, steps."""
     t = run["metrics"].get("train") or {}
     rows = []
-    for key, name, fmt in (("train_seconds", "Training time (s)", "{:.1f}"), ("steps", "Optimiser steps", "{}"), ("tokens_per_s", "Tokens / s", "{:.0f}"),
+    for key, name, pattern in (("train_seconds", "Training time (s)", "{:.1f}"), ("steps", "Optimiser steps", "{}"), ("tokens_per_s", "Tokens / s", "{:.0f}"),
                            ("loss_first", "Loss (first step)", "{:.3f}"), ("loss_last", "Loss (last step)", "{:.3f}")):
         if t.get(key) is not None:
-            rows.append([name, fmt.format(t[key])])
+            rows.append([name, pattern.format(t[key])])
     leakage = t.get("leakage") or {}
     if leakage:
         rows.append(["Leakage guard", ", ".join(f"{k}: {v}" for k, v in sorted(leakage.items()) if not isinstance(v, (list, dict)))])
@@ -192,8 +222,14 @@ def settings_table(run: dict) -> Table:
         ["Few-shot", f"k={g('few_shot', 'k')}, {g('few_shot', 'selection')}"],
         ["LoRA", f"r={g('train', 'rank')}, alpha={g('train', 'alpha')}, lr={g('train', 'learning_rate')}, steps={g('train', 'max_steps') or str(g('train', 'epochs')) + ' epochs'}"],
         ["Generation", f"max {g('generation', 'max_new_tokens')} new tokens, temperature {g('generation', 'temperature')}"],
-        ["Evaluation", f"{g('eval', 'bootstrap_samples')} bootstrap samples, {_num(run['metrics'].get('usd_per_hour', g('eval', 'usd_per_hour')), '${:.2f}')}/hour"],
+        ["Evaluation", f"{g('eval', 'bootstrap_samples')} bootstrap samples, {fmt.money(run['metrics'].get('usd_per_hour', g('eval', 'usd_per_hour')))}/hour, "
+                       f"latency probe of {g('eval', 'latency_probe_n')} questions answered one at a time per method (answer cache bypassed)"],
     ]
+    rep = run["meta"].get("reproducibility") or {}
+    if rep:
+        rows.append(["Reproducibility", f"seed {rep.get('seed')}, {rep.get('decoding')}, batch size {rep.get('batch_size')}, {rep.get('dtype')} on "
+                     f"{rep.get('device')}, {rep.get('torch_threads')} torch threads, CPU flags "
+                     f"{', '.join((run['meta'].get('machine') or {}).get('cpu_flags') or []) or 'n/a'}. {rep.get('may_vary', '')}"])
     for key in ("corpus_fingerprint", "model_fingerprint"):
         if c.get(key):
             rows.append([key.replace("_", " ").capitalize(), str(c[key])[:16]])
@@ -295,27 +331,31 @@ def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
     run = load_run_data(run_dir)
     rec = _recommendation(run, recommendation)
     metrics, corpus = run["metrics"], run["metrics"].get("corpus") or {}
-    best = rec["ranked"][0]
+    title, reasons, notes = verdict(rec)
     sub = [f"Corpus: {corpus.get('name', '')} ({corpus.get('kind', '')})", f"{corpus.get('n_docs', '?')} documents",
            f"{corpus.get('n_test_evaluated', '?')} held-out questions", f"Run: {run['run_id']}", f"Date: {_when(run)}",
            f"Model: {run['config'].get('model', '')}"]
     parts = [
         f"<header><h1>RAG vs fine-tuning vs few-shot: {_e(_title(run))}</h1>",
         '<div class="sub">' + "".join(f"<span>{_e(s)}</span>" for s in sub if not s.endswith(": ")) + "</div></header>",
-        '<section class="card verdict"><p class="best">Recommendation: ' + _e(label(rec["best"])) + "</p>",
-        f'<p class="summary">{_e(rec["summary"])}</p><h3>Why</h3><ul>' + "".join(f"<li>{_e(r)}</li>" for r in best["reasons"]) + "</ul>",
+        f'<section class="card verdict"><p class="best">{_e(title)}</p>',
+        f'<p class="summary">{_e(rec["summary"])}</p><h3>Why</h3><ul>' + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>",
     ]
-    if best["caveats"]:
-        parts.append('<h3>Caveats</h3><ul class="caveats">' + "".join(f"<li>{_e(c)}</li>" for c in best["caveats"]) + "</ul>")
+    if notes:
+        parts.append(f'<h3>{"Caveats" if rec.get("best") else "What would help"}</h3><ul class="caveats">' + "".join(f"<li>{_e(c)}</li>" for c in notes) + "</ul>")
     parts += [
         "</section>", "<h2>Decision path</h2>", _html_table(decision_path(rec), num_from=99),
+        "<h2>Quality floor</h2>", _html_table(eligibility_table(rec), num_from=3),
         "<h2>Ranking</h2>", _html_table(ranking(rec), best=None, num_from=2),
-        '<p class="note">Score = weighted accuracy, (1 - hallucination), relative monthly cost and relative p95 latency, then the adjustments shown.'
-        f" Weights: {_e(', '.join(f'{k} {v:.2f}' for k, v in rec['inputs']['weights'].items()))}.</p>",
-        "<h3>Other methods</h3><ul>" + "".join(f"<li>{_e(r['reasons'][0])}" + "".join(f"; {_e(x)}" for x in r["reasons"][2:]) + "</li>" for r in rec["ranked"][1:]) + "</ul>",
-        "<h2>Scoreboard</h2>", _html_table(scoreboard(run), best=label(rec["best"])),
+        '<p class="note">Only methods that pass the quality floor can be recommended. Score = weighted accuracy, net useful answers (right answers and '
+        "correct \"I don't know\"s minus confident wrong answers), monthly cost and p95 per-query latency (differences below what matters at your "
+        f"volume score the same), then the adjustments shown. Weights: {_e(', '.join(f'{k} {v:.2f}' for k, v in rec['inputs']['weights'].items()))}.</p>",
+        "<h3>Other methods</h3><ul>" + "".join(f"<li>{_e(r['reasons'][0])}" + "".join(f"; {_e(x)}" for x in r.get("ineligible_because") or []) + "</li>"
+                                                for r in rec["ranked"] if r["method"] != rec.get("best")) + "</ul>",
+        "<h2>Scoreboard</h2>", _html_table(scoreboard(run), best=_best_label(rec)),
         f'<p class="note">Accuracy over answerable held-out questions; hallucination = confident wrong answers over all held-out questions; '
-        f"95% bootstrap intervals. Cost at {_e(_num(metrics.get('usd_per_hour'), '${:.2f}'))}/hour of machine time.</p>",
+        f"95% bootstrap intervals. Per-query p50 / p95: seconds to answer one question alone (latency probe, answer cache bypassed; n in brackets); "
+        f"batched q/s: throughput of the batched evaluation, which the cost is based on. Cost at {_e(fmt.money(metrics.get('usd_per_hour')))}/hour of machine time.</p>",
         "<h2>Charts</h2><div class=\"grid\">",
     ]
     parts += [f'<div class="card chart" title="{_e(t)}">{to_svg(c)}</div>' for t, c in _charts(run)]
@@ -386,15 +426,16 @@ def render_markdown(run_dir: str | Path, recommendation: dict | None = None) -> 
     """The report as Markdown tables (text escaped so no HTML in it renders)."""
     run = load_run_data(run_dir)
     rec = _recommendation(run, recommendation)
-    corpus, best = run["metrics"].get("corpus") or {}, rec["ranked"][0]
+    corpus = run["metrics"].get("corpus") or {}
+    title, reasons, notes = verdict(rec)
     out = [f"# RAG vs fine-tuning vs few-shot: {_md_cell(_title(run))}\n",
            " · ".join(x for x in (f"Corpus {_md_cell(corpus.get('name', ''))} ({_md_cell(corpus.get('kind', ''))})", f"run {_md_cell(run['run_id'])}",
                                   _md_cell(_when(run)), f"model {_md_cell(run['config'].get('model', ''))}") if x) + "\n",
-           f"## Recommendation: {label(rec['best'])}\n", _md_cell(rec["summary"]) + "\n", "**Why**\n"]
-    out += [f"- {_md_cell(r)}" for r in best["reasons"]] + [""]
-    if best["caveats"]:
-        out += ["**Caveats**\n"] + [f"- {_md_cell(c)}" for c in best["caveats"]] + [""]
-    for title, table in (("Decision path", decision_path(rec)), ("Ranking", ranking(rec)), ("Scoreboard", scoreboard(run)),
+           f"## {title}\n", _md_cell(rec["summary"]) + "\n", "**Why**\n"]
+    out += [f"- {_md_cell(r)}" for r in reasons] + [""]
+    if notes:
+        out += [f"**{'Caveats' if rec.get('best') else 'What would help'}**\n"] + [f"- {_md_cell(c)}" for c in notes] + [""]
+    for title, table in (("Decision path", decision_path(rec)), ("Quality floor", eligibility_table(rec)), ("Ranking", ranking(rec)), ("Scoreboard", scoreboard(run)),
                          ("Are the differences real? (McNemar)", mcnemar_table(run)), ("Break-even volumes", break_even_table(run)),
                          ("Retrieval", retrieval_table(run)), ("Training (LoRA)", training_table(run)), ("Settings", settings_table(run))):
         out += [f"## {title}\n", _md_table(table)]
@@ -411,7 +452,9 @@ def render_markdown(run_dir: str | Path, recommendation: dict | None = None) -> 
 
 
 CSV_COLUMNS = ["method", "question_id", "question", "gold", "answerable", "split", "qtype", "answer", "correct", "abstained", "hallucinated",
-               "exact_match", "f1", "semantic_sim", "unsupported", "groundedness", "prompt_tokens", "output_tokens", "latency_s", "cached", "sources"]
+               "exact_match", "f1", "semantic_sim", "unsupported", "groundedness", "prompt_tokens", "output_tokens", "batched_latency_s",
+               "probe_latency_s", "cached", "sources"]
+CSV_RENAMED = {"batched_latency_s": "latency_s", "probe_latency_s": "latency_probe_s"}  # labelled: batch share vs one question alone
 
 
 def csv_safe(value: Any) -> str:
@@ -430,7 +473,7 @@ def render_csv(run_dir: str | Path) -> str:
         values = dict(r)
         values["gold"] = " | ".join(r.get("gold") or [])
         values["sources"] = " | ".join(str(c.get("doc_id") or c.get("example_id") or "") for c in r.get("contexts") or [])
-        writer.writerow([csv_safe(values.get(col)) for col in CSV_COLUMNS])
+        writer.writerow([csv_safe(values.get(CSV_RENAMED.get(col, col))) for col in CSV_COLUMNS])
     return buf.getvalue()
 
 
@@ -501,17 +544,20 @@ def render_pdf(run_dir: str | Path, recommendation: dict | None = None) -> bytes
         out.setStyle(TableStyle(style))
         return out
 
-    corpus, best = run["metrics"].get("corpus") or {}, rec["ranked"][0]
+    corpus = run["metrics"].get("corpus") or {}
+    title, reasons, notes = verdict(rec)
     story: list[Any] = [
         p(f"RAG vs fine-tuning vs few-shot: {_title(run)}", h1),
         p(f"Corpus {corpus.get('name', '')} ({corpus.get('kind', '')}) · {corpus.get('n_test_evaluated', '?')} held-out questions · "
           f"run {run['run_id']} · {_when(run)} · model {run['config'].get('model', '')}", small),
-        p(f"Recommendation: {label(rec['best'])}", h2), p(rec["summary"]),
+        p(title, h2), p(rec["summary"]),
     ]
-    story += [p("• " + r) for r in best["reasons"]]
-    story += [p("Caveat: " + c, ParagraphStyle("cav", parent=body, textColor=colors.HexColor("#8a5300"))) for c in best["caveats"]]
-    widths = [w * cm for w in (2.6, 1.0, 3.0, 3.0, 2.0, 1.6, 1.4, 3.0, 2.4, 2.4, 2.0)]
-    story += [KeepTogether([p("Scoreboard", h2), table(scoreboard(run), widths, best=label(rec["best"]))])]
+    story += [p("• " + r) for r in reasons]
+    word = "Caveat: " if rec.get("best") else "Would help: "
+    story += [p(word + c, ParagraphStyle("cav", parent=body, textColor=colors.HexColor("#8a5300"))) for c in notes]
+    widths = [w * cm for w in (2.4, 0.9, 2.6, 2.6, 1.7, 1.3, 1.2, 3.0, 1.5, 1.9, 1.9, 2.0, 1.8)]
+    story += [KeepTogether([p("Scoreboard", h2), table(scoreboard(run), widths, best=_best_label(rec))])]
+    story += [KeepTogether([p("Quality floor", h2), table(eligibility_table(rec), [3 * cm, 1.8 * cm, 14 * cm, 2.6 * cm, 2.8 * cm])])]
     story += [KeepTogether([p("Ranking", h2), table(ranking(rec))])]
     images = []
     for _title_text, chart in _charts(run):

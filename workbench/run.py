@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
 import traceback
@@ -91,7 +92,7 @@ def run(
         atomic_write_json(run_dir / "metrics.json", result["metrics"])
         cfg = {**config.to_dict(), "run_id": run_id, **result["fingerprints"]}
         atomic_write_json(run_dir / "config.json", cfg)
-        write_meta(run_dir, timings)
+        write_meta(run_dir, timings, {"reproducibility": result["reproducibility"]})
         status.update(state="done", stage="done", progress=1.0, message="finished", error=None)
         return run_dir
     except Cancelled as exc:
@@ -124,6 +125,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     from .corpus import corpus_fingerprint, load_corpus
     from .evaluate import score_predictions
     from .generation import Generator
+    from .latency import latency_probe, probe_sample
     from .models import load_embedder
     from .strategies import make_strategy
 
@@ -166,6 +168,8 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
                 costs[m]["artifact_mb"] += tinfo.get("artifact_mb", 0.0)
 
     answers: dict[str, list[Answer]] = {}
+    probes: dict[str, dict[str, float]] = {}
+    probe_qs = probe_sample(held_out, config.eval.latency_probe_n, config.seed)
     t0 = time.perf_counter()
     for mi, method in enumerate(methods):
         strategy = make_strategy(
@@ -184,6 +188,9 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
             for start in range(0, len(held_out), bs):
                 report("answer", (mi + start / len(held_out)) / len(methods), f"{method}: question {start + 1}-{min(start + bs, len(held_out))} of {len(held_out)}")
                 out += strategy.answer(held_out[start : start + bs])
+            probes[method] = latency_probe(
+                strategy, probe_qs, lambda i, n, m=method, k=mi: report("answer", (k + 0.9 + 0.1 * i / n) / len(methods), f"{m}: latency probe, question {i + 1} of {n} answered alone")
+            )
         costs[method]["peak_rss_mb"] = rss.peak
         answers[method] = out
     timings["answer_s"] = time.perf_counter() - t0
@@ -195,6 +202,8 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
 
         generator.judge_cache = default_cache()  # an unchanged re-run does not judge the same answers again
     predictions = score_predictions(answers, held_out, corpus, embedder=embedder, generator=generator if config.eval.groundedness else None)
+    for row in predictions:  # per-query seconds when answered alone (latency probe); None outside the sample
+        row["latency_probe_s"] = probes.get(row["method"], {}).get(row["question_id"])
     timings["score_s"] = time.perf_counter() - t0
 
     report("aggregate", 0.0, "aggregating")
@@ -218,7 +227,27 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     except ImportError:
         pass
     fingerprints = {"corpus_fingerprint": corpus_fingerprint(corpus), "model_fingerprint": generator.fingerprint}
-    return {"predictions": predictions, "metrics": metrics, "fingerprints": fingerprints}
+    return {"predictions": predictions, "metrics": metrics, "fingerprints": fingerprints, "reproducibility": reproducibility(config, generator)}
+
+
+def reproducibility(config: RunConfig, generator: Any) -> dict[str, Any]:
+    """What fixes the predictions (seed, greedy decoding, prompts) and what can still move them on another setup."""
+    import torch
+
+    return {
+        "seed": config.seed,
+        "decoding": "greedy" if config.generation.temperature == 0 else f"sampled at temperature {config.generation.temperature}, seeded per batch",
+        "batch_size": config.generation.batch_size,
+        "batch_composition": "prompts sorted by token length, then cut into batches of batch_size (left padding)",
+        "dtype": str(generator.model.dtype).replace("torch.", ""),
+        "device": str(generator.device),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "answer_cache": "off" if os.environ.get("WORKBENCH_NO_ANSWER_CACHE") == "1" else "on (a cached answer is the one first generated)",
+        "may_vary": "same inputs, seed and machine give the same predictions; another thread count, batch size or batch composition, dtype, "
+        "CPU instruction set (AVX-512/AMX kernels) or GPU can change floating-point sums and so, rarely, a greedy answer",
+    }
 
 
 def _embedder(config: RunConfig, load_embedder: Callable[..., Any]) -> Any:

@@ -75,6 +75,20 @@ def versions() -> dict[str, str]:
     return out
 
 
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "neon", "asimd")
+
+
+def cpu_flags() -> list[str]:
+    """The CPU features that pick different matrix kernels (and so can move floating-point results)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    line = next((ln for ln in text.splitlines() if ln.startswith(("flags", "Features"))), "")
+    present = set(line.partition(":")[2].split())
+    return [f for f in CPU_FLAGS if f in present]
+
+
 def machine() -> dict[str, Any]:
     import torch
 
@@ -82,6 +96,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu_flags": cpu_flags(),
         "torch_threads": torch.get_num_threads(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -89,8 +104,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_meta(run_dir: Path, timings: dict[str, float]) -> None:
-    atomic_write_json(run_dir / "meta.json", {"versions": versions(), "machine": machine(), "git_revision": git_revision(), "timings_s": timings, "written": _now()})
+def write_meta(run_dir: Path, timings: dict[str, float], extra: dict[str, Any] | None = None) -> None:
+    meta = {"versions": versions(), "machine": machine(), "git_revision": git_revision(), "timings_s": timings, "written": _now()}
+    atomic_write_json(run_dir / "meta.json", {**meta, **(extra or {})})
 
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
