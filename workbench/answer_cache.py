@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .errors import WorkbenchError
 from .generation import GenResult
 from .paths import cache_dir
 
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS answers (
 """
 
 
-class AnswerCacheError(RuntimeError):
+class AnswerCacheError(WorkbenchError, RuntimeError):
     """The answer cache file cannot be opened or is corrupt; the message says what to do."""
 
 

@@ -6,12 +6,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .errors import WorkbenchError
+
 METHODS = ("zero-shot", "few-shot", "rag", "lora", "rag+lora")
 Method = Literal["zero-shot", "few-shot", "rag", "lora", "rag+lora"]
 ABSTAIN_REPLY = "I don't know"
 
 
-class ConfigError(ValueError):
+class ConfigError(WorkbenchError, ValueError):
     """A setting is invalid; the message says which and what to do."""
 
 

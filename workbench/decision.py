@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from workbench.config import METHODS
+from workbench.errors import WorkbenchError
 
 METHOD_LABELS = {"zero-shot": "Zero-shot", "few-shot": "Few-shot", "rag": "RAG", "lora": "LoRA", "rag+lora": "RAG+LoRA"}
 RAG_METHODS = ("rag", "rag+lora")
@@ -38,7 +39,7 @@ BREAKDOWN_ORDER = ("accuracy", "hallucination", "cost", "latency", "knowledge_ty
                    "labelled_examples", "latency_budget", "cost_budget")
 
 
-class DecisionError(ValueError):
+class DecisionError(WorkbenchError, ValueError):
     """The metrics or criteria cannot support a recommendation; the message says what to fix."""
 
 

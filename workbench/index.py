@@ -21,6 +21,7 @@ import numpy as np
 
 from .chunking import split_documents
 from .config import IndexConfig, RetrievalConfig, SplitConfig
+from .errors import WorkbenchError
 from .models import Progress
 from .paths import cache_dir
 from .storage import atomic_write_json, atomic_write_jsonl, pid_alive, read_jsonl, stable_hash
@@ -33,7 +34,7 @@ FILES = ("manifest.json", "chunks.jsonl", "faiss.index", "bm25")
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
-class IndexLoadError(RuntimeError):
+class IndexLoadError(WorkbenchError, RuntimeError):
     """A saved index folder is missing, incomplete, foreign or unsafe; rebuild it."""
 
 

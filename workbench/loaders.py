@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import WorkbenchError
 from .types import Document
 
 Progress = Callable[[str, float], None]  # (message, fraction 0..1), same as models.Progress
@@ -39,7 +40,7 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _LEGACY_PUNCT = set("€‚ƒ„…†‡ˆ‰‹Œ‘’“”•–—˜™›œŸ¡¢£¤¥¦§¨©ª«¬®¯°±²³´µ¶·¸¹º»¼½¾¿×÷\u00a0\u00ad")
 
 
-class CorpusError(ValueError):
+class CorpusError(WorkbenchError, ValueError):
     """A corpus folder or one of its files is unusable; ``file``/``line`` locate it, ``reason`` says what to do."""
 
     def __init__(self, reason: str, file: str | Path | None = None, line: int | None = None):

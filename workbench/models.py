@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import WorkbenchError
 from .paths import models_dir
 from .storage import sha256_file
 
 Progress = Callable[[str, float], None]  # (message, fraction 0..1)
 
 
-class ModelError(RuntimeError):
+class ModelError(WorkbenchError, RuntimeError):
     """A model cannot be found, verified or loaded; the message says what to do."""
 
 

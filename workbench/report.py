@@ -18,6 +18,7 @@ from typing import Any, Literal
 from workbench import __version__
 from workbench.config import METHODS
 from workbench.decision import BREAKDOWN_ORDER, ci_text, label, pct, recommend
+from workbench.errors import WorkbenchError
 from workbench.storage import atomic_write_bytes, atomic_write_text, read_json, read_jsonl
 
 FORMATS = ("html", "pdf", "md", "csv", "json")
@@ -28,7 +29,7 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 Table = tuple[list[str], list[list[str]]]
 
 
-class ReportError(ValueError):
+class ReportError(WorkbenchError, ValueError):
     """The run folder cannot be reported on; the message says which file and what to do."""
 
 

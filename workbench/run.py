@@ -12,6 +12,7 @@ from typing import Any
 
 from .config import RunConfig
 from .cost import RssSampler
+from .errors import WorkbenchError
 from .paths import default_runs_dir
 from .runstore import RunStatus, new_run_id, write_meta
 from .storage import FolderLock, atomic_write_json, atomic_write_jsonl
@@ -20,7 +21,7 @@ from .types import Answer, Corpus, Question
 Progress = Callable[[str, float, str], None]  # (stage, fraction of that stage, message)
 
 
-class RunError(RuntimeError):
+class RunError(WorkbenchError, RuntimeError):
     """The run could not complete; the message is one line saying why."""
 
 
