@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import METHODS, PRESETS, ConfigError, RunConfig, build_config
+from .config import METHODS, PRESETS, ConfigError, RunConfig, build_config, section_settings
 from .paths import default_runs_dir
 
 
@@ -44,32 +44,32 @@ class _StageProgress:
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return text
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
-    """`--set train.rank=8 --set retrieval.mode=dense` -> {"train": {"rank": 8}, ...}."""
+    """`--set train.rank=8 --set retrieval.mode=dense` -> {"train": {"rank": 8}, ...}; keys checked here, values coerced by config."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        section, dot, name = key.partition(".")
+        section, dot, name = key.strip().partition(".")
         if not sep or not dot:
             raise ConfigError(f"--set {item!r}: use section.field=value, e.g. --set train.rank=8")
-        out.setdefault(section, {})[name] = _parse_value(value)
+        out.setdefault(section, {})[name.strip()] = _parse_value(value)
+        section_settings(section, out[section], "--set")
     return out
 
 
 def corpus_defaults(corpus: str) -> dict[str, Any]:
-    import tomllib
+    """corpus.toml [defaults], read and checked exactly as the corpus loader does."""
+    from .corpus import read_corpus_toml
+    from .loaders import CorpusError
 
-    path = Path(corpus) / "corpus.toml"
-    if not path.is_file():
-        return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8")).get("defaults", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix or remove the file") from None
+        return read_corpus_toml(Path(corpus))["defaults"]
+    except CorpusError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -81,9 +81,6 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.model:
         top["model"] = args.model
     overrides = parse_overrides(args.set or [])
-    unknown = set(overrides) - {"split", "index", "retrieval", "generation", "few_shot", "train", "eval"}
-    if unknown:
-        raise ConfigError(f"--set: unknown section(s) {', '.join(sorted(unknown))}")
     try:
         return build_config(str(corpus), args.preset, corpus_defaults(str(corpus)), overrides, **top)
     except TypeError as exc:
@@ -253,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import WorkbenchError
     from .storage import LockedError
 
     args = build_parser().parse_args(argv)
@@ -261,12 +259,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except (ConfigError, LockedError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, LockedError) as exc:
+        print(f"error: {_first_line(exc)}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - one clear line for the user; details in the run folder
-        known = {"RunError", "Cancelled", "CorpusError", "DocumentError", "ModelError", "IndexLoadError", "LeakageError", "ReportError"}
-        if type(exc).__name__ in known or any(t.__name__ in known for t in type(exc).__mro__):
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        raise
+    except WorkbenchError as exc:
+        print(f"error: {_first_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, FileNotFoundError) else 1
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line naming the path: 'PATH: Permission denied; check the path and its permissions'."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    reason = exc.strerror or _first_line(exc)
+    return f"{where}: {reason}; check the path and its permissions" if where else f"{reason}; check the paths and their permissions"
