@@ -153,10 +153,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"no runs in {args.out}")
         return 0
     for r in rows:
-        heads = "  ".join(f"{m} {v['accuracy']:.0%}/{v['hallucination_rate']:.0%}" for m, v in r["methods"].items() if v.get("accuracy") is not None)
-        extra = f"  error: {r['error']}" if r["state"] in ("failed", "interrupted") and r.get("error") else ""
+        heads = "  ".join(f"{m} {_pct(v.get('accuracy'))}/{_pct(v.get('hallucination_rate'))}" for m, v in r["methods"].items() if v.get("accuracy") is not None)
+        extra = f"  error: {r['error']}" if r["state"] in ("failed", "interrupted", "unreadable") and r.get("error") else ""
         print(f"{r['run_id']:<48} {r['state']:<11} {r['corpus']:<16} {r['preset']:<8} {heads}{extra}")
     return 0
+
+
+def _pct(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
 
 
 def cmd_check(args: argparse.Namespace) -> int:

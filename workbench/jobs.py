@@ -115,7 +115,9 @@ def build_command(
 
 
 def _spawn(kind: Literal["run", "build"], cmd: list[str], job_dir: Path) -> Job:
-    job_dir.mkdir(parents=True, exist_ok=True)
+    from .runstore import prepare_run_folder
+
+    prepare_run_folder(job_dir.parent, job_dir.name)
     if (job_dir / "status.json").exists():
         raise JobError(f"{job_dir}: a job already used this folder; pick another id")
     env = dict(os.environ)

@@ -14,7 +14,7 @@ from .config import RunConfig
 from .cost import RssSampler
 from .errors import WorkbenchError
 from .paths import default_runs_dir
-from .runstore import RunStatus, new_run_id, write_meta
+from .runstore import RunStatus, new_run_id, prepare_run_folder, write_meta
 from .storage import FolderLock, atomic_write_json, atomic_write_jsonl
 from .types import Answer, Corpus, Question
 
@@ -67,8 +67,7 @@ def run(
     """Execute the comparison and write the run folder; returns its path. Raises RunError on failure."""
     out_dir = Path(out_dir) if out_dir else default_runs_dir()
     run_id = run_id or new_run_id(config)
-    run_dir = out_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = prepare_run_folder(out_dir, run_id)
     lock = FolderLock(run_dir).acquire()
     status = RunStatus(run_dir)
     timings: dict[str, float] = {}
