@@ -23,6 +23,11 @@ class _StageProgress:
         self.last = 0.0
 
     def __call__(self, stage: str, fraction: float, message: str) -> None:
+        if message.startswith("warning:"):  # on a line of its own, never redrawn over
+            self.stream.write(("\n" if self.tty and self.stage else "") + message + "\n")
+            self.stream.flush()
+            self.stage = ""
+            return
         now = time.monotonic()
         new_stage = stage != self.stage
         if not (self.tty or new_stage or fraction >= 1.0 or now - self.last > 5):

@@ -17,8 +17,9 @@ from typing import Any
 
 import tomllib
 
+from .config import ConfigError, corpus_default_sections
 from .importers import check_unique_id, question_from_record, read_questions_csv, read_squad_v2, read_text_file
-from .loaders import DEFAULT_MAX_BYTES, CorpusError, DocumentError, Progress, load_documents
+from .loaders import DEFAULT_MAX_BYTES, CorpusError, DocumentError, Progress, check_inside, load_documents
 from .storage import stable_hash
 from .types import Corpus, Document, Question
 
@@ -48,9 +49,11 @@ def read_corpus_toml(root: Path) -> dict[str, Any]:
     if not path.is_file():
         return info
     try:
-        data = tomllib.loads(read_text_file(path))
+        data = tomllib.loads(read_text_file(check_inside(path, root)))
     except tomllib.TOMLDecodeError as exc:
         raise CorpusError(f"is not valid TOML ({exc}); fix it or delete it", path) from None
+    except RecursionError:
+        raise CorpusError("is nested too deeply to be a settings file; simplify it", path) from None
     for key in ("title", "description", "instruction"):
         if key in data:
             if not isinstance(data[key], str):
@@ -65,6 +68,10 @@ def read_corpus_toml(root: Path) -> dict[str, Any]:
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise CorpusError("[defaults] must be a table of settings, e.g. chunk_size = 600", path)
+    try:
+        corpus_default_sections(defaults, f"{path} [defaults]")
+    except ConfigError as exc:
+        raise CorpusError(str(exc).removeprefix(f"{path} "), path) from None
     info["defaults"] = defaults
     return info
 
@@ -96,7 +103,7 @@ def find_questions_file(root: Path) -> Path:
     """The corpus's question file: questions.jsonl, else questions.csv, else a SQuAD v2 questions.json."""
     for name in QUESTION_FILES:
         if (Path(root) / name).is_file():
-            return Path(root) / name
+            return check_inside(Path(root) / name, root)
     raise CorpusError(f"no question file; add {', '.join(QUESTION_FILES[:-1])} or a SQuAD v2 {QUESTION_FILES[-1]}", root)
 
 

@@ -132,7 +132,14 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
 
     t0 = time.perf_counter()
     report("corpus", 0.0, f"loading {config.corpus}")
-    corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed)
+    warnings: list[str] = []
+
+    def corpus_progress(message: str, fraction: float) -> None:
+        if message.startswith("skipped "):  # skipped files and links: a warning in the log, the run folder and the CLI
+            warnings.append(message.removeprefix("skipped "))
+            report("corpus", fraction, f"warning: {warnings[-1]}")
+
+    corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed, progress=corpus_progress)
     held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
     timings["corpus_s"] = time.perf_counter() - t0
     report("corpus", 1.0, f"{len(corpus.documents)} documents, {len(corpus.train)} train / {len(held_out)} held-out questions")
@@ -210,6 +217,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         "n_train": len(corpus.train),
         "n_test": len(corpus.test),
         "n_test_evaluated": len(held_out),
+        "warnings": warnings,
     }
     try:
         from .decision import recommend
