@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import tomllib
 
 from .config import ConfigError, corpus_default_sections
-from .importers import check_unique_id, question_from_record, read_questions_csv, read_squad_v2, read_text_file
+from .importers import check_unique_id, parse_json, question_from_record, read_questions_csv, read_squad_v2, read_text_file
 from .loaders import DEFAULT_MAX_BYTES, CorpusError, DocumentError, Progress, check_inside, load_documents
 from .storage import stable_hash
 from .types import Corpus, Document, Question
@@ -85,10 +84,7 @@ def read_questions_jsonl(path: Path, errors: list[CorpusError] | None = None) ->
         if not raw.strip():
             continue
         try:
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"not valid JSON ({exc.msg} at column {exc.colno}); fix or remove the line", path, lineno) from None
+            rec = parse_json(raw, path, lineno)
             q = question_from_record(rec, path, lineno)
             check_unique_id(q, seen, path, lineno)
             questions.append(q)
