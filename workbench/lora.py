@@ -329,7 +329,7 @@ def get_or_train_adapter(
     from transformers import AutoTokenizer
 
     folder = resolve_generator(base)
-    tok = AutoTokenizer.from_pretrained(str(folder))
+    tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
     data_fp = data_fingerprint(corpus, tok, cfg, split_cfg, seed)
     key = adapter_key(folder, data_fp, cfg, seed)
     out_dir = cache_dir("adapters") / key
