@@ -267,11 +267,10 @@ def check_model_folder(folder: Path, what: str = "model") -> Path:
         custom = [e.get("type") for e in entries if isinstance(e, dict) and not str(e.get("type", "")).startswith("sentence_transformers.")]
         if custom or not all(isinstance(e, dict) for e in entries):
             raise ModelError(f"{folder}: this {what} needs custom code from its folder (module {custom[0] if custom else '?'}), which the workbench never runs; use a standard sentence-transformers model")
-    weights = [p for p in folder.rglob("*") if p.suffix == ".safetensors" or p.name.endswith(".safetensors.index.json")]
-    if not weights:
-        pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt"))
-        hint = f" (only {pickled[0]}, a pickle-based file that is never loaded)" if pickled else ""
-        raise ModelError(f"{folder}: holds no .safetensors weights{hint}; convert the {what} to safetensors")
+    has_safetensors = any(p.suffix == ".safetensors" or p.name.endswith(".safetensors.index.json") for p in folder.rglob("*"))
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt"))
+    if pickled and not has_safetensors:  # (no weights at all: transformers says so when loading)
+        raise ModelError(f"{folder}: holds no .safetensors weights, only {pickled[0]}, a pickle-based file that is never loaded; convert the {what} to safetensors")
     return folder
 
 
