@@ -16,7 +16,7 @@ from typing import Any
 
 import tomllib
 
-from .config import ConfigError, corpus_default_sections
+from .config import ConfigError, build_config, corpus_default_sections
 from .importers import check_unique_id, parse_json, question_from_record, read_questions_csv, read_squad_v2, read_text_file
 from .loaders import DEFAULT_MAX_BYTES, CorpusError, DocumentError, Progress, check_inside, load_documents
 from .storage import stable_hash
@@ -69,6 +69,7 @@ def read_corpus_toml(root: Path) -> dict[str, Any]:
         raise CorpusError("[defaults] must be a table of settings, e.g. chunk_size = 600", path)
     try:
         corpus_default_sections(defaults, f"{path} [defaults]")
+        build_config(str(root), "custom", defaults)  # values too: a bad one is named here, before any work
     except ConfigError as exc:
         raise CorpusError(str(exc).removeprefix(f"{path} "), path) from None
     info["defaults"] = defaults
