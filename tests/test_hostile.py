@@ -176,6 +176,12 @@ def test_run_only_writes_into_a_new_folder_or_one_of_its_runs(tmp_path):
     (failed / "error.log").write_text("trace")
     assert prepare_run_folder(runs, "failed-run") == failed
     assert prepare_run_folder(runs, "fresh").is_dir() and check_run_id("2026-01-01_run.v2+x") == "2026-01-01_run.v2+x"
+    (failed / "status.json").write_text('{"state": "done"}')
+    (failed / "metrics.json").write_text('{"methods": {}}')
+    before = snapshot(failed)
+    with pytest.raises(ConfigError, match="a finished run is already there"):  # and its status is not turned into 'failed'
+        prepare_run_folder(runs, "failed-run")
+    assert snapshot(failed) == before
 
 
 def test_run_cli_refuses_bad_run_ids_and_unwritable_out_in_one_line(tmp_path, corpus, capsys):

@@ -72,6 +72,8 @@ def prepare_run_folder(out_dir: Path, run_id: str) -> Path:
         raise ConfigError(f"{run_dir}: exists and is not a folder; choose another run id")
     if run_dir.is_dir() and not owned_run_folder(run_dir):
         raise ConfigError(f"{run_dir}: exists and is not a workbench run folder, so nothing is written into it; choose another run id")
+    if (run_dir / "metrics.json").exists() and (_json_object(run_dir / "status.json") or {}).get("state") == "done":
+        raise ConfigError(f"{run_dir}: a finished run is already there and is kept as it is; choose another run id")
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
