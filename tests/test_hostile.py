@@ -256,7 +256,7 @@ def _args(corpus: Path, *sets: str):
     "setting, expected",
     [
         ("eval.groundedness=nope", "eval.groundedness = 'nope' is not a yes/no value"),
-        ("generation.max_prompt_tokens=-5", "generation.max_prompt_tokens -5 is too small"),
+        ("generation.max_prompt_tokens=-5", "generation.max_prompt_tokens -5 must be at least 64"),
         ("retrieval.rrf_k=abc", "retrieval.rrf_k = 'abc' is not a whole number"),
         ("retrieval.rrf_k=0", "retrieval.rrf_k 0 must be at least 1"),
         ("eval.max_questions=2.5", "eval.max_questions = 2.5 is not a whole number"),
@@ -267,7 +267,7 @@ def _args(corpus: Path, *sets: str):
         ("split.chunk_sise=300", "unknown setting 'split.chunk_sise' (did you mean 'split.chunk_size'?); valid: split.mode"),
         ("splt.chunk_size=300", "unknown section 'splt' (did you mean 'split'?)"),
         ("train.rank=true", "train.rank = True is not a whole number"),
-        ("eval.bootstrap_samples=0", "bootstrap_samples 0 must be at least 1"),
+        ("eval.bootstrap_samples=0", "bootstrap_samples 0 must be between 1 and 1000000"),
     ],
 )
 def test_bad_settings_are_refused_before_any_work(corpus, setting, expected):

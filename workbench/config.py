@@ -185,6 +185,8 @@ class SplitConfig:
             raise ConfigError(f"split mode {self.mode!r} is unknown; use 'recursive' or 'tokens'")
         if self.chunk_size < 16:
             raise ConfigError(f"chunk_size {self.chunk_size} is too small; use at least 16")
+        if self.chunk_size > 100_000:
+            raise ConfigError(f"chunk_size {self.chunk_size} is too large; use at most 100000")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise ConfigError(f"chunk_overlap {self.chunk_overlap} must be >= 0 and smaller than chunk_size {self.chunk_size}; lower the overlap")
 
@@ -201,9 +203,9 @@ class IndexConfig:
         _coerce_fields(self)
         if self.index_type not in ("flat", "hnsw", "ivf"):
             raise ConfigError(f"index_type {self.index_type!r} is unknown; use flat, hnsw or ivf")
-        if self.embed_batch_size < 1:
-            raise ConfigError("embed_batch_size must be at least 1")
-        if self.hnsw_m < 2 or self.ivf_nlist < 0:
+        if not 1 <= self.embed_batch_size <= 4096:
+            raise ConfigError("embed_batch_size must be between 1 and 4096")
+        if not 2 <= self.hnsw_m <= 512 or not 0 <= self.ivf_nlist <= 1_000_000:
             raise ConfigError(f"index.hnsw_m {self.hnsw_m} must be >= 2 and index.ivf_nlist {self.ivf_nlist} >= 0 (0 = automatic)")
         if not self.embedder.strip():
             raise ConfigError("index.embedder is empty; use all-MiniLM-L6-v2 or a local sentence-transformers folder")
@@ -234,13 +236,13 @@ class GenerationConfig:
 
     def __post_init__(self) -> None:
         _coerce_fields(self)
-        if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ConfigError("max_new_tokens and batch_size must be at least 1")
+        if not 1 <= self.max_new_tokens <= 4096 or not 1 <= self.batch_size <= 4096:
+            raise ConfigError("generation.max_new_tokens and generation.batch_size must be between 1 and 4096")
         if self.temperature < 0:
             raise ConfigError("temperature must be >= 0")
-        if self.max_prompt_tokens < MIN_PROMPT_TOKENS:
+        if not MIN_PROMPT_TOKENS <= self.max_prompt_tokens <= 1_000_000:
             raise ConfigError(
-                f"generation.max_prompt_tokens {self.max_prompt_tokens} is too small to hold the instructions, a question and a chunk; use at least {MIN_PROMPT_TOKENS}"
+                f"generation.max_prompt_tokens {self.max_prompt_tokens} must be at least {MIN_PROMPT_TOKENS} (to hold the instructions, a question and a chunk) and at most 1000000"
             )
 
 
@@ -280,16 +282,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _coerce_fields(self)
-        if self.rank < 1 or self.alpha < 1:
-            raise ConfigError("LoRA rank and alpha must be at least 1")
+        if not 1 <= self.rank <= 1024 or not 1 <= self.alpha <= 65536:
+            raise ConfigError("LoRA rank must be between 1 and 1024 and alpha between 1 and 65536")
         if not 0 <= self.dropout < 1:
             raise ConfigError("LoRA dropout must be in [0, 1)")
         if self.learning_rate <= 0:
             raise ConfigError("learning_rate must be > 0")
         if self.top_layers < 0:
             raise ConfigError("top_layers must be >= 0 (0 = every layer)")
-        if self.seq_len < 32 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ConfigError("seq_len must be >= 32, batch_size and grad_accum >= 1")
+        if not 32 <= self.seq_len <= 32768 or not 1 <= self.batch_size <= 4096 or not 1 <= self.grad_accum <= 4096:
+            raise ConfigError("train.seq_len must be between 32 and 32768, train.batch_size and train.grad_accum between 1 and 4096")
         if self.epochs <= 0 or self.max_steps < 0 or self.checkpoint_every < 1:
             raise ConfigError("train.epochs must be > 0, train.max_steps >= 0 (0 = use epochs) and train.checkpoint_every >= 1")
         if self.synthetic_qa < 0 or self.paraphrases < 0:
@@ -314,8 +316,8 @@ class EvalConfig:
             raise ConfigError("test_fraction must be between 0 and 1")
         if self.max_questions < 0 or self.usd_per_hour < 0:
             raise ConfigError("max_questions and usd_per_hour must be >= 0")
-        if self.bootstrap_samples < 1:
-            raise ConfigError(f"eval.bootstrap_samples {self.bootstrap_samples} must be at least 1 (1000 is usual)")
+        if not 1 <= self.bootstrap_samples <= 1_000_000:
+            raise ConfigError(f"eval.bootstrap_samples {self.bootstrap_samples} must be between 1 and 1000000 (1000 is usual)")
 
 
 @dataclass

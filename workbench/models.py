@@ -286,7 +286,7 @@ def load_generator(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | N
     try:  # never custom code, never pickles: transformers raises instead of prompting
         tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=default_dtype(), trust_remote_code=False, use_safetensors=True)
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError...: one line naming the folder
         detail = " ".join(str(exc).split())[:200]
         raise ModelError(f"{folder}: cannot be loaded as a causal LM ({type(exc).__name__}: {detail})") from exc
     tok.padding_side = "left"
