@@ -53,7 +53,10 @@ def parse_json(text: str, file: str | Path, line: int | None, what: str = "not v
         if where is None:
             m = _NON_FINITE.search(text)
             where = text.count("\n", 0, m.start()) + 1 if m else None
-        raise CorpusError(str(exc).splitlines()[0], file, where) from None
+        reason = str(exc).splitlines()[0]
+        if "integer string conversion" in reason:
+            reason = "holds a number with more than 4,300 digits; write it as a string"
+        raise CorpusError(reason, file, where) from None
 
 
 def _check_text(rec: Any, where: str, file: str | Path, line: int | None) -> None:

@@ -360,7 +360,9 @@ def iter_document_files(docs_dir: Path, skipped: list[str] | None = None) -> tup
                 if skipped is not None:
                     skipped.append(_link_problem(path, docs_dir))
                 continue
-            if not path.is_file():  # sockets, fifos, devices
+            if not path.is_file():  # sockets, fifos, devices: never opened (a fifo would block the read)
+                if skipped is not None:
+                    skipped.append(f"{path}: skipped, not a regular file (a pipe, socket or device); remove it")
                 continue
             (supported if path.suffix.lower() in SUPPORTED_SUFFIXES else other).append(path)
     return sorted(supported), sorted(other)
