@@ -501,3 +501,26 @@ def test_report_of_a_run_holding_a_lone_surrogate_does_not_crash(finished_run, t
     for fmt in ("html", "md", "csv", "json"):
         out = write_report(finished_run, fmt, tmp_path / f"r.{fmt}")
         out.read_bytes().decode("utf-8")
+
+
+def test_app_pages_survive_malformed_run_folders(isolated_home, tmp_path, monkeypatch):
+    from test_app import app, make_corpus, write_run
+
+    corpus = make_corpus(tmp_path / "tiny")
+    monkeypatch.setenv("WORKBENCH_DEFAULT_CORPUS", str(corpus))
+    runs = isolated_home / "runs"
+    runs.mkdir(exist_ok=True)
+    write_run(runs, corpus, "20250101-000000-tiny-good")
+    for name, files in {
+        "20250102-truncated": {"status.json": '{"state": "done"}', "config.json": '{"corpus": "', "metrics.json": '{"methods": {"rag": {"accuracy": 0.5}}}'},
+        "20250103-status-list": {"status.json": "[]"},
+        "20250104-metric-text": {"status.json": '{"state": "done"}', "metrics.json": '{"methods": {"rag": {"accuracy": "high"}}}'},
+    }.items():
+        (runs / name).mkdir()
+        for fname, text in files.items():
+            (runs / name / fname).write_text(text)
+    at = app("runs")
+    history = at.dataframe[0].value
+    assert list(history["state"]).count("⚠ unreadable") == 3 and "✓ done" in list(history["state"])
+    for page in ("compare", "decide"):
+        app(page)  # the finished good run is still shown; no exception, no "Unexpected error"

@@ -503,7 +503,9 @@ def write_report(run_dir: str | Path, fmt: Format = "html", out: Path | None = N
     try:
         atomic_write_bytes(out, data)
     except OSError as exc:
-        raise ReportError(f"{out}: cannot write the report ({exc.strerror or exc}); choose another --out") from None
+        blocker = next((p for p in out.parents if p.exists()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir() else (exc.strerror or str(exc))
+        raise ReportError(f"{out}: cannot write the report ({reason}); choose another --out") from None
     return out
 
 

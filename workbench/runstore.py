@@ -209,16 +209,20 @@ def _row(d: Path) -> dict[str, Any]:
     status = _read_part(d / "status.json", dict, {})
     config = _read_part(d / "config.json", dict, {})
     metrics = _read_part(d / "metrics.json", dict, {})
+    for path, data, keys in ((d / "status.json", status, ("state", "started")), (d / "config.json", config, ("corpus", "preset", "model"))):
+        for key in keys:
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise UnreadableRunError(f"{path}: {key} is {str(data[key])[:30]!r}, not text")
     recommendation = metrics.get("recommendation")
     return {
         "run_id": d.name,
         "dir": str(d),
         "state": effective_state(status),
-        "error": status.get("error"),
-        "created": str(status.get("started", "")),
-        "corpus": Path(str(config.get("corpus", ""))).name,
-        "preset": str(config.get("preset", "")),
-        "model": str(config.get("model", "")),
+        "error": None if status.get("error") is None else str(status["error"])[:500],
+        "created": status.get("started") or "",
+        "corpus": Path(config.get("corpus") or "").name,
+        "preset": config.get("preset") or "",
+        "model": config.get("model") or "",
         "methods": _headline(metrics, d / "metrics.json"),
         "best": recommendation.get("best") if isinstance(recommendation, dict) else None,
     }
