@@ -294,9 +294,11 @@ def get_or_build_index(
             index = RetrievalIndex.load(_real_folder(folder))
             verify_entry(index, folder, documents)
         except IndexLoadError as exc:  # a damaged or altered cache entry is never used: rebuild it below
-            log.warning("warning: cached index %s is not usable (%s); rebuilding it", key, exc)
+            message = f"warning: cached index {key} is not usable ({str(exc)[:200]}); rebuilding it"
             if progress:
-                progress(f"warning: cached index {key} is not usable ({str(exc)[:160]}); rebuilding it", 0.0)
+                progress(message, 0.0)
+            else:
+                log.warning(message)
             _discard(folder)
         else:
             return index, _info(index, folder, key, True, time.perf_counter() - t0)
