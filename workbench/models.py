@@ -316,10 +316,15 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None) -> An
     from sentence_transformers import SentenceTransformer
 
     setup_threads()
-    model = SentenceTransformer(
-        str(embedder_path(name)), device=device or torch_device(), local_files_only=True, trust_remote_code=False,
-        model_kwargs={"use_safetensors": True},
-    )  # fmt: skip
+    folder = embedder_path(name)
+    try:
+        model = SentenceTransformer(
+            str(folder), device=device or torch_device(), local_files_only=True, trust_remote_code=False,
+            model_kwargs={"use_safetensors": True},
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - one line naming the folder
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelError(f"embedder {folder}: cannot be loaded as a sentence-transformers model ({type(exc).__name__}: {detail})") from exc
     return model.to(default_dtype())
 
 

@@ -381,7 +381,13 @@ def load_report_html(path: str | Path) -> dict:
     match = re.search(rf'<script type="application/json" id="{DATA_ID}">(.*?)</script>', text, re.S)
     if not match:
         raise ReportError(f"{path}: no embedded run data (<script id=\"{DATA_ID}\">); export it again with: python -m workbench report RUN_DIR")
-    return json.loads(match.group(1))
+    try:
+        data = json.loads(match.group(1))
+    except (ValueError, RecursionError) as exc:
+        raise ReportError(f"{path}: the embedded run data is not valid JSON ({str(exc)[:80] or 'nested too deeply'}); export it again") from None
+    if not isinstance(data, dict) or not isinstance(data.get("metrics") or {}, dict):
+        raise ReportError(f"{path}: the embedded run data is not a run; export it again with: python -m workbench report RUN_DIR")
+    return data
 
 
 # ---------------------------------------------------------------- Markdown, CSV, JSON
