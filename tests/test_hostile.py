@@ -263,7 +263,7 @@ def _args(corpus: Path, *sets: str):
         ("eval.max_questions=-1", "max_questions and usd_per_hour must be >= 0"),
         ("eval.usd_per_hour=NaN", "eval.usd_per_hour = nan is not a finite number"),
         ("train.learning_rate=1e999", "is not a finite number"),
-        ("retrieval.mode=sparse", "retrieval.mode = 'sparse' is not a valid choice; use one of dense, bm25, hybrid"),
+        ("retrieval.mode=sparse", "retrieval.mode = 'sparse' is unknown; use one of dense, bm25, hybrid"),
         ("split.chunk_sise=300", "unknown setting 'split.chunk_sise' (did you mean 'split.chunk_size'?); valid: split.mode"),
         ("splt.chunk_size=300", "unknown section 'splt' (did you mean 'split'?)"),
         ("train.rank=true", "train.rank = True is not a whole number"),

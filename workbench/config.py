@@ -59,7 +59,7 @@ def coerce_value(hint: Any, value: Any, key: str) -> Any:
         choices = typing.get_args(hint)
         text = value.strip() if isinstance(value, str) else value
         if text not in choices:
-            raise ConfigError(f"{key} = {_show(value)} is not a valid choice; use one of {', '.join(map(str, choices))}")
+            raise ConfigError(f"{key} = {_show(value)} is unknown; use one of {', '.join(map(str, choices))}")
         return text
     if hint is bool:
         if isinstance(value, bool):
@@ -292,8 +292,8 @@ class TrainConfig:
             raise ConfigError("top_layers must be >= 0 (0 = every layer)")
         if not 32 <= self.seq_len <= 32768 or not 1 <= self.batch_size <= 4096 or not 1 <= self.grad_accum <= 4096:
             raise ConfigError("train.seq_len must be between 32 and 32768, train.batch_size and train.grad_accum between 1 and 4096")
-        if self.epochs <= 0 or self.max_steps < 0 or self.checkpoint_every < 1:
-            raise ConfigError("train.epochs must be > 0, train.max_steps >= 0 (0 = use epochs) and train.checkpoint_every >= 1")
+        if self.epochs <= 0 or self.max_steps < 0 or self.checkpoint_every < 0:
+            raise ConfigError("train.epochs must be > 0, train.max_steps >= 0 (0 = use epochs) and train.checkpoint_every >= 0 (0 = no checkpoints)")
         if self.synthetic_qa < 0 or self.paraphrases < 0:
             raise ConfigError("train.synthetic_qa and train.paraphrases must be >= 0 (0 = off)")
         if not self.target_modules:
