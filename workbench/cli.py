@@ -153,6 +153,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     from .runstore import list_runs
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"{args.out}: is not a folder of runs; give the folder that holds the run folders")
     rows = list_runs(args.out)
     if not rows:
         print(f"no runs in {args.out}")

@@ -158,6 +158,8 @@ def write_meta(run_dir: Path, timings: dict[str, float]) -> None:
 
 def _read_part(path: Path, kind: type, default: Any) -> Any:
     """A run file parsed as ``kind`` (dict or list), ``default`` when absent; UnreadableRunError naming the file otherwise."""
+    if path.exists() and not path.is_file():
+        raise UnreadableRunError(f"{path}: is not a file")
     try:
         data = read_jsonl(path) if kind is list else read_json(path, default)
     except RecursionError:
