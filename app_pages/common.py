@@ -31,7 +31,7 @@ STAGE_LABELS = {
     "done": "Done",
 }
 RUN_STAGES = ("corpus", "model", "index", "train", "answer", "score", "aggregate")
-STATE_ICONS = {"done": "✓", "running": "●", "failed": "✗", "cancelled": "■", "interrupted": "!", "missing": "?"}
+STATE_ICONS = {"done": "✓", "running": "●", "failed": "✗", "cancelled": "■", "interrupted": "!", "missing": "?", "unreadable": "⚠"}
 
 
 # ------------------------------------------------------------------------------------------------ session state

@@ -14,7 +14,7 @@ from typing import Literal
 
 from .config import RunConfig
 from .paths import default_runs_dir
-from .runstore import RunStatus, new_run_id
+from .runstore import RunStatus, new_run_id, prepare_run_folder
 from .storage import FolderLock, atomic_write_json
 
 Progress = Callable[[str, float, str], None]
@@ -32,8 +32,7 @@ def build(
     from .run import Cancelled, RunError, _build_index, _embedder, _one_line, _train, select_held_out
 
     jobs = Path(out_dir) if out_dir else default_runs_dir() / "_jobs"
-    job_dir = jobs / (job_id or f"{what}-{new_run_id(config)}")
-    job_dir.mkdir(parents=True, exist_ok=True)
+    job_dir = prepare_run_folder(jobs, job_id or f"{what}-{new_run_id(config)}")
     status = RunStatus(job_dir)
     with FolderLock(job_dir):
         (job_dir / "CANCEL").unlink(missing_ok=True)

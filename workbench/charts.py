@@ -14,13 +14,14 @@ import pandas as pd
 from workbench.config import METHODS
 from workbench.cost import cumulative_cost
 from workbench.decision import label
+from workbench.errors import WorkbenchError
 
 PALETTE = {"zero-shot": "#8c8c8c", "few-shot": "#e69f00", "rag": "#0072b2", "lora": "#d55e00", "rag+lora": "#009e73"}
 FONT = "Helvetica, Arial, sans-serif"
 WIDTH, HEIGHT = 420, 280
 
 
-class ChartError(ValueError):
+class ChartError(WorkbenchError, ValueError):
     """The metrics hold nothing this chart can show; the message says what is missing."""
 
 

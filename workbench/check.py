@@ -77,6 +77,14 @@ def _rel(path: str | Path | None, root: Path) -> str:
         return str(path)
 
 
+def _rel_link(path: str, root: Path) -> str:
+    """A link's own path relative to the corpus (not its target's)."""
+    try:
+        return Path(path).absolute().relative_to(root.absolute()).as_posix()
+    except ValueError:
+        return path
+
+
 def _from_error(err: CorpusError, root: Path, severity: Literal["error", "warning"] = "error") -> Problem:
     return Problem(severity, _rel(err.file, root), err.line, err.reason)
 
@@ -231,8 +239,12 @@ def check_corpus(path: str | Path, test_fraction: float = 0.4, seed: int = 0) ->
 
     documents: list[Document] = []
     try:
-        documents, unreadable, unsupported = scan_documents(root / "docs")
+        skipped: list[str] = []
+        documents, unreadable, unsupported = scan_documents(root / "docs", skipped=skipped)
         report.problems += [_from_error(e, root) for e in unreadable]
+        for line in skipped:
+            where, _, why = line.partition(": ")
+            report.problems.append(Problem("warning", _rel_link(where, root), None, why))
         report.problems += [
             Problem(
                 "warning",

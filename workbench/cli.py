@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import METHODS, PRESETS, ConfigError, RunConfig, build_config
+from .config import METHODS, PRESETS, ConfigError, RunConfig, build_config, section_settings
 from .paths import default_runs_dir
 
 
@@ -23,6 +23,11 @@ class _StageProgress:
         self.last = 0.0
 
     def __call__(self, stage: str, fraction: float, message: str) -> None:
+        if message.startswith("warning:"):  # on a line of its own, never redrawn over
+            self.stream.write(("\n" if self.tty and self.stage else "") + message + "\n")
+            self.stream.flush()
+            self.stage = ""
+            return
         now = time.monotonic()
         new_stage = stage != self.stage
         if not (self.tty or new_stage or fraction >= 1.0 or now - self.last > 5):
@@ -44,32 +49,32 @@ class _StageProgress:
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return text
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
-    """`--set train.rank=8 --set retrieval.mode=dense` -> {"train": {"rank": 8}, ...}."""
+    """`--set train.rank=8 --set retrieval.mode=dense` -> {"train": {"rank": 8}, ...}; keys checked here, values coerced by config."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        section, dot, name = key.partition(".")
+        section, dot, name = key.strip().partition(".")
         if not sep or not dot:
             raise ConfigError(f"--set {item!r}: use section.field=value, e.g. --set train.rank=8")
-        out.setdefault(section, {})[name] = _parse_value(value)
+        out.setdefault(section, {})[name.strip()] = _parse_value(value)
+        section_settings(section, out[section], "--set")
     return out
 
 
 def corpus_defaults(corpus: str) -> dict[str, Any]:
-    import tomllib
+    """corpus.toml [defaults], read and checked exactly as the corpus loader does."""
+    from .corpus import read_corpus_toml
+    from .loaders import CorpusError
 
-    path = Path(corpus) / "corpus.toml"
-    if not path.is_file():
-        return {}
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8")).get("defaults", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix or remove the file") from None
+        return read_corpus_toml(Path(corpus))["defaults"]
+    except CorpusError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -81,9 +86,6 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.model:
         top["model"] = args.model
     overrides = parse_overrides(args.set or [])
-    unknown = set(overrides) - {"split", "index", "retrieval", "generation", "few_shot", "train", "eval"}
-    if unknown:
-        raise ConfigError(f"--set: unknown section(s) {', '.join(sorted(unknown))}")
     try:
         return build_config(str(corpus), args.preset, corpus_defaults(str(corpus)), overrides, **top)
     except TypeError as exc:
@@ -217,13 +219,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from . import fmt
     from .runstore import list_runs
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"{args.out}: is not a folder of runs; give the folder that holds the run folders")
     rows = list_runs(args.out)
     if not rows:
         print(f"no runs in {args.out}")
         return 0
     for r in rows:
-        heads = "  ".join(f"{m} {fmt.pct(v['accuracy'])}/{fmt.pct(v['hallucination_rate'])}" for m, v in r["methods"].items() if v.get("accuracy") is not None)
-        extra = f"  error: {r['error']}" if r["state"] in ("failed", "interrupted") and r.get("error") else ""
+        heads = "  ".join(f"{m} {fmt.pct(v.get('accuracy'))}/{fmt.pct(v.get('hallucination_rate'))}" for m, v in r["methods"].items() if v.get("accuracy") is not None)
+        extra = f"  error: {r['error']}" if r["state"] in ("failed", "interrupted", "unreadable") and r.get("error") else ""
         print(f"{r['run_id']:<48} {r['state']:<11} {r['corpus']:<16} {r['preset']:<8} {heads}{extra}")
     return 0
 
@@ -328,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import WorkbenchError
     from .storage import LockedError
 
     args = build_parser().parse_args(argv)
@@ -336,12 +341,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except (ConfigError, LockedError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, LockedError) as exc:
+        print(f"error: {_first_line(exc)}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - one clear line for the user; details in the run folder
-        known = {"RunError", "Cancelled", "CorpusError", "DocumentError", "ModelError", "IndexLoadError", "LeakageError", "ReportError"}
-        if type(exc).__name__ in known or any(t.__name__ in known for t in type(exc).__mro__):
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        raise
+    except WorkbenchError as exc:
+        print(f"error: {_first_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, FileNotFoundError) else 1
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line naming the path: 'PATH: Permission denied; check the path and its permissions'."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    reason = exc.strerror or _first_line(exc)
+    return f"{where}: {reason}; check the path and its permissions" if where else f"{reason}; check the paths and their permissions"

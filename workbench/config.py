@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import json
+import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from .errors import WorkbenchError
 
 METHODS = ("zero-shot", "few-shot", "rag", "lora", "rag+lora")
 Method = Literal["zero-shot", "few-shot", "rag", "lora", "rag+lora"]
 ABSTAIN_REPLY = "I don't know"
+MIN_PROMPT_TOKENS = 64
 
 
-class ConfigError(ValueError):
+class ConfigError(WorkbenchError, ValueError):
     """A setting is invalid; the message says which and what to do."""
 
 
@@ -26,6 +34,145 @@ def help_of(cls: type, name: str) -> str:
     return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}[name]
 
 
+# ---------------------------------------------------------------- coercion: the one place a setting's text becomes its type
+# --set, corpus.toml [defaults], the app's widgets and config.json all pass through ``coerce_value``
+# (every config dataclass calls ``_coerce_fields`` first thing in __post_init__).
+
+TRUE_WORDS = ("true", "yes", "1")
+FALSE_WORDS = ("false", "no", "0")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def coerce_value(hint: Any, value: Any, key: str) -> Any:
+    """``value`` (text from the command line, or a TOML/JSON/widget value) as type ``hint``; ConfigError naming ``key`` otherwise."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        text = value.strip() if isinstance(value, str) else value
+        if text not in choices:
+            raise ConfigError(f"{key} = {_show(value)} is unknown; use one of {', '.join(map(str, choices))}")
+        return text
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        word = value.strip().lower() if isinstance(value, str) else None
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ConfigError(f"{key} = {_show(value)} is not a yes/no value; use true/false, yes/no or 1/0")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{key} = {_show(value)} is not a whole number; give an integer such as 8")
+    if hint is float:
+        number: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        if number is None or not math.isfinite(number):
+            raise ConfigError(f"{key} = {_show(value)} is not a finite number; give a number such as 0.5")
+        return number
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)):  # --set values are JSON-parsed first: name=123 or name=true is still a name
+            return json.dumps(value)
+        raise ConfigError(f"{key} = {_show(value)} is not text")
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except ValueError:
+                    raise ConfigError(f"{key} = {_show(value)} is not a list; write a,b,c or [\"a\", \"b\"]") from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} = {_show(value)} is not a list; write a,b,c")
+        return [coerce_value(item, v, key) for v in value]
+    return value
+
+
+def _coerce_fields(obj: Any) -> None:
+    """Coerce every field of a config dataclass to its annotated type, in place (nested sections from dicts)."""
+    cls = type(obj)
+    prefix = {c: name for name, c in _SECTIONS.items()}.get(cls)
+    for f in dataclasses.fields(obj):
+        hint = _hints(cls)[f.name]
+        value = getattr(obj, f.name)
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            if isinstance(value, dict):
+                setattr(obj, f.name, hint(**section_settings(f.name, value, "settings")))
+            elif not isinstance(value, hint):
+                raise ConfigError(f"{f.name} must be a table of settings, not {_show(value)}")
+            continue
+        setattr(obj, f.name, coerce_value(hint, value, f"{prefix}.{f.name}" if prefix else f.name))
+
+
+def _unknown(key: str, valid: list[str], where: str, what: str = "setting") -> ConfigError:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"{where}: unknown {what} {key!r}{hint}; valid: {', '.join(valid)}")
+
+
+def section_settings(section: str, values: Any, where: str) -> dict[str, Any]:
+    """``values`` checked as settings of ``section``: unknown sections and fields are errors naming the valid ones."""
+    if section not in _SECTIONS:
+        raise _unknown(section, list(_SECTIONS), where, "section")
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: {section} must be a table of settings, not {_show(values)}")
+    names = [f.name for f in dataclasses.fields(_SECTIONS[section])]
+    for key in values:
+        if key not in names:
+            raise _unknown(f"{section}.{key}", [f"{section}.{n}" for n in names], where)
+    return dict(values)
+
+
+# corpus.toml [defaults] keys: these short names, or a section table such as [defaults.train].
+CORPUS_DEFAULT_KEYS = {"chunk_size": ("split", "chunk_size"), "chunk_overlap": ("split", "chunk_overlap"), "top_k": ("retrieval", "top_k"), "few_shot_k": ("few_shot", "k")}
+
+
+def corpus_default_sections(defaults: Any, where: str = "corpus.toml [defaults]") -> dict[str, dict[str, Any]]:
+    """corpus.toml [defaults] as {section: {field: value}}; an unknown key or a non-table is a ConfigError."""
+    if defaults is None:
+        return {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{where} must be a table of settings, e.g. chunk_size = 600, not {_show(defaults)}")
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in defaults.items():
+        if key in CORPUS_DEFAULT_KEYS:
+            section, name = CORPUS_DEFAULT_KEYS[key]
+            out.setdefault(section, {})[name] = value
+        elif key in _SECTIONS:
+            out.setdefault(key, {}).update(section_settings(key, value, where))
+        else:
+            raise _unknown(key, list(CORPUS_DEFAULT_KEYS) + [f"[defaults.{s}]" for s in _SECTIONS], where)
+    return out
+
+
 @dataclass
 class SplitConfig:
     mode: Literal["recursive", "tokens"] = _f("recursive", "Recursive character splitting, or token-aware splitting measured in the embedder's tokenizer.")
@@ -33,10 +180,13 @@ class SplitConfig:
     chunk_overlap: int = _f(100, "How much consecutive chunks share, same unit as chunk size; must be smaller than chunk size.")
 
     def __post_init__(self) -> None:
+        _coerce_fields(self)
         if self.mode not in ("recursive", "tokens"):
             raise ConfigError(f"split mode {self.mode!r} is unknown; use 'recursive' or 'tokens'")
         if self.chunk_size < 16:
             raise ConfigError(f"chunk_size {self.chunk_size} is too small; use at least 16")
+        if self.chunk_size > 100_000:
+            raise ConfigError(f"chunk_size {self.chunk_size} is too large; use at most 100000")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise ConfigError(f"chunk_overlap {self.chunk_overlap} must be >= 0 and smaller than chunk_size {self.chunk_size}; lower the overlap")
 
@@ -50,10 +200,15 @@ class IndexConfig:
     ivf_nlist: int = _f(0, "IVF: number of clusters (0 = about 4*sqrt(chunks)).")
 
     def __post_init__(self) -> None:
+        _coerce_fields(self)
         if self.index_type not in ("flat", "hnsw", "ivf"):
             raise ConfigError(f"index_type {self.index_type!r} is unknown; use flat, hnsw or ivf")
-        if self.embed_batch_size < 1:
-            raise ConfigError("embed_batch_size must be at least 1")
+        if not 1 <= self.embed_batch_size <= 4096:
+            raise ConfigError("embed_batch_size must be between 1 and 4096")
+        if not 2 <= self.hnsw_m <= 512 or not 0 <= self.ivf_nlist <= 1_000_000:
+            raise ConfigError(f"index.hnsw_m {self.hnsw_m} must be >= 2 and index.ivf_nlist {self.ivf_nlist} >= 0 (0 = automatic)")
+        if not self.embedder.strip():
+            raise ConfigError("index.embedder is empty; use all-MiniLM-L6-v2 or a local sentence-transformers folder")
 
 
 @dataclass
@@ -63,10 +218,13 @@ class RetrievalConfig:
     rrf_k: int = _f(60, "Reciprocal-rank fusion constant (hybrid only).")
 
     def __post_init__(self) -> None:
+        _coerce_fields(self)
         if self.mode not in ("dense", "bm25", "hybrid"):
             raise ConfigError(f"retrieval mode {self.mode!r} is unknown; use dense, bm25 or hybrid")
         if not 1 <= self.top_k <= 50:
             raise ConfigError(f"top_k {self.top_k} must be between 1 and 50")
+        if self.rrf_k < 1:
+            raise ConfigError(f"retrieval.rrf_k {self.rrf_k} must be at least 1 (60 is the usual value)")
 
 
 @dataclass
@@ -77,10 +235,15 @@ class GenerationConfig:
     max_prompt_tokens: int = _f(1536, "Prompts longer than this are cut from the left of the context.")
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ConfigError("max_new_tokens and batch_size must be at least 1")
+        _coerce_fields(self)
+        if not 1 <= self.max_new_tokens <= 4096 or not 1 <= self.batch_size <= 4096:
+            raise ConfigError("generation.max_new_tokens and generation.batch_size must be between 1 and 4096")
         if self.temperature < 0:
             raise ConfigError("temperature must be >= 0")
+        if not MIN_PROMPT_TOKENS <= self.max_prompt_tokens <= 1_000_000:
+            raise ConfigError(
+                f"generation.max_prompt_tokens {self.max_prompt_tokens} must be at least {MIN_PROMPT_TOKENS} (to hold the instructions, a question and a chunk) and at most 1000000"
+            )
 
 
 @dataclass
@@ -89,6 +252,7 @@ class FewShotConfig:
     selection: Literal["random", "nearest"] = _f("nearest", "Random examples (seeded) or the nearest train questions by embedding.")
 
     def __post_init__(self) -> None:
+        _coerce_fields(self)
         if self.selection not in ("random", "nearest"):
             raise ConfigError(f"few-shot selection {self.selection!r} is unknown; use random or nearest")
         if not 0 <= self.k <= 32:
@@ -117,16 +281,23 @@ class TrainConfig:
     checkpoint_every: int = _f(10, "Write a resumable checkpoint every N optimiser steps.")
 
     def __post_init__(self) -> None:
-        if self.rank < 1 or self.alpha < 1:
-            raise ConfigError("LoRA rank and alpha must be at least 1")
+        _coerce_fields(self)
+        if not 1 <= self.rank <= 1024 or not 1 <= self.alpha <= 65536:
+            raise ConfigError("LoRA rank must be between 1 and 1024 and alpha between 1 and 65536")
         if not 0 <= self.dropout < 1:
             raise ConfigError("LoRA dropout must be in [0, 1)")
         if self.learning_rate <= 0:
             raise ConfigError("learning_rate must be > 0")
         if self.top_layers < 0:
             raise ConfigError("top_layers must be >= 0 (0 = every layer)")
-        if self.seq_len < 32 or self.batch_size < 1 or self.grad_accum < 1:
-            raise ConfigError("seq_len must be >= 32, batch_size and grad_accum >= 1")
+        if not 32 <= self.seq_len <= 32768 or not 1 <= self.batch_size <= 4096 or not 1 <= self.grad_accum <= 4096:
+            raise ConfigError("train.seq_len must be between 32 and 32768, train.batch_size and train.grad_accum between 1 and 4096")
+        if self.epochs <= 0 or self.max_steps < 0 or self.checkpoint_every < 0:
+            raise ConfigError("train.epochs must be > 0, train.max_steps >= 0 (0 = use epochs) and train.checkpoint_every >= 0 (0 = no checkpoints)")
+        if self.synthetic_qa < 0 or self.paraphrases < 0:
+            raise ConfigError("train.synthetic_qa and train.paraphrases must be >= 0 (0 = off)")
+        if not self.target_modules:
+            raise ConfigError("train.target_modules is empty; name the modules that get adapters, e.g. q_proj,v_proj")
         if not (self.use_chunks or self.use_qa or self.synthetic_qa or self.paraphrases):
             raise ConfigError("LoRA training has no data: enable chunks, Q/A, synthetic Q/A or paraphrases")
 
@@ -141,12 +312,15 @@ class EvalConfig:
     latency_probe_n: int = _f(8, "Held-out questions answered one at a time per method, uncached, for per-query p50/p95 latency (0 = no probe).")
 
     def __post_init__(self) -> None:
+        _coerce_fields(self)
         if not 0 < self.test_fraction < 1:
             raise ConfigError("test_fraction must be between 0 and 1")
         if self.max_questions < 0 or self.usd_per_hour < 0:
             raise ConfigError("max_questions and usd_per_hour must be >= 0")
         if self.latency_probe_n < 0:
             raise ConfigError("latency_probe_n must be >= 0 (0 = no latency probe)")
+        if not 1 <= self.bootstrap_samples <= 1_000_000:
+            raise ConfigError(f"eval.bootstrap_samples {self.bootstrap_samples} must be between 1 and 1000000 (1000 is usual)")
 
 
 @dataclass
@@ -165,6 +339,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        _coerce_fields(self)
         bad = [m for m in self.methods if m not in METHODS]
         if bad:
             raise ConfigError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
@@ -172,6 +347,10 @@ class RunConfig:
             raise ConfigError("no methods selected; choose from " + ", ".join(METHODS))
         if self.preset not in ("quick", "standard", "custom"):
             raise ConfigError(f"preset {self.preset!r} is unknown; use quick or standard")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed {self.seed} must be between 0 and 2**32 - 1")
+        if not self.model.strip():
+            raise ConfigError("model is empty; name a bundled model, a local HF folder or a .gguf file")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -232,15 +411,14 @@ def build_config(
     if preset not in PRESETS:
         raise ConfigError(f"preset {preset!r} is unknown; use quick or standard")
     sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
-    for key, value in (corpus_defaults or {}).items():
-        if key in ("chunk_size", "chunk_overlap"):
-            sections["split"][key] = value
-        elif key == "top_k":
-            sections["retrieval"][key] = value
-        elif key in ("few_shot_k",):
-            sections["few_shot"]["k"] = value
-    for layer in (PRESETS[preset], overrides or {}):
+    layers = (corpus_default_sections(corpus_defaults), PRESETS[preset], overrides or {})
+    for layer in layers:
         for name, values in layer.items():
-            sections[name].update(values)
+            checked = section_settings(name, values, "settings")
+            sections[name].update(checked)
+    top_names = [f.name for f in dataclasses.fields(RunConfig) if f.name not in _SECTIONS]
+    for key in top:
+        if key not in top_names:
+            raise _unknown(key, top_names, "settings")
     built = {name: cls(**sections[name]) for name, cls in _SECTIONS.items()}
     return RunConfig(corpus=str(corpus), preset=preset, **built, **top)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -17,8 +16,9 @@ from typing import Any
 
 import tomllib
 
-from .importers import check_unique_id, question_from_record, read_questions_csv, read_squad_v2, read_text_file
-from .loaders import DEFAULT_MAX_BYTES, CorpusError, DocumentError, Progress, load_documents
+from .config import ConfigError, build_config, corpus_default_sections
+from .importers import check_unique_id, parse_json, question_from_record, read_questions_csv, read_squad_v2, read_text_file
+from .loaders import DEFAULT_MAX_BYTES, CorpusError, DocumentError, Progress, check_inside, load_documents
 from .storage import stable_hash
 from .types import Corpus, Document, Question
 
@@ -48,9 +48,11 @@ def read_corpus_toml(root: Path) -> dict[str, Any]:
     if not path.is_file():
         return info
     try:
-        data = tomllib.loads(read_text_file(path))
+        data = tomllib.loads(read_text_file(check_inside(path, root)))
     except tomllib.TOMLDecodeError as exc:
         raise CorpusError(f"is not valid TOML ({exc}); fix it or delete it", path) from None
+    except RecursionError:
+        raise CorpusError("is nested too deeply to be a settings file; simplify it", path) from None
     for key in ("title", "description", "instruction"):
         if key in data:
             if not isinstance(data[key], str):
@@ -65,6 +67,11 @@ def read_corpus_toml(root: Path) -> dict[str, Any]:
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise CorpusError("[defaults] must be a table of settings, e.g. chunk_size = 600", path)
+    try:
+        corpus_default_sections(defaults, f"{path} [defaults]")
+        build_config(str(root), "custom", defaults)  # values too: a bad one is named here, before any work
+    except ConfigError as exc:
+        raise CorpusError(str(exc).removeprefix(f"{path} "), path) from None
     info["defaults"] = defaults
     return info
 
@@ -78,10 +85,7 @@ def read_questions_jsonl(path: Path, errors: list[CorpusError] | None = None) ->
         if not raw.strip():
             continue
         try:
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"not valid JSON ({exc.msg} at column {exc.colno}); fix or remove the line", path, lineno) from None
+            rec = parse_json(raw, path, lineno)
             q = question_from_record(rec, path, lineno)
             check_unique_id(q, seen, path, lineno)
             questions.append(q)
@@ -96,7 +100,7 @@ def find_questions_file(root: Path) -> Path:
     """The corpus's question file: questions.jsonl, else questions.csv, else a SQuAD v2 questions.json."""
     for name in QUESTION_FILES:
         if (Path(root) / name).is_file():
-            return Path(root) / name
+            return check_inside(Path(root) / name, root)
     raise CorpusError(f"no question file; add {', '.join(QUESTION_FILES[:-1])} or a SQuAD v2 {QUESTION_FILES[-1]}", root)
 
 

@@ -27,6 +27,7 @@ from workbench import fmt
 from workbench.config import METHODS
 from workbench.cost import materiality_scores, monthly_break_even
 from workbench.eligibility import Floor, advice, baseline_rows, is_baseline, mcnemar_between, quality_floor
+from workbench.errors import WorkbenchError
 
 METHOD_LABELS = {"zero-shot": "Zero-shot", "few-shot": "Few-shot", "rag": "RAG", "lora": "LoRA", "rag+lora": "RAG+LoRA",
                  "prior": "Prior baseline", "oracle-passage": "Oracle passage"}
@@ -54,7 +55,7 @@ NONE_GOOD_ENOUGH = "none of the measured methods is good enough"
 pct, ci_text = fmt.pct, fmt.pct_ci  # kept for callers that import them from here
 
 
-class DecisionError(ValueError):
+class DecisionError(WorkbenchError, ValueError):
     """The metrics or criteria cannot support a recommendation; the message says what to fix."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import WorkbenchError
 from .models import Progress, load_generator
 from .storage import sha256_file, stable_hash
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from .answer_cache import AnswerCache
 
 
-class GenerationError(RuntimeError):
+class GenerationError(WorkbenchError, RuntimeError):
     """A prompt cannot be generated (too long for the model, empty); the message says what to do."""
 
 

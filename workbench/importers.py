@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,62 @@ SPLITS = ("train", "test")
 _RESERVED = {"id", "question", "answers", "answer", "answerable", "split", "sources"}
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0"}
+
+
+_NON_FINITE = re.compile(r"(?<![\"\w])(-?Infinity|NaN)(?![\"\w])")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number; write a finite number or a string")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:30]} is too large to be a finite number; write a smaller number or a string")
+    return value
+
+
+def parse_json(text: str, file: str | Path, line: int | None, what: str = "not valid JSON") -> Any:
+    """Strict JSON: no NaN/Infinity, no numbers that overflow, bounded nesting; CorpusError naming file:line otherwise."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        where = line if line is not None else exc.lineno
+        raise CorpusError(f"{what} ({exc.msg} at column {exc.colno}); fix or remove the line", file, where) from None
+    except RecursionError:
+        raise CorpusError("JSON is nested too deeply to be a question record; flatten it", file, line) from None
+    except ValueError as exc:  # NaN / Infinity / overflow / over-long integer
+        where = line
+        if where is None:
+            m = _NON_FINITE.search(text)
+            where = text.count("\n", 0, m.start()) + 1 if m else None
+        reason = str(exc).splitlines()[0]
+        if "integer string conversion" in reason:
+            reason = "holds a number with more than 4,300 digits; write it as a string"
+        raise CorpusError(reason, file, where) from None
+
+
+def _check_text(rec: Any, where: str, file: str | Path, line: int | None) -> None:
+    """Every string in a record (keys too) must round-trip through UTF-8: a lone surrogate escape such as \\ud800 cannot."""
+    stack = [rec]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = item[exc.start : exc.start + 1].encode("unicode_escape").decode("ascii")
+                raise CorpusError(
+                    f"{where}text holds {bad}, a lone UTF-16 surrogate that cannot be written as UTF-8; fix or remove that escape", file, line
+                ) from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise CorpusError(f"{where}holds {item}, not a finite number; write a number or a string", file, line)
 
 
 def _alias_list(value: Any, where: str, file: str | Path, line: int | None, field: str = "answers") -> list[str]:
@@ -49,6 +106,7 @@ def question_from_record(rec: dict[str, Any], file: str | Path, line: int | None
     """Validate one raw question record (any format) into a Question; CorpusError names file:line on bad input."""
     if not isinstance(rec, dict):
         raise CorpusError(f"{where}expected a JSON object {{...}}, got {type(rec).__name__}; one question object per line", file, line)
+    _check_text(rec, where, file, line)
     if "question" not in rec:
         raise CorpusError(f'{where}missing "question"; every record needs a "question" text', file, line)
     text = rec["question"]
@@ -179,10 +237,7 @@ def read_questions_csv(path: Path, errors: list[CorpusError] | None = None) -> l
 
 
 def _json_file(path: Path) -> Any:
-    try:
-        return json.loads(read_text_file(path))
-    except json.JSONDecodeError as exc:
-        raise CorpusError(f"is not valid JSON ({exc.msg}); fix it", path, exc.lineno) from None
+    return parse_json(read_text_file(path), path, None, "is not valid JSON")
 
 
 def read_squad_v2(path: Path, errors: list[CorpusError] | None = None) -> list[Question]:

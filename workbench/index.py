@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -21,9 +22,10 @@ import numpy as np
 
 from .chunking import split_documents
 from .config import IndexConfig, RetrievalConfig, SplitConfig
+from .errors import WorkbenchError
 from .models import Progress
 from .paths import cache_dir
-from .storage import atomic_write_json, atomic_write_jsonl, pid_alive, read_jsonl, stable_hash
+from .storage import atomic_write_json, atomic_write_jsonl, atomic_write_text, pid_alive, read_jsonl, stable_hash
 from .types import Chunk, Document, Retrieved
 
 FORMAT = "workbench-index/1"
@@ -31,9 +33,10 @@ HNSW_EF_SEARCH = 64
 IVF_NPROBE = 8
 FILES = ("manifest.json", "chunks.jsonl", "faiss.index", "bm25")
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+log = logging.getLogger(__name__)
 
 
-class IndexLoadError(RuntimeError):
+class IndexLoadError(WorkbenchError, RuntimeError):
     """A saved index folder is missing, incomplete, foreign or unsafe; rebuild it."""
 
 
@@ -285,12 +288,18 @@ def get_or_build_index(
     """The cached index for these documents and settings, building (and caching) it on a miss."""
     key = index_key(documents, split_cfg, index_cfg, embedder.name)
     folder = cache_dir("indexes") / key
-    if folder.is_dir():
+    if folder.is_dir() or folder.is_symlink():
         t0 = time.perf_counter()
         try:
-            index = RetrievalIndex.load(folder)
-        except IndexLoadError:
-            shutil.rmtree(folder, ignore_errors=True)  # a damaged cache entry: rebuild it below
+            index = RetrievalIndex.load(_real_folder(folder))
+            verify_entry(index, folder, documents)
+        except IndexLoadError as exc:  # a damaged or altered cache entry is never used: rebuild it below
+            message = f"warning: cached index {key} is not usable ({str(exc)[:200]}); rebuilding it"
+            if progress:
+                progress(message, 0.0)
+            else:
+                log.warning(message)
+            _discard(folder)
         else:
             return index, _info(index, folder, key, True, time.perf_counter() - t0)
     t0 = time.perf_counter()
@@ -305,11 +314,53 @@ def get_or_build_index(
     tmp = folder.with_name(f"{key}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     index.save(tmp)
+    seal = hashlib.sha256((tmp / "manifest.json").read_bytes()).hexdigest()
     try:
         os.replace(tmp, folder)
     except OSError:  # another process finished the same key first: its copy is equivalent
         shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        atomic_write_text(_seal_path(folder), seal + "\n")
     return index, _info(index, folder, key, False, 0.0)
+
+
+def _seal_path(folder: Path) -> Path:
+    """The entry's seal, kept outside the entry (and the entries' folder): sha256 of its manifest, which holds the sha256 of every file."""
+    return cache_dir("index_seals") / folder.name
+
+
+def _real_folder(folder: Path) -> Path:
+    if folder.is_symlink():
+        raise IndexLoadError(f"{folder}: is a symbolic link, not an entry the workbench wrote")
+    return folder
+
+
+def _discard(folder: Path) -> None:
+    if folder.is_symlink():
+        folder.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    _seal_path(folder).unlink(missing_ok=True)
+
+
+def verify_entry(index: RetrievalIndex, folder: Path, documents: list[Document]) -> None:
+    """A cached index is used only if it is what these documents produce: its manifest matches the seal written
+    beside it when it was built, and every chunk's text is exactly the slice of its document it claims to be."""
+    seal = _seal_path(folder)
+    try:
+        expected = seal.read_text(encoding="utf-8").strip()
+    except OSError:
+        raise IndexLoadError(f"{seal}: missing, so the entry cannot be verified") from None
+    if hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest() != expected:
+        raise IndexLoadError(f"{folder / 'manifest.json'}: changed since the index was built")
+    texts = {d.doc_id: d.text for d in documents}
+    for c in index.chunks:
+        text = texts.get(c.doc_id)
+        if text is None or text[c.start : c.end] != c.text:
+            raise IndexLoadError(f"{folder / 'chunks.jsonl'}: chunk {c.chunk_id} does not match document {c.doc_id!r}")
+    missing = set(texts) - {c.doc_id for c in index.chunks}
+    if any(texts[d].strip() for d in missing):
+        raise IndexLoadError(f"{folder / 'chunks.jsonl'}: has no chunk of document {sorted(missing)[0]!r}")
 
 
 def _remove_stale_builds(root: Path) -> None:

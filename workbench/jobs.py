@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from .errors import WorkbenchError
 from .paths import default_runs_dir, home, repo_root
 from .storage import atomic_write_json, pid_alive, read_json, read_jsonl
 
@@ -32,7 +33,7 @@ TERMINAL_STATES = ("done", "failed", "cancelled")
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
 
-class JobError(RuntimeError):
+class JobError(WorkbenchError, RuntimeError):
     """A job could not be started; the message says why in one line."""
 
 
@@ -114,7 +115,9 @@ def build_command(
 
 
 def _spawn(kind: Literal["run", "build"], cmd: list[str], job_dir: Path) -> Job:
-    job_dir.mkdir(parents=True, exist_ok=True)
+    from .runstore import prepare_run_folder
+
+    prepare_run_folder(job_dir.parent, job_dir.name)
     if (job_dir / "status.json").exists():
         raise JobError(f"{job_dir}: a job already used this folder; pick another id")
     env = dict(os.environ)

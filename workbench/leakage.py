@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .config import ABSTAIN_REPLY
+from .errors import WorkbenchError
 from .textnorm import contains_tokens, normalize_answer
 from .types import Question
 
@@ -24,7 +25,7 @@ MIN_CONTAINED_TOKENS = 5  # shorter questions ("Who is the CEO?") count only as 
 DEFAULT_THRESHOLD = 0.92
 
 
-class LeakageError(ValueError):
+class LeakageError(WorkbenchError, ValueError):
     """A held-out question leaked into the training data; training refuses to run."""
 
 

@@ -9,6 +9,7 @@ or exhaust the app.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import WorkbenchError
 from .types import Document
 
 Progress = Callable[[str, float], None]  # (message, fraction 0..1), same as models.Progress
@@ -39,7 +41,7 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _LEGACY_PUNCT = set("€‚ƒ„…†‡ˆ‰‹Œ‘’“”•–—˜™›œŸ¡¢£¤¥¦§¨©ª«¬®¯°±²³´µ¶·¸¹º»¼½¾¿×÷\u00a0\u00ad")
 
 
-class CorpusError(ValueError):
+class CorpusError(WorkbenchError, ValueError):
     """A corpus folder or one of its files is unusable; ``file``/``line`` locate it, ``reason`` says what to do."""
 
     def __init__(self, reason: str, file: str | Path | None = None, line: int | None = None):
@@ -275,11 +277,14 @@ def _load_pdf(path: Path, timeout_s: float, memory_bytes: int) -> tuple[str, dic
 
 
 def doc_id_for(path: Path, root: Path) -> str:
-    """The document id: the file's posix path relative to the docs/ folder."""
+    """The document id: the file's posix path relative to the docs/ folder (as listed, not through a link)."""
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        return Path(path).absolute().relative_to(Path(root).absolute()).as_posix()
     except ValueError:
-        return path.name
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return path.name
 
 
 def load_document(
@@ -310,34 +315,84 @@ def load_document(
     return Document(doc_id=doc_id_for(path, root), text=text, path=str(path.resolve()), meta=meta)
 
 
-def iter_document_files(docs_dir: Path) -> tuple[list[Path], list[Path]]:
-    """(supported files, unsupported files) under docs_dir, recursively, sorted; hidden files and folders skipped."""
+def _link_problem(path: Path, docs_dir: Path) -> str:
+    """Why a symbolic link under docs/ is not followed (never read: its target is outside docs/ or read already)."""
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return f"{path}: skipped, a symbolic link whose target does not exist; remove it"
+    try:
+        inside = target.relative_to(docs_dir.resolve()).as_posix()
+    except ValueError:
+        return f"{path}: skipped, a symbolic link to {target}, outside the corpus docs/ folder (never read); copy the file into docs/ instead"
+    return f"{path}: skipped, a symbolic link to docs/{inside}, which is read under its own name; remove the link"
+
+
+def check_inside(path: Path, root: Path) -> Path:
+    """``path`` if it resolves inside the corpus folder ``root``; a CorpusError naming it otherwise (nothing outside is read)."""
+    try:
+        Path(path).resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        raise CorpusError(f"is a symbolic link to {Path(path).resolve()}, outside the corpus folder, which is never read; copy the file into the corpus", path) from None
+    return path
+
+
+def iter_document_files(docs_dir: Path, skipped: list[str] | None = None) -> tuple[list[Path], list[Path]]:
+    """(supported files, unsupported files) under docs_dir, recursively, sorted; hidden files and folders skipped.
+
+    Symbolic links (files or folders) are never followed, so nothing outside docs/ is read and no file is read twice;
+    each one is reported in ``skipped`` with the reason.
+    """
     docs_dir = Path(docs_dir)
     supported: list[Path] = []
     other: list[Path] = []
-    for path in sorted(docs_dir.rglob("*")):
-        rel = path.relative_to(docs_dir)
-        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
-            continue
-        (supported if path.suffix.lower() in SUPPORTED_SUFFIXES else other).append(path)
-    return supported, other
+    for folder, dirs, files in os.walk(docs_dir, followlinks=False):
+        here = Path(folder)
+        for name in sorted(dirs):
+            if (here / name).is_symlink() and not name.startswith(".") and skipped is not None:
+                skipped.append(_link_problem(here / name, docs_dir))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d).is_symlink())
+        for name in files:
+            path = here / name
+            if name.startswith("."):
+                continue
+            if path.is_symlink():
+                if skipped is not None:
+                    skipped.append(_link_problem(path, docs_dir))
+                continue
+            if not path.is_file():  # sockets, fifos, devices: never opened (a fifo would block the read)
+                if skipped is not None:
+                    skipped.append(f"{path}: skipped, not a regular file (a pipe, socket or device); remove it")
+                continue
+            (supported if path.suffix.lower() in SUPPORTED_SUFFIXES else other).append(path)
+    return sorted(supported), sorted(other)
 
 
 def scan_documents(
-    docs_dir: Path, progress: Progress | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    docs_dir: Path, progress: Progress | None = None, max_bytes: int = DEFAULT_MAX_BYTES, skipped: list[str] | None = None
 ) -> tuple[list[Document], list[DocumentError], list[Path]]:
-    """Load every supported file; never raises per file: (documents, unreadable-file errors, unsupported files)."""
+    """Load every supported file; never raises per file: (documents, unreadable-file errors, unsupported files).
+
+    Symbolic links are not followed; each is added to ``skipped`` (when given) with the reason.
+    """
     docs_dir = Path(docs_dir)
+    if docs_dir.is_symlink():
+        raise CorpusError("docs/ is a symbolic link; make it a real folder inside the corpus (links are never followed)", docs_dir.parent)
     if not docs_dir.is_dir():
         raise CorpusError("no docs/ folder; put the corpus documents (.txt/.md/.pdf/.html) in a docs/ sub-folder", docs_dir.parent)
-    files, unsupported = iter_document_files(docs_dir)
+    files, unsupported = iter_document_files(docs_dir, skipped)
     docs: list[Document] = []
     errors: list[DocumentError] = []
+    first_file: dict[str, Path] = {}
     for i, path in enumerate(files):
         if progress:
             progress(f"reading {path.relative_to(docs_dir).as_posix()}", i / max(len(files), 1))
         try:
-            docs.append(load_document(path, docs_dir, max_bytes=max_bytes))
+            doc = load_document(path, docs_dir, max_bytes=max_bytes)
+            if doc.doc_id in first_file:
+                raise DocumentError(f"has the same document id {doc.doc_id!r} as {first_file[doc.doc_id]}; rename one of them", path)
+            first_file[doc.doc_id] = path
+            docs.append(doc)
         except DocumentError as exc:
             errors.append(exc)
     if progress:
@@ -349,11 +404,12 @@ def load_documents(
     docs_dir: Path, allow_unreadable: bool = False, progress: Progress | None = None, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> tuple[list[Document], list[str]]:
     """All documents under docs_dir and the problems met; raise on an unreadable file unless allow_unreadable."""
-    docs, errors, unsupported = scan_documents(docs_dir, progress, max_bytes)
+    skipped: list[str] = []
+    docs, errors, unsupported = scan_documents(docs_dir, progress, max_bytes, skipped)
     if errors and not allow_unreadable:
         extra = f" (and {len(errors) - 1} more unreadable files)" if len(errors) > 1 else ""
         raise DocumentError(f"{errors[0].reason}{extra}; or allow unreadable files to skip them", errors[0].file)
-    problems = [str(e) for e in errors]
+    problems = skipped + [str(e) for e in errors]
     problems += [f"{p}: skipped, unsupported file type {p.suffix or '(none)'}; convert it to .txt, .md, .pdf or .html" for p in unsupported]
     if not docs:
         raise CorpusError("no document yields text; add .txt/.md/.pdf/.html files", docs_dir)

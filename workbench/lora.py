@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SplitConfig, TrainConfig
+from .errors import WorkbenchError
 from .leakage import DEFAULT_THRESHOLD, check_leakage
 from .lora_data import IGNORE, TrainingData, build_training_data, data_fingerprint
 from .models import default_dtype, load_generator, resolve_generator, setup_threads
@@ -38,7 +39,7 @@ UNSAFE_SUFFIXES = (".bin", ".pkl", ".pickle", ".pt", ".pth", ".ckpt")
 OnProgress = Callable[[dict[str, Any]], None]
 
 
-class LoraError(RuntimeError):
+class LoraError(WorkbenchError, RuntimeError):
     """Training or loading an adapter failed; the message says what to do."""
 
 
@@ -328,7 +329,7 @@ def get_or_train_adapter(
     from transformers import AutoTokenizer
 
     folder = resolve_generator(base)
-    tok = AutoTokenizer.from_pretrained(str(folder))
+    tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
     data_fp = data_fingerprint(corpus, tok, cfg, split_cfg, seed)
     key = adapter_key(folder, data_fp, cfg, seed)
     out_dir = cache_dir("adapters") / key

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import prompts
 from .config import ABSTAIN_REPLY, SplitConfig, TrainConfig
+from .errors import WorkbenchError
 from .storage import atomic_write_json, stable_hash
 from .textnorm import contains_tokens, normalize_answer
 from .types import Corpus, Document, Question
@@ -33,7 +34,7 @@ SYNTH_PROMPT = (
 PARAPHRASE_PROMPT = "Rewrite the passage in different words. Keep every fact, name, date and number.\n\nPassage:\n{passage}"
 
 
-class LoraDataError(ValueError):
+class LoraDataError(WorkbenchError, ValueError):
     """The training data cannot be built; the message says what to change."""
 
 

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import WorkbenchError
 from .paths import models_dir
 from .storage import sha256_file
 
 Progress = Callable[[str, float], None]  # (message, fraction 0..1)
 
 
-class ModelError(RuntimeError):
+class ModelError(WorkbenchError, RuntimeError):
     """A model cannot be found, verified or loaded; the message says what to do."""
 
 
@@ -167,8 +168,8 @@ def _convert_gguf(gguf: Path, out_dir: Path, progress: Progress | None) -> Path:
     if progress:
         progress(f"converting {gguf.name} to bf16 safetensors (one time, ~1 min)", 0.25)
     try:
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16, trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - surface one clear line
         raise ModelError(f"{gguf}: cannot be loaded as a causal LM GGUF ({type(exc).__name__}: {str(exc)[:200]})") from exc
     # The GGUF loader leaves a quantizer flag in the config; the saved weights are plain bf16.
@@ -235,6 +236,44 @@ def resolve_generator(name_or_path: str, progress: Progress | None = None, allow
         raise ModelError(f"model {name_or_path!r} not found: not a bundled name ({', '.join(BUNDLED)}), nor an existing path; set WORKBENCH_ALLOW_HUB=1 to download hub ids")
 
 
+CODE_CONFIGS = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json", "config_sentence_transformers.json")
+
+
+def check_model_folder(folder: Path, what: str = "model") -> Path:
+    """Refuse a folder that needs its own Python code (auto_map, custom modules) or has no safetensors weights.
+
+    The workbench never runs code from a model folder and never unpickles weights, so this is a one-line ModelError,
+    never a prompt.
+    """
+    folder = Path(folder)
+    for name in CODE_CONFIGS:
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ModelError(f"{path}: unreadable {what} settings ({str(exc)[:80]}); give a complete Hugging Face folder") from None
+        if isinstance(data, dict) and (data.get("auto_map") or data.get("custom_pipelines")):
+            raise ModelError(f"{folder}: this {what} needs custom code from its folder ({name} has auto_map), which the workbench never runs; use a standard architecture")
+    modules = folder / "modules.json"
+    if modules.is_file():
+        try:
+            entries = json.loads(modules.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            entries = None
+        if not isinstance(entries, list):
+            raise ModelError(f"{modules}: not a sentence-transformers module list; give a complete sentence-transformers folder")
+        custom = [e.get("type") for e in entries if isinstance(e, dict) and not str(e.get("type", "")).startswith("sentence_transformers.")]
+        if custom or not all(isinstance(e, dict) for e in entries):
+            raise ModelError(f"{folder}: this {what} needs custom code from its folder (module {custom[0] if custom else '?'}), which the workbench never runs; use a standard sentence-transformers model")
+    has_safetensors = any(p.suffix == ".safetensors" or p.name.endswith(".safetensors.index.json") for p in folder.rglob("*"))
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".ckpt"))
+    if pickled and not has_safetensors:  # (no weights at all: transformers says so when loading)
+        raise ModelError(f"{folder}: holds no .safetensors weights, only {pickled[0]}, a pickle-based file that is never loaded; convert the {what} to safetensors")
+    return folder
+
+
 def load_generator(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | None = None, device: str | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) in eval mode, bf16, on the GPU when present; left padding for batching."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -242,11 +281,14 @@ def load_generator(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | N
     setup_threads()
     folder = resolve_generator(name_or_path, progress)
     device = device or torch_device()
-    try:
-        tok = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=default_dtype())
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"{folder}: cannot be loaded as a causal LM ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    if folder.is_dir():
+        check_model_folder(folder)
+    try:  # never custom code, never pickles: transformers raises instead of prompting
+        tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=default_dtype(), trust_remote_code=False, use_safetensors=True)
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError...: one line naming the folder
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelError(f"{folder}: cannot be loaded as a causal LM ({type(exc).__name__}: {detail})") from exc
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -266,7 +308,7 @@ def embedder_path(name: str = DEFAULT_EMBEDDER) -> Path:
     path = Path(name).expanduser()
     if not path.is_dir():
         raise ModelError(f"embedder {name!r} not found: use {DEFAULT_EMBEDDER} or a local sentence-transformers folder")
-    return path
+    return check_model_folder(path, "embedder")
 
 
 def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None) -> Any:
@@ -274,7 +316,15 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None) -> An
     from sentence_transformers import SentenceTransformer
 
     setup_threads()
-    model = SentenceTransformer(str(embedder_path(name)), device=device or torch_device(), local_files_only=True)
+    folder = embedder_path(name)
+    try:
+        model = SentenceTransformer(
+            str(folder), device=device or torch_device(), local_files_only=True, trust_remote_code=False,
+            model_kwargs={"use_safetensors": True},
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - one line naming the folder
+        detail = " ".join(str(exc).split())[:200]
+        raise ModelError(f"embedder {folder}: cannot be loaded as a sentence-transformers model ({type(exc).__name__}: {detail})") from exc
     return model.to(default_dtype())
 
 

@@ -18,7 +18,8 @@ from typing import Any, Literal
 from workbench import __version__, fmt
 from workbench.config import METHODS
 from workbench.decision import BREAKDOWN_LABELS, BREAKDOWN_ORDER, label, recommend
-from workbench.storage import atomic_write_bytes, atomic_write_text, read_json, read_jsonl
+from workbench.errors import WorkbenchError
+from workbench.storage import atomic_write_bytes, read_json, read_jsonl
 
 FORMATS = ("html", "pdf", "md", "csv", "json")
 Format = Literal["html", "pdf", "md", "csv", "json"]
@@ -28,7 +29,7 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 Table = tuple[list[str], list[list[str]]]
 
 
-class ReportError(ValueError):
+class ReportError(WorkbenchError, ValueError):
     """The run folder cannot be reported on; the message says which file and what to do."""
 
 
@@ -43,23 +44,40 @@ def load_run_data(run_dir: str | Path) -> dict[str, Any]:
     try:
         metrics = read_json(run_dir / "metrics.json")
         predictions = read_jsonl(run_dir / "predictions.jsonl")
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{run_dir}: metrics.json or predictions.jsonl is corrupt ({exc}); rerun the evaluation") from None
-    status = read_json(run_dir / "status.json", {}) or {}
-    if not metrics or not metrics.get("methods"):
+    except (ValueError, RecursionError) as exc:
+        raise ReportError(f"{run_dir}: metrics.json or predictions.jsonl is corrupt ({str(exc)[:120] or type(exc).__name__}); rerun the evaluation") from None
+    status = _json_dict(run_dir / "status.json")
+    if not isinstance(metrics, dict) or not metrics.get("methods"):
         raise ReportError(f"{run_dir / 'metrics.json'}: missing or has no methods (run state: {status.get('state', 'unknown')}); wait for the run to finish")
+    if not isinstance(metrics["methods"], dict) or not all(isinstance(v, dict) for v in metrics["methods"].values()):
+        raise ReportError(f"{run_dir / 'metrics.json'}: \"methods\" is not a table of per-method objects; rerun the evaluation")
+    if not all(isinstance(r, dict) for r in predictions):
+        raise ReportError(f"{run_dir / 'predictions.jsonl'}: a line is not a JSON object; rerun the evaluation")
     if not predictions:
         raise ReportError(f"{run_dir / 'predictions.jsonl'}: missing or empty; the run answered no questions")
-    history = read_jsonl(run_dir / "train_log.jsonl") or (metrics.get("train") or {}).get("loss_history") or []
+    try:
+        history = read_jsonl(run_dir / "train_log.jsonl")
+    except (OSError, ValueError, RecursionError):
+        history = []
+    history = history or (metrics.get("train") or {}).get("loss_history") or []
     return {
         "run_id": run_dir.name,
-        "config": read_json(run_dir / "config.json", {}) or {},
-        "meta": read_json(run_dir / "meta.json", {}) or {},
+        "config": _json_dict(run_dir / "config.json"),
+        "meta": _json_dict(run_dir / "meta.json"),
         "status": status,
         "metrics": metrics,
         "predictions": predictions,
         "train_log": [{"step": r["step"], "loss": r["loss"]} for r in history if "step" in r and "loss" in r],
     }
+
+
+def _json_dict(path: Path) -> dict:
+    """A run's side file (config, meta, status) as a dict; a missing, corrupt or non-object file reads as {}."""
+    try:
+        data = read_json(path, {})
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _methods(run: dict) -> list[str]:
@@ -403,14 +421,22 @@ def load_report_html(path: str | Path) -> dict:
     match = re.search(rf'<script type="application/json" id="{DATA_ID}">(.*?)</script>', text, re.S)
     if not match:
         raise ReportError(f"{path}: no embedded run data (<script id=\"{DATA_ID}\">); export it again with: python -m workbench report RUN_DIR")
-    return json.loads(match.group(1))
+    try:
+        data = json.loads(match.group(1))
+    except (ValueError, RecursionError) as exc:
+        raise ReportError(f"{path}: the embedded run data is not valid JSON ({str(exc)[:80] or 'nested too deeply'}); export it again") from None
+    if not isinstance(data, dict) or not isinstance(data.get("metrics") or {}, dict):
+        raise ReportError(f"{path}: the embedded run data is not a run; export it again with: python -m workbench report RUN_DIR")
+    return data
 
 
 # ---------------------------------------------------------------- Markdown, CSV, JSON
 
 
 def _md_cell(text: Any) -> str:
-    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """Text safe in Markdown: no HTML, no table-breaking pipes or newlines, no links or images (``](``, ``][``, ``]:`` broken up)."""
+    out = html.escape(str(text), quote=False).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return out.replace("](", "]\\(").replace("][", "]\\[").replace("]:", "]\\:")
 
 
 def _md_table(table: Table) -> str:
@@ -431,7 +457,7 @@ def render_markdown(run_dir: str | Path, recommendation: dict | None = None) -> 
     out = [f"# RAG vs fine-tuning vs few-shot: {_md_cell(_title(run))}\n",
            " · ".join(x for x in (f"Corpus {_md_cell(corpus.get('name', ''))} ({_md_cell(corpus.get('kind', ''))})", f"run {_md_cell(run['run_id'])}",
                                   _md_cell(_when(run)), f"model {_md_cell(run['config'].get('model', ''))}") if x) + "\n",
-           f"## {title}\n", _md_cell(rec["summary"]) + "\n", "**Why**\n"]
+           f"## {_md_cell(title)}\n", _md_cell(rec["summary"]) + "\n", "**Why**\n"]
     out += [f"- {_md_cell(r)}" for r in reasons] + [""]
     if notes:
         out += [f"**{'Caveats' if rec.get('best') else 'What would help'}**\n"] + [f"- {_md_cell(c)}" for c in notes] + [""]
@@ -486,22 +512,49 @@ def render_json(run_dir: str | Path) -> str:
 # ---------------------------------------------------------------- writing
 
 
+REPORT_SUFFIXES = {"html": (".html", ".htm"), "pdf": (".pdf",), "md": (".md", ".markdown"), "csv": (".csv",), "json": (".json",)}
+
+
+def report_target(run_dir: Path, fmt: str, out: Path | None) -> Path:
+    """Where a report goes: ``out`` (inside it as report.<fmt> when it is a folder); never a run's own file or a file of another kind."""
+    from workbench.runstore import RUN_FILES
+
+    if out is None:
+        return run_dir / f"report.{fmt}"
+    out = Path(out)
+    if out.is_dir():
+        out = out / f"report.{fmt}"
+    parent_is_run = (out.parent / "status.json").is_file() or (out.parent / "config.json").is_file()
+    if out.name in RUN_FILES and parent_is_run:
+        raise ReportError(f"{out}: is one of the run's own files and is never overwritten; give --out a new file such as {out.parent / f'report.{fmt}'}")
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise ReportError(f"{out}: is not a plain file; give --out a new file name")
+    if out.exists() and out.suffix.lower() not in REPORT_SUFFIXES[fmt]:
+        raise ReportError(f"{out}: exists and is not a .{fmt} file, so it is not overwritten; give --out a new file ending in .{fmt}")
+    return out
+
+
 def write_report(run_dir: str | Path, fmt: Format = "html", out: Path | None = None, recommendation: dict | None = None) -> Path:
-    """Write the report in ``fmt`` to ``out`` (default ``<run_dir>/report.<ext>``) and return its path."""
+    """Write the report in ``fmt`` to ``out`` (default ``<run_dir>/report.<ext>``; a folder gets report.<ext> inside) and return its path."""
     if fmt not in FORMATS:
         raise ReportError(f"report format {fmt!r} is unknown; use one of {', '.join(FORMATS)}")
     run_dir = Path(run_dir)
-    out = Path(out) if out else run_dir / f"report.{fmt}"
-    if fmt == "html":
-        atomic_write_text(out, render_html(run_dir, recommendation))
-    elif fmt == "md":
-        atomic_write_text(out, render_markdown(run_dir, recommendation))
-    elif fmt == "csv":
-        atomic_write_text(out, render_csv(run_dir))
-    elif fmt == "json":
-        atomic_write_text(out, render_json(run_dir))
+    out = report_target(run_dir, fmt, out)
+    if fmt == "pdf":
+        try:
+            data = render_pdf(run_dir, recommendation)
+        except UnicodeError as exc:
+            raise ReportError(f"{run_dir}: holds text that is not valid Unicode ({exc.reason}); export it as html or md instead") from None
     else:
-        atomic_write_bytes(out, render_pdf(run_dir, recommendation))
+        render = {"html": render_html, "md": render_markdown}.get(fmt)
+        text = render(run_dir, recommendation) if render else (render_csv(run_dir) if fmt == "csv" else render_json(run_dir))
+        data = text.encode("utf-8", errors="replace")  # a stray lone surrogate in an old run folder becomes '?', never a crash
+    try:
+        atomic_write_bytes(out, data)
+    except OSError as exc:
+        blocker = next((p for p in out.parents if p.exists()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker is not None and not blocker.is_dir() else (exc.strerror or str(exc))
+        raise ReportError(f"{out}: cannot write the report ({reason}); choose another --out") from None
     return out
 
 

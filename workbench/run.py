@@ -13,15 +13,16 @@ from typing import Any
 
 from .config import RunConfig
 from .cost import RssSampler
+from .errors import WorkbenchError
 from .paths import default_runs_dir
-from .runstore import RunStatus, new_run_id, write_meta
+from .runstore import RunStatus, new_run_id, prepare_run_folder, write_meta
 from .storage import FolderLock, atomic_write_json, atomic_write_jsonl
 from .types import Answer, Corpus, Question
 
 Progress = Callable[[str, float, str], None]  # (stage, fraction of that stage, message)
 
 
-class RunError(RuntimeError):
+class RunError(WorkbenchError, RuntimeError):
     """The run could not complete; the message is one line saying why."""
 
 
@@ -67,8 +68,7 @@ def run(
     """Execute the comparison and write the run folder; returns its path. Raises RunError on failure."""
     out_dir = Path(out_dir) if out_dir else default_runs_dir()
     run_id = run_id or new_run_id(config)
-    run_dir = out_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = prepare_run_folder(out_dir, run_id)
     lock = FolderLock(run_dir).acquire()
     status = RunStatus(run_dir)
     timings: dict[str, float] = {}
@@ -134,7 +134,14 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
 
     t0 = time.perf_counter()
     report("corpus", 0.0, f"loading {config.corpus}")
-    corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed)
+    warnings: list[str] = []
+
+    def corpus_progress(message: str, fraction: float) -> None:
+        if message.startswith("skipped "):  # skipped files and links: a warning in the log, the run folder and the CLI
+            warnings.append(message.removeprefix("skipped "))
+            report("corpus", fraction, f"warning: {warnings[-1]}")
+
+    corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed, progress=corpus_progress)
     held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
     timings["corpus_s"] = time.perf_counter() - t0
     report("corpus", 1.0, f"{len(corpus.documents)} documents, {len(corpus.train)} train / {len(held_out)} held-out questions")
@@ -219,6 +226,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         "n_train": len(corpus.train),
         "n_test": len(corpus.test),
         "n_test_evaluated": len(held_out),
+        "warnings": warnings,
     }
     try:
         from .decision import recommend

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .errors import WorkbenchError
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -33,7 +35,7 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
-class LockedError(RuntimeError):
+class LockedError(WorkbenchError, RuntimeError):
     """Another process holds the lock on this folder."""
 
 

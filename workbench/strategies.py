@@ -17,13 +17,14 @@ import numpy as np
 from . import prompts
 from .answer_cache import AnswerCache
 from .config import ABSTAIN_REPLY, FewShotConfig, GenerationConfig, RetrievalConfig, RunConfig
+from .errors import WorkbenchError
 from .generation import Generator, GenResult
 from .storage import stable_hash
 from .textnorm import contains_tokens, normalize_answer
 from .types import Answer, Question, Retrieved, Strategy
 
 
-class StrategyError(ValueError):
+class StrategyError(WorkbenchError, ValueError):
     """A strategy cannot be built or used as asked; the message says what to do."""
 
 
