@@ -86,6 +86,23 @@ def qwen_tokenizer(real_models_dir):
     return real_tokenizer()
 
 
+def wait_for(condition, what: str, ceiling_s: float = 300.0, poll_s: float = 0.2):
+    """Poll ``condition()`` until it returns something truthy (returned); fail naming ``what`` after a generous ceiling.
+
+    The ceiling only stops a hung test; it is not a speed requirement (speed is measured in the bench).
+    """
+    import time
+
+    end = time.monotonic() + ceiling_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            pytest.fail(f"gave up after {ceiling_s:.0f} s waiting for {what}")
+        time.sleep(poll_s)
+
+
 def _lookup_backend(spec: str, progress=None, device=None):
     from lookup_generator import LookupGenerator
 
