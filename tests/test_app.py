@@ -554,6 +554,27 @@ def test_build_page_shows_a_training_job_with_its_loss_curve(runs, tiny_corpus, 
     assert any("Done" in m.value for m in at.markdown)
 
 
+def test_build_page_follows_the_real_build_job(runs, tiny_corpus, tiny_lm_dir, isolated_home):
+    """jobs.start_build runs `python -m workbench build` in the background; the page shows what that process wrote."""
+    from conftest import wait_for
+
+    from workbench import jobs
+    from workbench.storage import read_json, read_jsonl
+
+    train = {"max_steps": 3, "rank": 2, "alpha": 4, "seq_len": 128, "batch_size": 2, "checkpoint_every": 0}
+    job = jobs.start_build(tiny_corpus, "adapter", model=str(tiny_lm_dir), out_dir=isolated_home / "jobs", overrides={"train": train})
+    status = wait_for(lambda: (s := jobs.job_status(job.job_dir))["state"] != "running" and s, "the build job to finish", ceiling_s=600)
+    assert status["state"] == "done", (status, (job.job_dir / "job.log").read_text()[-2000:] if (job.job_dir / "job.log").exists() else "")
+    log = [r for r in read_jsonl(job.job_dir / "train_log.jsonl") if "loss" in r]
+    assert [r["step"] for r in log] == [1, 2, 3] and all(r["loss"] > 0 for r in log)
+    result = read_json(job.job_dir / "result.json")
+    assert result["train"]["steps"] == 3 and result["train"]["final_loss"] == pytest.approx(log[-1]["loss"], abs=1e-5)
+    at = app("build", build_jobs={"adapter": str(job.job_dir)})
+    assert any("Done" in m.value for m in at.markdown)
+    charts = at.get("vega_lite_chart")
+    assert charts and "LoRA training loss" in charts[-1].proto.spec
+
+
 def test_a_run_started_elsewhere_can_be_followed_after_a_reload(runs, tiny_corpus):
     import os
 
