@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from workbench.generation import register_backend
+
 REPO = Path(__file__).resolve().parent.parent
 FACT_CORPUS = REPO / "corpora" / "kestrel_labs"
 BEHAVIOUR_CORPUS = REPO / "corpora" / "ticket_triage"
@@ -36,17 +38,78 @@ def isolated_home(tmp_path_factory, real_models_dir, monkeypatch):
     yield home
 
 
-@pytest.fixture(scope="session")
-def qwen_tokenizer(real_models_dir):
-    """The real default generator's tokenizer (converts the model once if needed)."""
+def real_tokenizer_dir(models: Path) -> Path:
+    """A folder with the default generator's tokenizer, without converting the model (the fast loop never converts).
+
+    The converted model's folder when it exists; else the tokenizer read from the bundled GGUF (joined
+    from its package parts once, as provisioning does) and saved beside the models: about 10 s once,
+    1 s after. The saved files are byte-identical to those the conversion writes.
+    """
+    converted = models / "qwen2.5-0.5b-bf16"
+    if (converted / "tokenizer.json").is_file():
+        return converted
+    cached = models / "qwen2.5-0.5b-tokenizer"
+    if (cached / "tokenizer.json").is_file():
+        return cached
     from transformers import AutoTokenizer
 
-    from workbench.models import resolve_generator
+    from workbench.models import BUNDLED, _assemble_gguf, _ProcessLock
 
-    folder = resolve_generator("qwen2.5-0.5b")
-    tok = AutoTokenizer.from_pretrained(str(folder))
-    tok.padding_side = "left"
-    return tok
+    with _ProcessLock(models / ".convert.lock"):
+        if not (cached / "tokenizer.json").is_file():
+            gguf = _assemble_gguf(BUNDLED["qwen2.5-0.5b"], None)
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            tmp = cached.with_name(cached.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tok.save_pretrained(tmp)
+            os.replace(tmp, cached)
+    return cached
+
+
+_TOKENIZER: list = []
+
+
+def real_tokenizer():
+    """The default generator's tokenizer, loaded once per session (left padding, as Generator sets it)."""
+    if not _TOKENIZER:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(real_tokenizer_dir(_real_home() / "models")))
+        tok.padding_side = "left"
+        _TOKENIZER.append(tok)
+    return _TOKENIZER[0]
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer(real_models_dir):
+    """The real default generator's tokenizer (never converts the model; see real_tokenizer_dir)."""
+    return real_tokenizer()
+
+
+def wait_for(condition, what: str, ceiling_s: float = 300.0, poll_s: float = 0.2):
+    """Poll ``condition()`` until it returns something truthy (returned); fail naming ``what`` after a generous ceiling.
+
+    The ceiling only stops a hung test; it is not a speed requirement (speed is measured in the bench).
+    """
+    import time
+
+    end = time.monotonic() + ceiling_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > end:
+            pytest.fail(f"gave up after {ceiling_s:.0f} s waiting for {what}")
+        time.sleep(poll_s)
+
+
+def _lookup_backend(spec: str, progress=None, device=None):
+    from lookup_generator import LookupGenerator
+
+    return LookupGenerator.from_file(spec, real_tokenizer())
+
+
+register_backend("lookup", _lookup_backend)  # model "lookup:/path/table.json": answers known in advance
 
 
 @pytest.fixture(scope="session")

@@ -59,8 +59,7 @@ def test_similar_question_with_a_different_answer_is_not_a_leak(embedder):
     # the small embedder rates these two very close, yet training on one does not give the other away
     report = check_leakage(CHUNKS, HELD_OUT, embedder, questions=["Who founded Kestrel Labs?"], answers=["Mira Holt"])
     cosine_only = check_leakage(CHUNKS, HELD_OUT, embedder, questions=["Who founded Kestrel Labs?"])
-    if cosine_only.ok:
-        pytest.skip("embedder does not rate the pair above the threshold")
+    assert not cosine_only.ok and cosine_only.leaked_ids == ["h-founded"]  # the premise: by cosine alone this is a near-duplicate
     assert report.ok and report.similar_other_answer == 1
 
 

@@ -132,10 +132,9 @@ def test_cache_hit_reuses_adapter_without_training(tiny_lm_dir):
     assert info["leakage"]["ok"] is True and info["leakage"]["n_held_out"] == 1
     assert info["data"]["examples"]["qa"] == 2 and info["data"]["examples"]["chunks"] >= 1
     again: list[dict] = []
-    t0 = time.perf_counter()
     adapter2, info2 = get_or_train_adapter(str(tiny_lm_dir), corpus, None, cfg, seed=0, on_progress=again.append)
     assert adapter2 == adapter and info2["cache_hit"] is True and again == []
-    assert info2["train_seconds"] == info["train_seconds"] and time.perf_counter() - t0 < 10
+    assert info2["train_seconds"] == info["train_seconds"]  # the stored figure of the one training, not a new one
     # checkpoint frequency does not change the adapter
     assert get_or_train_adapter(str(tiny_lm_dir), corpus, None, TrainConfig(**{**cfg.__dict__, "checkpoint_every": 5}), seed=0)[1]["cache_hit"]
     # a new held-out question that duplicates a train question is caught even on a cache hit
@@ -156,10 +155,8 @@ def test_second_process_on_same_adapter_fails_fast(tiny_lm_dir, qwen_tokenizer):
     corpus = tiny_corpus()
     key = adapter_key(P(tiny_lm_dir), data_fingerprint(corpus, qwen_tokenizer, cfg, None, 3), cfg, 3)
     with FolderLock(cache_dir("adapters") / key):
-        t0 = time.perf_counter()
-        with pytest.raises(LockedError, match=f"adapter {key} is being trained by another process"):
+        with pytest.raises(LockedError, match=f"adapter {key} is being trained by another process"):  # not waited for: held here
             get_or_train_adapter(str(tiny_lm_dir), corpus, None, cfg, seed=3)
-        assert time.perf_counter() - t0 < 5
 
 
 def test_leaked_held_out_question_refuses_training(tiny_lm_dir):

@@ -145,8 +145,60 @@ def test_synthetic_parts_need_the_model_and_are_marked(qwen_tokenizer, tiny_lm_d
     corpus.documents = [Document("short.md", "Merlin weighs 41 grams and ships in a blue box.")]
     cfg = TrainConfig(seq_len=128, use_qa=False, use_chunks=True, synthetic_qa=1, paraphrases=1)
     data = build_training_data(corpus, tok, cfg, seed=0, model=model)
-    # a random tiny model writes no valid Q/A pair: each is rejected and counted, never trained
-    assert data.stats["examples"]["synthetic_qa"] + data.stats["synthetic_rejected"] == 1
-    assert data.stats["examples"]["paraphrases"] + data.stats["paraphrases_rejected"] == 1
+    # a random tiny model writes no "Question: ... Answer: ..." pair: it is rejected and counted, never trained
+    assert data.stats["examples"]["synthetic_qa"] == 0 and data.stats["synthetic_rejected"] == 1
+    assert data.stats["examples"]["paraphrases"] + data.stats["paraphrases_rejected"] == 1  # one rewrite asked for
     assert data.stats["examples"]["chunks"] == 1
-    assert all(m["synthetic"] for m in data.meta if m["part"] in ("paraphrases", "synthetic_qa"))
+
+
+SYNTH_DOCS = {
+    "merlin.md": "Merlin weighs 41 grams and ships in a blue box.",
+    "harrier.md": "The Harrier control loop runs at 400 Hz.",
+    "history.md": "Kestrel Labs opened its first office in Tromso.",
+}
+# What a well-behaved writer model replies for each passage: one good pair, one that copies a held-out
+# question, one whose answer is not in its passage; paraphrases: two faithful rewrites and one too short.
+SYNTH_REPLIES = {
+    "merlin.md": ("Question: How much does Merlin weigh?\nAnswer: 41 grams", "Merlin has a weight of 41 grams; it is shipped in a blue box."),
+    "harrier.md": ("Question: How fast is the Harrier control loop?\nAnswer: 400 Hz", "Ok."),
+    "history.md": ("Question: Who founded Kestrel Labs?\nAnswer: Mira Holt", "The first Kestrel Labs office opened in the city of Tromso."),
+}
+
+
+def test_accepted_synthetic_qa_is_trained_marked_and_leaks_are_dropped(qwen_tokenizer, monkeypatch):
+    from workbench import lora_data
+
+    calls: list[tuple[int, float]] = []
+
+    def writer(model, tokenizer, prompts_, max_new_tokens, temperature, seed, progress):
+        calls.append((len(prompts_), temperature))
+        out = []
+        for p in prompts_:
+            doc = next(d for d, text in SYNTH_DOCS.items() if text in p)
+            out.append(SYNTH_REPLIES[doc][0 if p.startswith("Read the passage") else 1])
+        return out
+
+    monkeypatch.setattr(lora_data, "_generate", writer)
+    corpus = small_corpus()
+    corpus.documents = [Document(d, t) for d, t in SYNTH_DOCS.items()]
+    held_out = [Question("h-loop", "How fast is the Harrier control loop?", ["400 Hz"], split="test")]
+    cfg = TrainConfig(seq_len=128, use_qa=False, use_chunks=False, synthetic_qa=3, paraphrases=1)
+    data = build_training_data(corpus, qwen_tokenizer, cfg, seed=0, model=object(), held_out=held_out)
+    st = data.stats
+    assert calls == [(3, 0.0), (3, 0.0)]  # one passage per pair asked for (greedy), then one rewrite per passage
+    assert st["examples"] == {"chunks": 0, "qa": 0, "synthetic_qa": 1, "paraphrases": 2}
+    assert (st["synthetic_rejected"], st["synthetic_dropped_leak"], st["paraphrases_rejected"]) == (1, 1, 1)
+    assert data.questions == ["How much does Merlin weigh?"] and data.answers == ["41 grams"]  # the held-out twin never trains
+    synth = [m for m in data.meta if m["part"] == "synthetic_qa"]
+    assert synth == [{"part": "synthetic_qa", "doc_id": "merlin.md", "synthetic": True}]
+    rewrites = sorted(m["doc_id"] for m in data.meta if m["part"] == "paraphrases")
+    assert rewrites == ["history.md", "merlin.md"] and all(m["synthetic"] for m in data.meta)
+    assert not any("Harrier control loop" in t for t in data.texts)
+    # the accepted pair is an SFT example: its answer tokens are trained, its prompt is not
+    ex = qa_example(qwen_tokenizer, "How much does Merlin weigh?", "41 grams", corpus.instruction, "synthetic_qa", {})
+    answer_ids = [t for t, lab in zip(ex.ids, ex.labels, strict=True) if lab != IGNORE]
+    assert qwen_tokenizer.decode(answer_ids).startswith("41 grams")
+    n = len(answer_ids)
+    assert any(row[i : i + n] == answer_ids for row in data.labels for i in range(len(row) - n + 1))
+    without_guard = build_training_data(corpus, qwen_tokenizer, cfg, seed=0, model=object())
+    assert without_guard.stats["examples"]["synthetic_qa"] == 2 and "How fast is the Harrier control loop?" in without_guard.questions

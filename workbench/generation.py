@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +101,15 @@ def adapter_hash(model: Any) -> str:
     return stable_hash(_hash_tensors(iter(state.items())), {k: v for k, v in cfg.items() if k != "base_model_name_or_path"})
 
 
+BackendFactory = Callable[[str, Progress | None, str | None], Any]  # (rest of the name, progress, device) -> generator
+BACKENDS: dict[str, BackendFactory] = {}  # model-name prefix ("lookup" in "lookup:table.json") -> factory
+
+
+def register_backend(prefix: str, factory: BackendFactory) -> None:
+    """Make ``Generator.from_name("PREFIX:...")`` build its generator with ``factory`` (e.g. a test stand-in)."""
+    BACKENDS[prefix] = factory
+
+
 class Generator:
     """Batched text generation on a causal LM (optionally a peft model carrying a LoRA adapter)."""
 
@@ -121,7 +130,13 @@ class Generator:
 
     @classmethod
     def from_name(cls, name_or_path: str, progress: Progress | None = None, device: str | None = None) -> Generator:
-        """Load a bundled model name, local HF folder or GGUF file (see models.load_generator)."""
+        """Load a bundled model name, local HF folder or GGUF file (see models.load_generator).
+
+        A name ``PREFIX:REST`` whose prefix is in ``BACKENDS`` is built by that backend's factory instead.
+        """
+        prefix, sep, rest = name_or_path.partition(":")
+        if sep and prefix in BACKENDS:
+            return BACKENDS[prefix](rest, progress, device)
         model, tok = load_generator(name_or_path, progress=progress, device=device)
         return cls(model, tok, name=name_or_path)
 
