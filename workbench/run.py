@@ -287,5 +287,5 @@ def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter
     for name, method in (("base", "zero-shot"), ("adapter", "lora")):
         strategy = make_strategy(method, generator=generator, adapter_generator=adapter_generator, cfg=config, instruction=corpus.instruction)
         answers = strategy.answer(taught)
-        out[f"{name}_accuracy"] = sum(score_answer(a.text, q.answers, True)["correct"] for a, q in zip(answers, taught, strict=True)) / len(taught)
+        out[f"{name}_accuracy"] = sum(score_answer(a.text, q.answers, True, q.question)["correct"] for a, q in zip(answers, taught, strict=True)) / len(taught)
     return out

@@ -10,10 +10,8 @@ from typing import Any
 import numpy as np
 
 from .config import ABSTAIN_REPLY
-from .textnorm import contains_tokens, normalize_answer, tokens
-
-F1_MATCH = 0.8  # token F1 with an alias at or above this counts as correct
-LONG_FACTOR, LONG_SLACK = 4, 10  # containment ignored when answer tokens > 4 * longest alias + 10
+from .matching import match_answer
+from .textnorm import normalize_answer, tokens
 
 _CITATION = re.compile(r"\s*[\[【]\s*(?:(?:passage|source|context|doc(?:ument)?)\s*)?\d+(?:\s*[,;–-]\s*\d+)*\s*[\]】]", re.I)
 _ANSWER_PREFIX = re.compile(r"^\s*(?:final\s+)?answer\s*:\s*", re.I)
@@ -77,40 +75,54 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def score_answer(answer: str, gold: list[str], answerable: bool) -> dict[str, Any]:
+def score_answer(answer: str, gold: list[str], answerable: bool, question: str = "") -> dict[str, Any]:
     """Score one reply against its gold aliases.
 
-    Rules (citations like "[1]" are stripped first; SQuAD normalisation throughout):
+    Citations like "[1]" and an "Answer:" prefix are stripped first.
     - abstained: `is_abstention(answer)`.
-    - correct: answerable, not abstained, and either a gold alias occurs in the answer on token
-      boundaries, or token F1 with some alias >= 0.8. Long-answer guard: when the answer has more
-      than 4 x (tokens of the longest alias) + 10 tokens, containment alone does not count (only F1),
-      so a reply listing every label or pasting a passage cannot score.
+    - correct: answerable, not abstained, and `matching.match_answer` accepts it (exact, word forms,
+      alias without its generic word, containment of a specific alias, or concept-token F1 >= 0.8;
+      wrong when it negates the alias, offers alternatives or adds a contradicting number).
+      ``question`` lets restated question content (its numbers, names) count as harmless.
     - hallucinated: not abstained and not correct (any non-abstention on an unanswerable question).
-    - exact_match: normalised equality with an alias (unanswerable: 1 if abstained, as SQuAD v2).
-    - f1: max token F1 over aliases, 0 when abstained (unanswerable: 1.0 if abstained else 0.0).
+    - exact_match: SQuAD normalised equality with an alias (unanswerable: 1 if abstained, as SQuAD v2).
+    - f1: SQuAD max token F1 over aliases, 0 when abstained (unanswerable: 1.0 if abstained else 0.0).
+    - match: the rule that decided `correct`; why: that rule in words, naming the alias it used.
     """
     abstained = is_abstention(answer)
     clean = strip_citations(answer)
     aliases = [g for g in gold if normalize_answer(g)]
     if not answerable:
+        why = (
+            "abstained on an unanswerable question (EM counts this as a match, as SQuAD v2 does)"
+            if abstained
+            else "answered a question the corpus cannot answer"
+        )
         return {
             "abstained": abstained,
             "correct": False,
             "hallucinated": not abstained,
             "exact_match": int(abstained),
             "f1": float(abstained),
+            "match": "unanswerable",
+            "why": why,
         }
     if abstained or not aliases:
-        return {"abstained": abstained, "correct": False, "hallucinated": not abstained, "exact_match": 0, "f1": 0.0}
+        rule, why = ("abstained", "abstained on an answerable question") if abstained else ("no-gold", "the question has no gold answer")
+        return {"abstained": abstained, "correct": False, "hallucinated": not abstained, "exact_match": 0, "f1": 0.0, "match": rule, "why": why}
     norm = normalize_answer(clean)
     f1 = max(token_f1(clean, g) for g in aliases)
     exact = int(any(norm == normalize_answer(g) for g in aliases))
-    longest = max(len(tokens(g)) for g in aliases)
-    containment_counts = len(norm.split()) <= LONG_FACTOR * longest + LONG_SLACK
-    contained = containment_counts and any(contains_tokens(clean, g) for g in aliases)
-    correct = bool(exact or contained or f1 >= F1_MATCH)
-    return {"abstained": False, "correct": correct, "hallucinated": not correct, "exact_match": exact, "f1": float(f1)}
+    judged = match_answer(clean, aliases, question)
+    return {
+        "abstained": False,
+        "correct": judged.correct,
+        "hallucinated": not judged.correct,
+        "exact_match": exact,
+        "f1": float(f1),
+        "match": judged.rule,
+        "why": judged.why,
+    }
 
 
 def encode_normalised(embedder: Any, texts: list[str]) -> np.ndarray:
