@@ -36,7 +36,7 @@ def test_word_forms_of_the_gold_concept_are_right(answer, gold, rule):
         ("United Methodist Church in America", ["Church"], "generic", "generic word"),
         ("United Methodist Church in America", ["Catholic Church"], "none", "matches no gold alias"),
         ("United Methodist Church in America", POPQA_CATHOLIC, "generic", "generic word"),
-        ("16th century and 18th", ["16th century"], "contradicts", "18th"),
+        ("16th century and 18th", ["16th century"], "contradicts", "\"18\""),
         ("Catholic or Anglican", POPQA_CATHOLIC, "contradicts", "alternatives"),
         ("not Catholic", POPQA_CATHOLIC, "contradicts", "negates"),
         ("142 days", ["42 days"], "none", "matches no gold alias"),

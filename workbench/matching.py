@@ -17,10 +17,11 @@ match by containment (a listing of every label or a pasted passage).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 
-from .textnorm import concept_key, normalize_answer, words
+from .textnorm import concept_key, concept_tokens, normalize_answer, words
 
 F1_MATCH = 0.8  # concept-token F1 with an alias at or above this counts as correct
 LONG_FACTOR, LONG_SLACK = 4, 10  # containment ignored when the reply has > 4 * longest alias + 10 words
@@ -31,8 +32,8 @@ GENERIC = frozenset(
     for w in (
         "church religion faith denomination sect company corporation corp inc ltd group team club party university college school "
         "city town village country state nation kingdom republic province region river lake mountain island street road "
-        "people person man woman family language music film movie book song album band award prize war battle day year month "
-        "century time number thing one other"
+        "people person man woman family language music film movie book song album band award prize war battle thing one other "
+        "king queen emperor president saint sir lord"
     ).split()
 )
 _STOP = frozenset(
@@ -55,7 +56,22 @@ class Match:
 
 
 def _keys(text: str) -> list[str]:
-    return [concept_key(w) for w in words(text)]
+    return concept_tokens(text)
+
+
+_LIST_SPLIT = re.compile(r"\s*(?:,|;|/|\bor\b|\band\b)\s*", re.I)
+
+
+def expand_aliases(aliases: list[str]) -> list[str]:
+    """Add the parts of a listed alias when one part is itself an alias: "Norseman, Viking" beside
+    "Viking" lists synonyms, so "Norseman" names the answer too; "Denmark, Iceland and Norway" adds nothing."""
+    norms = {normalize_answer(a) for a in aliases}
+    out = list(aliases)
+    for a in aliases:
+        parts = [p for p in _LIST_SPLIT.split(a) if normalize_answer(p)]
+        if len(parts) > 1 and any(normalize_answer(p) in norms for p in parts):
+            out += [p for p in parts if normalize_answer(p) not in norms and p not in out]
+    return out
 
 
 def _find(seq: list[str], sub: list[str]) -> int:
@@ -87,9 +103,30 @@ def _shape(key: str) -> str:
 
 
 def _core(keys: list[str]) -> list[str]:
-    """An alias's keys without its generic words ("catholic church" -> "catholic"); [] if nothing is left."""
+    """An alias's keys without its generic words ("catholic church" -> "catholic"); [] if nothing or only numbers are left."""
     core = [k for k in keys if k not in GENERIC and k not in _STOP]
-    return core if core and core != keys else []
+    return core if core and core != keys and not all(_is_number(k) for k in core) else []
+
+
+_COMPASS = re.compile(r"\b(north|south|east|west)\s+$")
+
+
+def _different_place(reply: str, alias: str) -> str:
+    """ "South America" is not "America": a compass word right before a one-word alias names another place."""
+    text, name = f" {normalize_answer(reply)} ", f" {normalize_answer(alias)} "
+    return f'names a different place ("{normalize_answer(reply)}")' if name in text and _COMPASS.search(text.split(name)[0] + " ") else ""
+
+
+def _other_unit(reply: list[str], start: int, number: str, aliases: list[list[str]]) -> str:
+    """A different unit after a bare-number alias, where a longer alias gives the unit ("600 requests per hour"
+    vs "600 requests per minute"); only when the reply's words overlap that unit phrase."""
+    tail = [w for w in reply[start + 1 : start + 4] if w not in _STOP]
+    for k in aliases:
+        if len(k) > 1 and k[0] == number:
+            unit = set(k[1:])
+            if set(tail) & unit and set(tail) - unit:
+                return f'gives another unit ("{" ".join(reply[start : start + 4])}" vs "{" ".join(k)}")'
+    return ""
 
 
 def _specific(keys: list[str], alias: str) -> tuple[bool, str]:
@@ -129,12 +166,12 @@ def _penalty(reply: list[str], start: int, length: int, alias_keys: list[str], q
 
 def match_answer(reply: str, aliases: list[str], question: str = "") -> Match:
     """Judge a non-abstaining reply to an answerable question against its gold aliases."""
-    aliases = [a for a in aliases if normalize_answer(a)]
+    aliases = expand_aliases([a for a in aliases if normalize_answer(a)])
     if not aliases:
         return Match(False, "no-gold", None, "the question has no gold answer to match")
-    norm = normalize_answer(reply)
+    reply_words = words(reply)
     for a in aliases:
-        if norm == normalize_answer(a):
+        if reply_words == words(a):
             return Match(True, "exact", a, f'equals "{a}"')
     reply_keys = _keys(reply)
     all_keys = [_keys(a) for a in aliases]
@@ -164,6 +201,10 @@ def match_answer(reply: str, aliases: list[str], question: str = "") -> Match:
                 refusals.append(f'contains "{a}" but is too long for containment to count ({len(reply_keys)} words)')
                 continue
             bad = _penalty(reply_keys, start, len(needle), needle, question_keys)
+            if not bad and len(needle) == 1 and _is_number(needle[0]):
+                bad = _other_unit(reply_keys, start, needle[0], all_keys)
+            if not bad and len(needle) == 1:
+                bad = _different_place(reply, a)
             if bad:
                 return Match(False, "contradicts", a, f'contains "{a}"{via} but {bad}')
             return Match(True, "contains", a, f'contains "{a}"{via}')

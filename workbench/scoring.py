@@ -18,8 +18,8 @@ _ANSWER_PREFIX = re.compile(r"^\s*(?:final\s+)?answer\s*:\s*", re.I)
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
 
 # Normalised abstention phrases (normalize_answer drops apostrophes: "don't" -> "dont").
-_ABSTAIN_HEADS = (
-    normalize_answer(ABSTAIN_REPLY),
+_ABSTAIN_HEADS = tuple(normalize_answer(h) for h in (
+    ABSTAIN_REPLY,
     "i dont know",
     "i do not know",
     "dont know",
@@ -32,7 +32,18 @@ _ABSTAIN_HEADS = (
     "not enough information",
     "unknown",
     "idk",
-)
+    "there is no information",
+    "no information",
+    "not mentioned",
+    "it is not mentioned",
+    "not specified",
+    "cannot be determined",
+    "the documents do not say",
+    "the context does not say",
+    "the context does not mention",
+    "the passage does not say",
+    "the passages do not say",
+))
 _ABSTAIN_TAIL_MAX = 8  # "I don't know the answer based on the context." still abstains
 _HEDGES = {"but", "however", "maybe", "perhaps", "probably", "possibly", "guess", "think", "likely", "might", "could", "although"}
 

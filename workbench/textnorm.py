@@ -31,14 +31,16 @@ def contains_tokens(haystack: str, needle: str) -> bool:
 
 # Word forms of one concept (used by the answer matcher, not by the SQuAD EM/F1 figures).
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:'[^\W_]+)?")
+_INITIALISM = re.compile(r"\b(?:[^\W\d_]\.){2,}")  # "U.S." -> "US"
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
 )} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100", "dozen": "12"}
-_ORDINAL_WORDS = {w: f"{i}{'st' if i % 10 == 1 and i != 11 else 'nd' if i % 10 == 2 and i != 12 else 'rd' if i % 10 == 3 and i != 13 else 'th'}" for i, w in enumerate(
+_ORDINAL_WORDS = {w: str(i) for i, w in enumerate(
     "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth fifteenth sixteenth seventeenth "
     "eighteenth nineteenth twentieth".split(), 1
 )}
+_ORDINAL = re.compile(r"^(\d+)(?:st|nd|rd|th)$")  # "16th" and "sixteenth" are one key, "16"
 # Demonym -> place (a data table, not a suffix rule): "Japanese" and "Japan" are one concept.
 DEMONYMS = {
     "american": "america", "british": "britain", "english": "england", "scottish": "scotland", "welsh": "wales", "irish": "ireland",
@@ -54,9 +56,13 @@ DEMONYMS = {
     "egyptian": "egypt", "nigerian": "nigeria", "kenyan": "kenya", "ethiopian": "ethiopia", "moroccan": "morocco",
     "israeli": "israel", "iranian": "iran", "persian": "persia", "iraqi": "iraq", "syrian": "syria", "saudi": "saudi",
     "afghan": "afghanistan", "roman": "rome", "european": "europe", "african": "africa", "asian": "asia", "tibetan": "tibet",
+    # adherents -> religion, direction adjectives -> direction
+    "muslim": "islam", "moslem": "islam", "jewish": "judaism", "jew": "judaism", "jews": "judaism",
+    "northern": "north", "southern": "south", "eastern": "east", "western": "west",
 }
 # Derivational endings folded after stemming, longest first, when at least 4 letters remain
 # ("Buddhism"/"Buddhist", "Catholic"/"Catholicism", "Protestant"/"Protestantism", "history"/"historic").
+_TENS = frozenset(("20", "30", "40", "50", "60", "70", "80", "90"))
 _FOLDS = ("ism", "ist", "ian", "ant", "iti", "ic", "i")
 _MIN_STEM = 4
 
@@ -71,7 +77,8 @@ def _stemmer():  # snowballstemmer: the English (Porter2) stemmer, pure Python, 
 def words(text: str) -> list[str]:
     """Lower-cased words and numbers, articles dropped; "5,120" -> "5120", "2.5" stays one token."""
     out = []
-    for w in _WORD.findall(text.translate(_QUOTES).lower()):
+    text = _INITIALISM.sub(lambda m: m.group(0).replace(".", ""), text.translate(_QUOTES))
+    for w in _WORD.findall(text.lower()):
         w = w.replace(",", "").replace("'", "")
         if w not in ("a", "an", "the"):
             out.append(w)
@@ -86,7 +93,8 @@ def concept_key(word: str) -> str:
     if word in _ORDINAL_WORDS:
         return _ORDINAL_WORDS[word]
     if word[:1].isdigit():
-        return word
+        m = _ORDINAL.match(word)
+        return m.group(1) if m else word
     word = DEMONYMS.get(word, word)
     stem = _stemmer().stemWord(word)
     for end in _FOLDS:
@@ -96,4 +104,12 @@ def concept_key(word: str) -> str:
 
 
 def concept_tokens(text: str) -> list[str]:
-    return [concept_key(w) for w in words(text)]
+    """Concept keys of a text's words; "forty-two" becomes "42"."""
+    out: list[str] = []
+    for w in words(text):
+        key = concept_key(w)
+        if out and key.isdigit() and 0 < int(key) < 10 and out[-1] in _TENS:
+            out[-1] = str(int(out[-1]) + int(key))
+        else:
+            out.append(key)
+    return out
