@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 METHODS = ("zero-shot", "few-shot", "rag", "lora", "rag+lora")
 Method = Literal["zero-shot", "few-shot", "rag", "lora", "rag+lora"]
+BASELINES = ("prior", "oracle-passage")  # reference rows added to every run (workbench.baselines), never recommended
 ABSTAIN_REPLY = "I don't know"
 
 
@@ -138,6 +139,7 @@ class EvalConfig:
     bootstrap_samples: int = _f(1000, "Bootstrap resamples for 95% intervals.")
     usd_per_hour: float = _f(0.10, "Machine price per hour, for cost per 1,000 queries.")
     groundedness: bool = _f(True, "Model-judged groundedness (a secondary hallucination signal).")
+    baselines: bool = _f(True, "Add the baseline rows: prior (the most frequent train answer, no model) and, when retrieval is compared and questions name their sources, oracle-passage (the rag prompt given the gold passages).")
 
     def __post_init__(self) -> None:
         if not 0 < self.test_fraction < 1:
@@ -162,9 +164,9 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if m not in METHODS + BASELINES]
         if bad:
-            raise ConfigError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS + BASELINES)}")
         if not self.methods:
             raise ConfigError("no methods selected; choose from " + ", ".join(METHODS))
         if self.preset not in ("quick", "standard", "custom"):

@@ -324,7 +324,9 @@ def recommend(metrics: dict, criteria: Criteria | dict | None = None, weights: W
         raise DecisionError("metrics.json has no measured methods; run the evaluation first")
     c = _coerce(criteria, Criteria).resolved(metrics)
     w = _coerce(weights, Weights).normalised()
-    order = sorted(methods, key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m))
+    order = sorted((m for m in methods if not methods[m].get("baseline")), key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m))
+    if not order:
+        raise DecisionError("metrics.json measured only baselines (prior, oracle-passage); run at least one real method")
     costs = {m: monthly_cost(methods[m], m, c, metrics) for m in order}
     rel_cost = _relative_lower_is_better({m: costs[m]["total"] for m in order})
     rel_lat = _relative_lower_is_better({m: methods[m].get("latency_p95_s") for m in order})
