@@ -7,6 +7,7 @@ import pytest
 from workbench.baselines import OraclePassage, Prior, baselines_for, mark_baselines, no_better_than_prior, prior_flag_text, prior_reply
 from workbench.config import ABSTAIN_REPLY, RetrievalConfig
 from workbench.decision import recommend
+from workbench.scoring import score_answer
 from workbench.strategies import StrategyError
 from workbench.types import Chunk, Question, Retrieved
 
@@ -90,3 +91,42 @@ def test_a_baseline_is_never_recommended():
     mark_baselines(metrics, [])
     rec = recommend(metrics)
     assert rec["best"] != "prior" and "prior" not in [r["method"] for r in rec["ranked"]]
+
+
+def _run_folder(tmp_path):
+    from workbench.aggregate import aggregate
+    from workbench.storage import atomic_write_json, atomic_write_jsonl
+
+    rows = []
+    for i in range(30):
+        gold = ["Catholic Church", "Church"] if i < 12 else [f"Faith {i}"]
+        for method, answer in (("prior", "Catholic Church"), ("lora", "Catholic Church" if i < 14 else "Islam"), ("rag", gold[0] if i < 27 else "x")):
+            s = score_answer(answer, gold, True, f"What is the religion of person {i}?")
+            rows.append({"method": method, "question_id": f"q{i}", "question": f"What is the religion of person {i}?", "gold": gold,
+                         "answerable": True, "answer": answer, "contexts": [], "latency_s": 0.1, "prompt_tokens": 10, "output_tokens": 2, **s})
+    metrics = aggregate(rows, {m: {"build_seconds": 0.0} for m in ("prior", "lora", "rag")}, 0.1, 200, 0)
+    mark_baselines(metrics, ["oracle-passage skipped: the held-out questions name no gold sources"])
+    metrics["recommendation"] = recommend(metrics)
+    metrics["usd_per_hour"] = 0.1
+    atomic_write_json(tmp_path / "metrics.json", metrics)
+    atomic_write_jsonl(tmp_path / "predictions.jsonl", rows)
+    return tmp_path, metrics
+
+
+def test_reports_flag_methods_within_the_prior_and_explain_the_figures(tmp_path):
+    from workbench.report import render_csv, render_html, render_markdown
+
+    run_dir, metrics = _run_folder(tmp_path)
+    assert metrics["methods"]["lora"]["no_better_than_prior"] and not metrics["methods"]["rag"]["no_better_than_prior"]
+    assert metrics["recommendation"]["best"] == "rag"
+    md = render_markdown(run_dir)
+    lora_row = next(line for line in md.splitlines() if line.startswith("| LoRA |"))
+    assert "no better than the prior" in lora_row
+    assert "no better than the prior" not in next(line for line in md.splitlines() if line.startswith("| RAG |"))
+    assert "| baseline |" in next(line for line in md.splitlines() if line.startswith("| prior |"))
+    assert "SQuAD v2 convention" in md and "oracle-passage skipped" in md
+    assert '(correct: equals "Catholic Church")' in md  # the why of each judgement beside the answer
+    html = render_html(run_dir)
+    assert "no better than the prior" in html and "SQuAD v2 convention" in html and "equals &quot;Catholic Church&quot;" in html
+    header = render_csv(run_dir).splitlines()[0].split(",")
+    assert "match" in header and "why" in header

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench import __version__
+from workbench.baselines import prior_flag_text
 from workbench.config import METHODS
 from workbench.decision import BREAKDOWN_ORDER, ci_text, label, pct, recommend
+from workbench.scoring import METRIC_HELP
 from workbench.storage import atomic_write_bytes, atomic_write_text, read_json, read_jsonl
 
 FORMATS = ("html", "pdf", "md", "csv", "json")
@@ -99,18 +101,25 @@ def _title(run: dict) -> str:
 def scoreboard(run: dict) -> Table:
     """One row per method: accuracy and hallucination with 95% intervals, quality, latency, tokens, cost."""
     head = ["Method", "n", "Accuracy [95% CI]", "Hallucination [95% CI]", "Abstention", "EM", "F1",
-            "Latency p50 / p95 (s)", "Tokens in / out", "USD / 1k queries", "Build (s)"]
+            "Latency p50 / p95 (s)", "Tokens in / out", "USD / 1k queries", "Build (s)", "Versus prior"]
     rows = []
     for name in _methods(run):
         m = run["metrics"]["methods"][name]
+        versus = "baseline" if m.get("baseline") else prior_flag_text(run["metrics"], name)
         rows.append([
             label(name), str(m.get("n", "")), _rate_ci(m, "accuracy", "accuracy_ci"), _rate_ci(m, "hallucination_rate", "hallucination_ci"),
             pct(m.get("abstention_rate")), pct(m.get("exact_match")), _num(m.get("f1")),
             f"{_num(m.get('latency_p50_s'))} / {_num(m.get('latency_p95_s'))}",
             f"{_num(m.get('prompt_tokens_mean'), '{:.0f}')} / {_num(m.get('output_tokens_mean'), '{:.0f}')}",
-            _num(m.get("usd_per_1k_queries"), "${:.4f}"), _num(m.get("build_seconds"), "{:.1f}"),
+            _num(m.get("usd_per_1k_queries"), "${:.4f}"), _num(m.get("build_seconds"), "{:.1f}"), versus,
         ])
     return head, rows
+
+
+def metric_notes(run: dict) -> list[str]:
+    """What accuracy, EM and F1 mean (with the unanswerable convention), the baselines, and any baseline notes."""
+    notes = [METRIC_HELP[k] for k in ("accuracy", "exact_match", "f1", "baselines")]
+    return notes + list((run["metrics"].get("baselines") or {}).get("notes") or [])
 
 
 def ranking(rec: dict) -> Table:
@@ -316,6 +325,7 @@ def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
         "<h2>Scoreboard</h2>", _html_table(scoreboard(run), best=label(rec["best"])),
         f'<p class="note">Accuracy over answerable held-out questions; hallucination = confident wrong answers over all held-out questions; '
         f"95% bootstrap intervals. Cost at {_e(_num(metrics.get('usd_per_hour'), '${:.2f}'))}/hour of machine time.</p>",
+        "".join(f'<p class="note">{_e(n)}</p>' for n in metric_notes(run)),
         "<h2>Charts</h2><div class=\"grid\">",
     ]
     parts += [f'<div class="card chart" title="{_e(t)}">{to_svg(c)}</div>' for t, c in _charts(run)]
@@ -350,7 +360,9 @@ def _sample_html(run: dict) -> str:
             cls, word = _mark(row)
             text = (row or {}).get("answer", "")
             text = text if len(text) <= 200 else text[:200] + "…"
-            cells.append(f'<td class="ans">{_e(text)}<span class="tag {cls}">{_e(word)}</span></td>')
+            why = (row or {}).get("why", "")
+            cells.append(f'<td class="ans">{_e(text)}<span class="tag {cls}" title="{_e(why)}">{_e(word)}</span>'
+                         + (f'<div class="note">{_e(why)}</div>' if why else "") + "</td>")
         rows.append(f"<tr><td>{_e(q['question'])}<div class=\"note\">{_e(q['id'])}</div></td><td class=\"ans\">{_e(gold)}</td>{''.join(cells)}</tr>")
     n_q = len({r["question_id"] for r in run["predictions"]})
     return (f'<p class="note">{len(items)} of {n_q} held-out questions, those where methods disagree first.</p>'
@@ -398,20 +410,23 @@ def render_markdown(run_dir: str | Path, recommendation: dict | None = None) -> 
                          ("Are the differences real? (McNemar)", mcnemar_table(run)), ("Break-even volumes", break_even_table(run)),
                          ("Retrieval", retrieval_table(run)), ("Training (LoRA)", training_table(run)), ("Settings", settings_table(run))):
         out += [f"## {title}\n", _md_table(table)]
+        if title == "Scoreboard":
+            out += ["## What the figures mean\n"] + [f"- {_md_cell(n)}" for n in metric_notes(run)] + [""]
     methods = _methods(run)
     rows = []
     for q in sample_rows(run):
         cells = [q["question"], " / ".join(q["gold"]) or "(unanswerable)"]
         for m in methods:
             row = q["answers"].get(m)
-            cells.append(f"{(row or {}).get('answer', '')} ({_mark(row)[1]})")
+            why = (row or {}).get("why")
+            cells.append(f"{(row or {}).get('answer', '')} ({_mark(row)[1]}{': ' + why if why else ''})")
         rows.append(cells)
     out += ["## Sample answers\n", _md_table((["Question", "Gold"] + [label(m) for m in methods], rows))]
     return "\n".join(out)
 
 
 CSV_COLUMNS = ["method", "question_id", "question", "gold", "answerable", "split", "qtype", "answer", "correct", "abstained", "hallucinated",
-               "exact_match", "f1", "semantic_sim", "unsupported", "groundedness", "prompt_tokens", "output_tokens", "latency_s", "cached", "sources"]
+               "exact_match", "f1", "match", "why", "semantic_sim", "unsupported", "groundedness", "prompt_tokens", "output_tokens", "latency_s", "cached", "sources"]
 
 
 def csv_safe(value: Any) -> str:
@@ -510,8 +525,9 @@ def render_pdf(run_dir: str | Path, recommendation: dict | None = None) -> bytes
     ]
     story += [p("• " + r) for r in best["reasons"]]
     story += [p("Caveat: " + c, ParagraphStyle("cav", parent=body, textColor=colors.HexColor("#8a5300"))) for c in best["caveats"]]
-    widths = [w * cm for w in (2.6, 1.0, 3.0, 3.0, 2.0, 1.6, 1.4, 3.0, 2.4, 2.4, 2.0)]
-    story += [KeepTogether([p("Scoreboard", h2), table(scoreboard(run), widths, best=label(rec["best"]))])]
+    widths = [w * cm for w in (2.4, 0.9, 2.8, 2.8, 1.8, 1.3, 1.2, 2.6, 2.2, 2.2, 1.6, 4.9)]
+    story += [KeepTogether([p("Scoreboard", h2), table(scoreboard(run), widths, best=label(rec["best"])),
+                            *[p(n, small) for n in metric_notes(run)]])]
     story += [KeepTogether([p("Ranking", h2), table(ranking(rec))])]
     images = []
     for _title_text, chart in _charts(run):

@@ -13,6 +13,22 @@ from .config import ABSTAIN_REPLY
 from .matching import match_answer
 from .textnorm import normalize_answer, tokens
 
+# Plain words for the figures, shown wherever they appear (app captions, report notes).
+METRIC_HELP = {
+    "accuracy": "Accuracy: share of the answerable held-out questions answered correctly. An answer is correct when it equals a gold alias, "
+    "names it in another word form (Catholic / Catholicism), names it without a generic word (Catholic for Catholic Church), contains a specific "
+    "alias, or overlaps one by word F1 >= 0.8; it is wrong when it negates the alias, offers alternatives or adds a contradicting number. "
+    "Each row's 'why' says which alias and rule decided.",
+    "exact_match": "EM (exact match): the answer equals a gold alias after SQuAD normalisation, over all held-out questions. SQuAD v2 convention: "
+    "on an unanswerable question an abstention (\"I don't know\") counts as an exact match (and F1 1.0), so a method that always abstains "
+    "can show EM above its accuracy.",
+    "f1": "F1: SQuAD token overlap with the closest gold alias (partial credit), same unanswerable convention as EM.",
+    "baselines": "Baselines (never recommended): prior answers every question with the most frequent train-split reply (\"I don't know\" when "
+    "unanswerable questions are the largest group); oracle-passage is the rag prompt given the gold documents' best chunks, so the gap "
+    "rag -> oracle-passage is retrieval's loss. A method whose accuracy lies within the prior's 95% interval is flagged "
+    "\"no better than the prior\".",
+}
+
 _CITATION = re.compile(r"\s*[\[【]\s*(?:(?:passage|source|context|doc(?:ument)?)\s*)?\d+(?:\s*[,;–-]\s*\d+)*\s*[\]】]", re.I)
 _ANSWER_PREFIX = re.compile(r"^\s*(?:final\s+)?answer\s*:\s*", re.I)
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
