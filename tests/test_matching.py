@@ -76,3 +76,14 @@ def test_concept_tokens_relate_word_forms_numbers_and_demonyms():
     assert concept_tokens("three weeks") == concept_tokens("3 weeks")
     assert concept_tokens("5,120") == ["5120"] and concept_tokens("2.5") != concept_tokens("25")
     assert concept_tokens("Methodist") != concept_tokens("Catholic")
+
+
+def test_rescore_rows_recomputes_verdicts_and_keeps_other_fields():
+    from workbench.evaluate import rescore_rows
+
+    row = {"method": "rag", "question_id": "q1", "question": "What is the religion of Paul?", "gold": ["Catholic Church", "Church"],
+           "answerable": True, "answer": "Catholic", "correct": False, "abstained": False, "hallucinated": True, "exact_match": 0,
+           "f1": 0.67, "latency_s": 0.5}
+    (new,) = rescore_rows([row])
+    assert new["correct"] and not new["hallucinated"] and new["match"] == "core" and new["latency_s"] == 0.5
+    assert row["correct"] is False  # the input rows are not changed
