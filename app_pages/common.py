@@ -14,6 +14,7 @@ import streamlit as st
 
 from app_pages.textview import escape_markdown
 from workbench import fmt
+from workbench.baselines import prior_flag_text
 from workbench.config import METHODS, RunConfig
 from workbench.paths import bundled_corpora, default_runs_dir, home, repo_root
 
@@ -143,6 +144,7 @@ def scoreboard_frame(metrics: dict[str, Any]) -> pd.DataFrame:
                 "Artifact (MB)": m.get("artifact_mb"),
                 "Peak RAM (MB)": m.get("peak_rss_mb"),
                 "Questions": m.get("n"),
+                "Versus prior": "baseline" if m.get("baseline") else prior_flag_text(metrics, name),
             }
         )
     return pd.DataFrame(rows)

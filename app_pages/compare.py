@@ -11,14 +11,17 @@ import streamlit as st
 from app_pages.common import label, load_run_cached, num, ordered, pct, scoreboard_frame, select_run
 from app_pages.textview import code_span, escape_markdown, find_spans, highlight_markdown
 from workbench import fmt
+from workbench.baselines import prior_flag_text
+from workbench.scoring import METRIC_HELP
 
 
 def scoreboard(metrics: dict[str, Any]) -> None:
     methods = metrics.get("methods") or {}
     names = ordered(methods)
+    real = [n for n in names if not methods[n].get("baseline")]  # the best-of cards compare real methods only
 
     def best(key: str, high: bool) -> str | None:
-        known = [n for n in names if methods[n].get(key) is not None]
+        known = [n for n in real if methods[n].get(key) is not None]
         if not known:
             return None
         return (max if high else min)(known, key=lambda n: methods[n][key])
@@ -56,20 +59,20 @@ def scoreboard(metrics: dict[str, Any]) -> None:
                 "F1",
                 "Exact match",
                 "Questions",
+                "Versus prior",
             ]
         ],
         hide_index=True,
         width="stretch",
         column_config={
-            "Accuracy": cfg.ProgressColumn(
-                "Accuracy", format=pct_col, min_value=0, max_value=100, help="Correct / answerable held-out questions"
-            ),
+            "Accuracy": cfg.ProgressColumn("Accuracy", format=pct_col, min_value=0, max_value=100, help=METRIC_HELP["accuracy"]),
             "Hallucination": cfg.ProgressColumn(
                 "Hallucination", format=pct_col, min_value=0, max_value=100, help="Confident wrong answers / all held-out questions"
             ),
             "Abstention": cfg.NumberColumn("Abstention", format=pct_col, help='Share answered "I don\'t know"'),
-            "F1": cfg.NumberColumn("F1", format="%.2f", help="Token F1 with the best gold alias (SQuAD normalisation)"),
-            "Exact match": cfg.NumberColumn("Exact match", format=pct_col),
+            "F1": cfg.NumberColumn("F1", format="%.2f", help=METRIC_HELP["f1"]),
+            "Exact match": cfg.NumberColumn("Exact match", format=pct_col, help=METRIC_HELP["exact_match"]),
+            "Versus prior": cfg.TextColumn("Versus prior", help=METRIC_HELP["baselines"]),
         },
     )
     st.markdown("**Cost and speed** on this machine")
@@ -94,6 +97,16 @@ def scoreboard(metrics: dict[str, Any]) -> None:
         "Accuracy counts answerable questions only; hallucination is a non-abstaining wrong answer (on an unanswerable question, any answer). "
         "Intervals are 95% bootstrap intervals — overlapping intervals mean the difference may be noise."
     )
+    st.caption(escape_markdown(f"{METRIC_HELP['exact_match']} {METRIC_HELP['baselines']}"))
+    flagged = [n for n in real if prior_flag_text(metrics, n)]
+    if flagged:
+        st.warning(
+            escape_markdown("; ".join(f"{label(n)}: {prior_flag_text(metrics, n)}" for n in flagged))
+            + " — these may only reproduce the most frequent answer.",
+            icon=":material/warning:",
+        )
+    for note in (metrics.get("baselines") or {}).get("notes") or []:
+        st.caption(escape_markdown(note))
 
 
 def charts(metrics: dict[str, Any]) -> None:
@@ -216,6 +229,8 @@ def drilldown(predictions: list[dict[str, Any]], methods: list[str]) -> None:
         with col, st.container(border=True):
             st.markdown(f"**{label(m)}** · {outcome(row)}")
             st.markdown(escape_markdown(str(row.get("answer", ""))) or "*(empty answer)*")
+            if row.get("why"):
+                st.caption("Why: " + escape_markdown(str(row["why"])))
             details = [
                 f"F1 {num(row.get('f1'))}",
                 f"{row.get('prompt_tokens', 0)}→{row.get('output_tokens', 0)} tokens",

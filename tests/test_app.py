@@ -315,6 +315,26 @@ def test_compare_scoreboard_and_drilldown_escape_corpus_text(runs, tiny_corpus):
     assert all(not m.allow_html for m in at.markdown)
 
 
+def test_compare_flags_methods_no_better_than_the_prior_and_shows_why(runs, tiny_corpus):
+    run_dir = write_run(runs, tiny_corpus)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    prior = {**metrics["methods"]["zero-shot"], "accuracy": 0.5, "accuracy_ci": [0.2, 0.8], "baseline": True}
+    metrics["methods"]["prior"] = prior
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    for r in rows:
+        r["why"] = 'contains "42 days"' if r["correct"] else "matches no gold alias"
+    (run_dir / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    at = app("compare")
+    board = at.dataframe[0].value
+    assert board.loc[board["Method"] == "prior", "Versus prior"].item() == "baseline"
+    assert "no better than the prior" in board.loc[board["Method"] == "LoRA", "Versus prior"].item()
+    assert board.loc[board["Method"] == "RAG", "Versus prior"].item() == ""  # 100% lies above the prior's interval
+    assert any("LoRA" in w.value and "no better than the prior" in w.value for w in at.warning)
+    assert "SQuAD v2 convention" in texts(at)
+    assert "Why: contains" in texts(at)
+
+
 def test_compare_filters(runs, tiny_corpus):
     write_run(runs, tiny_corpus)
     at = app("compare")
@@ -469,7 +489,8 @@ def test_real_run_through_every_results_page(real_run, isolated_home, monkeypatc
     assert f"Latest comparison · `{real_run.name}`" in texts(at)
 
     at = app("compare")
-    assert list(at.dataframe[0].value["Method"]) == ["Zero-shot", "RAG", "LoRA"]
+    shown_methods = list(at.dataframe[0].value["Method"])
+    assert shown_methods[:3] == ["Zero-shot", "RAG", "LoRA"] and "prior" in shown_methods[3:]  # baselines follow the methods
     rag = next(p for p in predictions if p["method"] == "rag" and p["question_id"] == "q1")
     from app_pages.textview import escape_markdown
 

@@ -155,5 +155,6 @@ def test_journey_corpus_to_report(server, tmp_path):
     runs = [d for d in server["runs"].iterdir() if (d / "metrics.json").exists()]
     assert len(runs) == 1
     metrics = json.loads((runs[0] / "metrics.json").read_text())
-    assert set(metrics["methods"]) == {"zero-shot", "rag"}
+    assert set(metrics["methods"]) - {"prior", "oracle-passage"} == {"zero-shot", "rag"}  # plus the baseline rows
+    assert metrics["methods"]["prior"]["baseline"] is True
     print("screenshots:\n" + "\n".join(shots))

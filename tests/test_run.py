@@ -9,7 +9,7 @@ from conftest import TINY_OVERRIDES
 
 from workbench.aggregate import aggregate
 from workbench.cli import main as cli_main
-from workbench.config import METHODS, build_config
+from workbench.config import BASELINES, METHODS, build_config
 from workbench.run import RunError, run
 from workbench.runstore import list_runs, load_run
 
@@ -25,8 +25,12 @@ def test_run_writes_the_contract_and_aggregates_recompute(tiny_corpus, tiny_lm_d
     data = load_run(run_dir)
     assert data["status"]["state"] == "done"
     held_out = 5
-    assert len(data["predictions"]) == len(METHODS) * held_out
-    assert set(data["metrics"]["methods"]) == set(METHODS)
+    measured = METHODS + BASELINES  # the tiny corpus names gold sources, so oracle-passage runs too
+    assert len(data["predictions"]) == len(measured) * held_out
+    assert set(data["metrics"]["methods"]) == set(measured)
+    assert all(data["metrics"]["methods"][b]["baseline"] for b in BASELINES)
+    assert not any(data["metrics"]["methods"][m]["baseline"] for m in METHODS)
+    assert data["metrics"]["recommendation"]["best"] in METHODS
     for row in data["predictions"]:
         for key in ("correct", "abstained", "hallucinated", "prompt_tokens", "latency_s", "answer", "contexts"):
             assert key in row
@@ -34,7 +38,8 @@ def test_run_writes_the_contract_and_aggregates_recompute(tiny_corpus, tiny_lm_d
             assert row["contexts"] and all("chunk_id" in c for c in row["contexts"])
     costs = {m: {k: v[k] for k in ("build_seconds", "peak_rss_mb", "artifact_mb")} for m, v in data["metrics"]["methods"].items()}
     again = aggregate(data["predictions"], costs, data["metrics"]["usd_per_hour"], data["config"]["eval"]["bootstrap_samples"], data["config"]["seed"])
-    assert again["methods"] == data["metrics"]["methods"]
+    marks = ("baseline", "no_better_than_prior")  # added by baselines.mark_baselines after aggregation
+    assert again["methods"] == {m: {k: v for k, v in d.items() if k not in marks} for m, d in data["metrics"]["methods"].items()}
     assert data["config"]["seed"] == 0 and data["config"]["corpus_fingerprint"]
     assert data["meta"]["versions"]["torch"]
 
@@ -47,7 +52,7 @@ def test_same_seed_same_predictions_and_second_run_is_cached(tiny_corpus, tiny_l
     assert strip(first["predictions"]) == strip(second["predictions"])
     assert second["metrics"]["index"]["cache_hit"] is True
     assert second["metrics"]["train"]["cache_hit"] is True
-    assert all(r["cached"] for r in second["predictions"])
+    assert all(r["cached"] for r in second["predictions"] if r["method"] != "prior")  # the prior generates nothing to cache
 
 
 def test_failed_run_says_why_and_leaves_earlier_runs(tiny_corpus, tiny_lm_dir, tmp_path):
@@ -68,7 +73,7 @@ def test_cli_run_prints_folder_last_and_bad_input_is_one_line(tiny_corpus, tiny_
     out = capsys.readouterr()
     assert code == 0
     run_dir = out.out.strip().splitlines()[-1]
-    assert json.loads((tmp_path / "r" / run_dir.split("/")[-1] / "metrics.json").read_text())["methods"].keys() == {"zero-shot", "rag"}
+    assert json.loads((tmp_path / "r" / run_dir.split("/")[-1] / "metrics.json").read_text())["methods"].keys() == {"zero-shot", "rag", *BASELINES}
     assert cli_main(["run", "--corpus", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "corpus folder not found" in err and "\n" not in err

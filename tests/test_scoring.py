@@ -7,6 +7,8 @@ import pytest
 
 from workbench.scoring import is_abstention, score_answer, semantic_similarity, strip_citations, token_f1
 
+SCORES = ("abstained", "correct", "hallucinated", "exact_match", "f1")
+
 
 @pytest.mark.parametrize(
     "reply",
@@ -29,7 +31,7 @@ from workbench.scoring import is_abstention, score_answer, semantic_similarity, 
 def test_abstention_variants(reply):
     assert is_abstention(reply)
     s = score_answer(reply, ["42 days"], True)
-    assert s == {"abstained": True, "correct": False, "hallucinated": False, "exact_match": 0, "f1": 0.0}
+    assert s == {"abstained": True, "correct": False, "hallucinated": False, "exact_match": 0, "f1": 0.0, "match": "abstained", "why": "abstained on an answerable question"}
 
 
 @pytest.mark.parametrize(
@@ -103,9 +105,10 @@ def test_long_answer_guard():
 
 def test_unanswerable_handling():
     s = score_answer("I don't know", [], False)
-    assert s == {"abstained": True, "correct": False, "hallucinated": False, "exact_match": 1, "f1": 1.0}
+    assert {k: s[k] for k in SCORES} == {"abstained": True, "correct": False, "hallucinated": False, "exact_match": 1, "f1": 1.0}
+    assert s["match"] == "unanswerable" and "SQuAD v2" in s["why"]
     s = score_answer("42 days [1]", [], False)
-    assert s == {"abstained": False, "correct": False, "hallucinated": True, "exact_match": 0, "f1": 0.0}
+    assert {k: s[k] for k in SCORES} == {"abstained": False, "correct": False, "hallucinated": True, "exact_match": 0, "f1": 0.0}
     # Plausible-answer aliases on an unanswerable question never make it correct.
     s = score_answer("42 days", ["42 days"], False)
     assert not s["correct"] and s["hallucinated"]
@@ -113,7 +116,8 @@ def test_unanswerable_handling():
 
 def test_wrong_answer_is_hallucinated():
     s = score_answer("30 days [1]", ["42 days"], True)
-    assert s == {"abstained": False, "correct": False, "hallucinated": True, "exact_match": 0, "f1": pytest.approx(0.5)}
+    assert {k: s[k] for k in SCORES} == {"abstained": False, "correct": False, "hallucinated": True, "exact_match": 0, "f1": pytest.approx(0.5)}
+    assert s["match"] == "none" and "42 days" in s["why"]
 
 
 class _BagOfWordsEmbedder:

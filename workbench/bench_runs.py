@@ -48,9 +48,12 @@ def _stage_timings(run_dir: Path) -> dict[str, float]:
 
 
 def _cached_share(run_dir: Path) -> float:
+    from .config import BASELINES
     from .storage import read_jsonl
 
-    rows = read_jsonl(run_dir / "predictions.jsonl")
+    # the compared methods only: the prior generates nothing, and oracle-passage reuses rag's cached
+    # answers wherever its prompt is rag's (questions without gold sources)
+    rows = [r for r in read_jsonl(run_dir / "predictions.jsonl") if r.get("method") not in BASELINES]
     return sum(1 for r in rows if r.get("cached")) / max(len(rows), 1)
 
 

@@ -15,6 +15,7 @@ from .errors import WorkbenchError
 
 METHODS = ("zero-shot", "few-shot", "rag", "lora", "rag+lora")
 Method = Literal["zero-shot", "few-shot", "rag", "lora", "rag+lora"]
+BASELINES = ("prior", "oracle-passage")  # reference rows added to every run (workbench.baselines), never recommended
 ABSTAIN_REPLY = "I don't know"
 MIN_PROMPT_TOKENS = 64
 
@@ -310,6 +311,7 @@ class EvalConfig:
     usd_per_hour: float = _f(0.10, "Machine price per hour, for cost per 1,000 queries.")
     groundedness: bool = _f(True, "Model-judged groundedness (a secondary hallucination signal).")
     latency_probe_n: int = _f(8, "Held-out questions answered one at a time per method, uncached, for per-query p50/p95 latency (0 = no probe).")
+    baselines: bool = _f(True, "Add the baseline rows: prior (the most frequent train answer, no model) and, when retrieval is compared and questions name their sources, oracle-passage (the rag prompt given the gold passages).")
 
     def __post_init__(self) -> None:
         _coerce_fields(self)
@@ -340,9 +342,9 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _coerce_fields(self)
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if m not in METHODS + BASELINES]
         if bad:
-            raise ConfigError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS + BASELINES)}")
         if not self.methods:
             raise ConfigError("no methods selected; choose from " + ", ".join(METHODS))
         if self.preset not in ("quick", "standard", "custom"):

@@ -6,6 +6,19 @@ from typing import Any
 
 from .types import Answer, Corpus, Question
 
+SCORE_KEYS = ("correct", "abstained", "hallucinated", "exact_match", "f1", "match", "why")  # match/why: the rule and its reason
+
+
+def rescore_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same prediction rows with their scores recomputed by today's scorer (no generation needed)."""
+    from .scoring import score_answer
+
+    out = []
+    for r in rows:
+        s = score_answer(r["answer"], list(r.get("gold") or []), bool(r["answerable"]), r.get("question", ""))
+        out.append({**r, **{k: s[k] for k in SCORE_KEYS}})
+    return out
+
 
 def score_predictions(
     answers: dict[str, list[Answer]],
@@ -23,7 +36,7 @@ def score_predictions(
     rows: list[dict[str, Any]] = []
     for method, method_answers in answers.items():
         qs = [by_id[a.question_id] for a in method_answers]
-        scores = [score_answer(a.text, q.answers, q.answerable) for a, q in zip(method_answers, qs, strict=True)]
+        scores = [score_answer(a.text, q.answers, q.answerable, q.question) for a, q in zip(method_answers, qs, strict=True)]
         sims = (
             semantic_similarity([a.text for a in method_answers], [q.answers for q in qs], embedder)
             if embedder is not None
@@ -46,7 +59,7 @@ def score_predictions(
                     "qtype": q.meta.get("type", ""),
                     "answer": a.text,
                     "contexts": a.contexts,
-                    **{k: s[k] for k in ("correct", "abstained", "hallucinated", "exact_match", "f1")},
+                    **{k: s[k] for k in SCORE_KEYS},
                     "semantic_sim": sim,
                     "unsupported": (bool(unsupported) if unsupported is not None else None),
                     "unsupported_items": unsupported or [],

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench import __version__, fmt
+from workbench.baselines import prior_flag_text
 from workbench.config import METHODS
 from workbench.decision import BREAKDOWN_LABELS, BREAKDOWN_ORDER, label, recommend
 from workbench.errors import WorkbenchError
+from workbench.scoring import METRIC_HELP
 from workbench.storage import atomic_write_bytes, read_json, read_jsonl
 
 FORMATS = ("html", "pdf", "md", "csv", "json")
@@ -132,17 +134,18 @@ def _title(run: dict) -> str:
 def scoreboard(run: dict) -> Table:
     """One row per method: accuracy and hallucination with 95% intervals, quality, per-query latency, throughput, cost."""
     head = ["Method", "n", "Accuracy [95% CI]", "Hallucination [95% CI]", "Abstention", "EM", "F1",
-            "Per-query p50 / p95 (probe n)", "Batched q/s", "Tokens in / out", "USD / 1k queries", "USD / correct answer", "Build"]
+            "Per-query p50 / p95 (probe n)", "Batched q/s", "Tokens in / out", "USD / 1k queries", "USD / correct answer", "Build", "Versus prior"]
     rows = []
     for name in _methods(run):
         m = run["metrics"]["methods"][name]
+        versus = "baseline" if m.get("baseline") else prior_flag_text(run["metrics"], name)
         rows.append([
             label(name) + (" (baseline)" if m.get("baseline") else ""), str(m.get("n", "")), _rate_ci(m, "accuracy", "accuracy_ci"),
             _rate_ci(m, "hallucination_rate", "hallucination_ci"), fmt.pct(m.get("abstention_rate")), fmt.pct(m.get("exact_match")), _num(m.get("f1")),
             f"{fmt.seconds(m.get('latency_p50_s'))} / {fmt.seconds(m.get('latency_p95_s'))} ({m.get('latency_probe_n', 'n/a')})",
             _num(m.get("throughput_qps")),
             f"{_num(m.get('prompt_tokens_mean'), '{:.0f}')} / {_num(m.get('output_tokens_mean'), '{:.0f}')}",
-            fmt.money(m.get("usd_per_1k_queries")), fmt.money(m.get("cost_per_correct_usd")), fmt.seconds(m.get("build_seconds")),
+            fmt.money(m.get("usd_per_1k_queries")), fmt.money(m.get("cost_per_correct_usd")), fmt.seconds(m.get("build_seconds")), versus,
         ])
     return head, rows
 
@@ -158,6 +161,10 @@ def eligibility_table(rec: dict) -> Table:
     for name, b in (rec.get("baselines") or {}).items():
         rows.append([label(name), "baseline", f"reference only: {fmt.pct(b.get('accuracy'))} {fmt.pct_ci(b.get('accuracy_ci'))} accuracy", "", ""])
     return ["Method", "Eligible", "Quality floor", "USD / month", "USD / correct answer"], rows
+def metric_notes(run: dict) -> list[str]:
+    """What accuracy, EM and F1 mean (with the unanswerable convention), the baselines, and any baseline notes."""
+    notes = [METRIC_HELP[k] for k in ("accuracy", "exact_match", "f1", "baselines")]
+    return notes + list((run["metrics"].get("baselines") or {}).get("notes") or [])
 
 
 def ranking(rec: dict) -> Table:
@@ -374,6 +381,7 @@ def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
         f'<p class="note">Accuracy over answerable held-out questions; hallucination = confident wrong answers over all held-out questions; '
         f"95% bootstrap intervals. Per-query p50 / p95: seconds to answer one question alone (latency probe, answer cache bypassed; n in brackets); "
         f"batched q/s: throughput of the batched evaluation, which the cost is based on. Cost at {_e(fmt.money(metrics.get('usd_per_hour')))}/hour of machine time.</p>",
+        "".join(f'<p class="note">{_e(n)}</p>' for n in metric_notes(run)),
         "<h2>Charts</h2><div class=\"grid\">",
     ]
     parts += [f'<div class="card chart" title="{_e(t)}">{to_svg(c)}</div>' for t, c in _charts(run)]
@@ -408,7 +416,9 @@ def _sample_html(run: dict) -> str:
             cls, word = _mark(row)
             text = (row or {}).get("answer", "")
             text = text if len(text) <= 200 else text[:200] + "…"
-            cells.append(f'<td class="ans">{_e(text)}<span class="tag {cls}">{_e(word)}</span></td>')
+            why = (row or {}).get("why", "")
+            cells.append(f'<td class="ans">{_e(text)}<span class="tag {cls}" title="{_e(why)}">{_e(word)}</span>'
+                         + (f'<div class="note">{_e(why)}</div>' if why else "") + "</td>")
         rows.append(f"<tr><td>{_e(q['question'])}<div class=\"note\">{_e(q['id'])}</div></td><td class=\"ans\">{_e(gold)}</td>{''.join(cells)}</tr>")
     n_q = len({r["question_id"] for r in run["predictions"]})
     return (f'<p class="note">{len(items)} of {n_q} held-out questions, those where methods disagree first.</p>'
@@ -465,20 +475,23 @@ def render_markdown(run_dir: str | Path, recommendation: dict | None = None) -> 
                          ("Are the differences real? (McNemar)", mcnemar_table(run)), ("Break-even volumes", break_even_table(run)),
                          ("Retrieval", retrieval_table(run)), ("Training (LoRA)", training_table(run)), ("Settings", settings_table(run))):
         out += [f"## {title}\n", _md_table(table)]
+        if title == "Scoreboard":
+            out += ["## What the figures mean\n"] + [f"- {_md_cell(n)}" for n in metric_notes(run)] + [""]
     methods = _methods(run)
     rows = []
     for q in sample_rows(run):
         cells = [q["question"], " / ".join(q["gold"]) or "(unanswerable)"]
         for m in methods:
             row = q["answers"].get(m)
-            cells.append(f"{(row or {}).get('answer', '')} ({_mark(row)[1]})")
+            why = (row or {}).get("why")
+            cells.append(f"{(row or {}).get('answer', '')} ({_mark(row)[1]}{': ' + why if why else ''})")
         rows.append(cells)
     out += ["## Sample answers\n", _md_table((["Question", "Gold"] + [label(m) for m in methods], rows))]
     return "\n".join(out)
 
 
 CSV_COLUMNS = ["method", "question_id", "question", "gold", "answerable", "split", "qtype", "answer", "correct", "abstained", "hallucinated",
-               "exact_match", "f1", "semantic_sim", "unsupported", "groundedness", "prompt_tokens", "output_tokens", "batched_latency_s",
+               "exact_match", "f1", "match", "why", "semantic_sim", "unsupported", "groundedness", "prompt_tokens", "output_tokens", "batched_latency_s",
                "probe_latency_s", "cached", "sources"]
 CSV_RENAMED = {"batched_latency_s": "latency_s", "probe_latency_s": "latency_probe_s"}  # labelled: batch share vs one question alone
 
@@ -608,8 +621,8 @@ def render_pdf(run_dir: str | Path, recommendation: dict | None = None) -> bytes
     story += [p("• " + r) for r in reasons]
     word = "Caveat: " if rec.get("best") else "Would help: "
     story += [p(word + c, ParagraphStyle("cav", parent=body, textColor=colors.HexColor("#8a5300"))) for c in notes]
-    widths = [w * cm for w in (2.4, 0.9, 2.6, 2.6, 1.7, 1.3, 1.2, 3.0, 1.5, 1.9, 1.9, 2.0, 1.8)]
-    story += [KeepTogether([p("Scoreboard", h2), table(scoreboard(run), widths, best=_best_label(rec))])]
+    widths = [w * cm for w in (2.4, 0.9, 2.6, 2.6, 1.7, 1.3, 1.2, 3.0, 1.5, 1.9, 1.9, 2.0, 1.8, 1.8)]
+    story += [KeepTogether([p("Scoreboard", h2), table(scoreboard(run), widths, best=_best_label(rec)), *[p(n, small) for n in metric_notes(run)]])]
     story += [KeepTogether([p("Quality floor", h2), table(eligibility_table(rec), [3 * cm, 1.8 * cm, 14 * cm, 2.6 * cm, 2.8 * cm])])]
     story += [KeepTogether([p("Ranking", h2), table(ranking(rec))])]
     images = []

@@ -122,6 +122,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, str], None], timings: dict[str, float]) -> dict[str, Any]:
     from . import aggregate
+    from .baselines import RETRIEVAL_METHODS, baselines_for, mark_baselines
     from .corpus import corpus_fingerprint, load_corpus
     from .evaluate import score_predictions
     from .generation import Generator
@@ -145,21 +146,25 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
     timings["corpus_s"] = time.perf_counter() - t0
     report("corpus", 1.0, f"{len(corpus.documents)} documents, {len(corpus.train)} train / {len(held_out)} held-out questions")
+    baseline_notes: list[str] = []
+    if config.eval.baselines:
+        added, baseline_notes = baselines_for(methods, held_out)
+        methods += added
 
     t0 = time.perf_counter()
     report("model", 0.0, f"loading generator {config.model}")
     generator = Generator.from_name(config.model, progress=lambda m, f: report("model", f, m))
-    needs_embedder = any(m in ("rag", "rag+lora") for m in methods) or ("few-shot" in methods and config.few_shot.selection == "nearest")
+    needs_embedder = any(m in RETRIEVAL_METHODS for m in methods) or ("few-shot" in methods and config.few_shot.selection == "nearest")
     embedder = _embedder(config, load_embedder) if needs_embedder or config.eval.groundedness else None
     timings["model_s"] = time.perf_counter() - t0
 
     costs: dict[str, dict[str, float]] = {m: {"build_seconds": 0.0, "artifact_mb": 0.0} for m in methods}
     extra: dict[str, Any] = {}
     index = None
-    if any(m in ("rag", "rag+lora") for m in methods):
+    if any(m in RETRIEVAL_METHODS for m in methods):
         index, extra["retrieval"], info = _build_index(config, corpus, held_out, embedder, report)
         timings["index_s"] = info.get("load_seconds", 0.0) + (0.0 if info.get("cache_hit") else info.get("build_seconds", 0.0))
-        for m in ("rag", "rag+lora"):
+        for m in RETRIEVAL_METHODS:
             if m in costs:
                 costs[m]["build_seconds"] += info["build_seconds"]
                 costs[m]["artifact_mb"] += info.get("artifact_mb", 0.0)
@@ -216,6 +221,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     report("aggregate", 0.0, "aggregating")
     metrics = aggregate.aggregate(predictions, costs, config.eval.usd_per_hour, config.eval.bootstrap_samples, config.seed)
     metrics.update(extra)
+    mark_baselines(metrics, baseline_notes)
     metrics["usd_per_hour"] = config.eval.usd_per_hour
     metrics["corpus"] = {
         "name": Path(config.corpus).name,
@@ -324,5 +330,5 @@ def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter
     for name, method in (("base", "zero-shot"), ("adapter", "lora")):
         strategy = make_strategy(method, generator=generator, adapter_generator=adapter_generator, cfg=config, instruction=corpus.instruction)
         answers = strategy.answer(taught)
-        out[f"{name}_accuracy"] = sum(score_answer(a.text, q.answers, True)["correct"] for a, q in zip(answers, taught, strict=True)) / len(taught)
+        out[f"{name}_accuracy"] = sum(score_answer(a.text, q.answers, True, q.question)["correct"] for a, q in zip(answers, taught, strict=True)) / len(taught)
     return out

@@ -222,9 +222,12 @@ class Rag(_PromptStrategy):
             h = hits[0]
             hits = [Retrieved(h.chunk_id, h.doc_id, self.generator.tok.decode(ids[:keep]), h.score, h.rank)]
 
+    def _hits(self, questions: list[Question]) -> list[list[Retrieved]]:
+        return self.index.search_batch([q.question for q in questions], self.retrieval_cfg, self.embedder)
+
     def answer(self, questions: list[Question]) -> list[Answer]:
         """Retrieve for all questions in one batch, then answer from the numbered passages."""
-        found = self.index.search_batch([q.question for q in questions], self.retrieval_cfg, self.embedder)
+        found = self._hits(questions)
         if len(found) != len(questions):
             raise StrategyError(f"index returned {len(found)} result lists for {len(questions)} questions")
         rendered, contexts, metas = [], [], []
@@ -291,4 +294,9 @@ def make_strategy(
         return Rag(generator, index, cfg.retrieval, embedder, **common)
     if method == "rag+lora":
         return RagLora(adapter_generator, index, cfg.retrieval, embedder, **common)
-    raise StrategyError(f"unknown method {method!r}; choose from zero-shot, few-shot, rag, lora, rag+lora")
+    from .baselines import make_baseline
+
+    baseline = make_baseline(method, generator=generator, index=index, embedder=embedder, pool=list(pool or []), cfg=cfg, common=common)
+    if baseline is not None:
+        return baseline
+    raise StrategyError(f"unknown method {method!r}; choose from zero-shot, few-shot, rag, lora, rag+lora, prior, oracle-passage")
