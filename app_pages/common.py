@@ -16,9 +16,9 @@ from app_pages.textview import escape_markdown
 from workbench import fmt
 from workbench.baselines import prior_flag_text
 from workbench.config import METHODS, RunConfig
+from workbench.decision import label as decision_label
 from workbench.paths import bundled_corpora, default_runs_dir, home, repo_root
 
-METHOD_LABELS = {"zero-shot": "Zero-shot", "few-shot": "Few-shot", "rag": "RAG", "lora": "LoRA", "rag+lora": "RAG+LoRA"}
 STAGE_LABELS = {
     "starting": "Starting",
     "corpus": "Load corpus",
@@ -97,7 +97,7 @@ def safe_upload_name(name: str) -> str:
 
 
 def label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+    return decision_label(method)
 
 
 def pct(x: float | None, digits: int = 0) -> str:

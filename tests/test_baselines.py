@@ -120,10 +120,11 @@ def test_reports_flag_methods_within_the_prior_and_explain_the_figures(tmp_path)
     assert metrics["methods"]["lora"]["no_better_than_prior"] and not metrics["methods"]["rag"]["no_better_than_prior"]
     assert metrics["recommendation"]["best"] == "rag"
     md = render_markdown(run_dir)
-    lora_row = next(line for line in md.splitlines() if line.startswith("| LoRA |"))
+    board = md.split("## Scoreboard", 1)[1].split("\n## ", 1)[0].splitlines()
+    lora_row = next(line for line in board if line.startswith("| LoRA |"))
     assert "no better than the prior" in lora_row
-    assert "no better than the prior" not in next(line for line in md.splitlines() if line.startswith("| RAG |"))
-    assert "| baseline |" in next(line for line in md.splitlines() if line.startswith("| prior |"))
+    assert "no better than the prior" not in next(line for line in board if line.startswith("| RAG |"))
+    assert "| baseline |" in next(line for line in board if line.startswith("| Prior (baseline) |"))
     assert "SQuAD v2 convention" in md and "oracle-passage skipped" in md
     assert '(correct: equals "Catholic Church")' in md  # the why of each judgement beside the answer
     html = render_html(run_dir)

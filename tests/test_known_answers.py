@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from lookup_generator import DECODE_FACTOR, SECONDS_PER_TOKEN, LookupGenerator
 
-from workbench.config import ABSTAIN_REPLY, build_config
+from workbench.config import ABSTAIN_REPLY, BASELINES, build_config
 from workbench.generation import GenerationError, Generator
 from workbench.run import run
 
@@ -201,9 +201,10 @@ def test_report_columns_show_the_measured_numbers(known_run):
     for method, (acc, hall, abst) in want.items():
         assert [cells[method][2].split()[0], cells[method][3].split()[0], cells[method][4]] == [acc, hall, abst], cells[method]
     csv_rows = list(csv.DictReader(io.StringIO(render_csv(known_run))))
-    assert {(r["method"], r["question_id"], r["correct"]) for r in csv_rows} == {
+    assert {(r["method"], r["question_id"], r["correct"]) for r in csv_rows if r["method"] in METHODS} == {
         (m, q, str(o == "C")) for m, byq in EXPECTED.items() for q, o in byq.items()
     }
+    assert {r["method"] for r in csv_rows} - set(METHODS) == set(BASELINES)  # the reference rows are exported too
 
 
 def test_an_unchanged_rerun_is_served_from_the_cache_with_the_same_numbers(known_run, tmp_path):
@@ -211,6 +212,7 @@ def test_an_unchanged_rerun_is_served_from_the_cache_with_the_same_numbers(known
     first = run(known_config(corpus, table, ["zero-shot", "rag"]), out_dir=tmp_path / "runs", run_id="a")
     second = run(known_config(corpus, table, ["zero-shot", "rag"]), out_dir=tmp_path / "runs", run_id="b")
     (m1, r1), (m2, r2) = _load(first), _load(second)
+    r1, r2 = ([r for r in rows if r["method"] in METHODS] for rows in (r1, r2))  # baselines are not generated, so never cached
     assert all(r["cached"] for r in r2) and not any(r["cached"] for r in r1)
     assert [(r["question_id"], r["answer"], r["correct"]) for r in r1] == [(r["question_id"], r["answer"], r["correct"]) for r in r2]
     assert m2["methods"]["rag"]["accuracy"] == pytest.approx(0.9) == m1["methods"]["rag"]["accuracy"]

@@ -30,7 +30,8 @@ def test_run_writes_the_contract_and_aggregates_recompute(tiny_corpus, tiny_lm_d
     assert set(data["metrics"]["methods"]) == set(measured)
     assert all(data["metrics"]["methods"][b]["baseline"] for b in BASELINES)
     assert not any(data["metrics"]["methods"][m]["baseline"] for m in METHODS)
-    assert data["metrics"]["recommendation"]["best"] in METHODS
+    rec = data["metrics"]["recommendation"]  # the random tiny model may pass no quality floor: then no winner is named
+    assert rec["best"] in METHODS or (rec["best"] is None and rec["summary"].startswith("No recommendation"))
     for row in data["predictions"]:
         for key in ("correct", "abstained", "hallucinated", "prompt_tokens", "latency_s", "answer", "contexts"):
             assert key in row
@@ -100,6 +101,9 @@ def test_two_identical_uncached_runs_give_identical_predictions(tiny_corpus, tin
     assert probed(rows_a) == probed(rows_b) and len(probed(rows_a)) == len(methods) * 5  # 5 held-out questions, probe_n 8
     metrics = json.loads((a / "metrics.json").read_text())
     for m in metrics["methods"].values():
+        if m.get("baseline"):  # reference rows are not served: no probe
+            assert m["latency_probe_n"] == 0 and m["latency_p50_s"] is None
+            continue
         assert m["latency_probe_n"] == 5 and m["latency_p50_s"] <= m["latency_p95_s"] and m["throughput_qps"] > 0
     meta = json.loads((a / "meta.json").read_text())
     assert {"seed", "batch_size", "dtype", "torch_threads", "may_vary"} <= set(meta["reproducibility"])

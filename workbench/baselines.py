@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any
 
 from .config import ABSTAIN_REPLY, BASELINES, RunConfig
+from .eligibility import is_baseline
 from .strategies import Rag, StrategyError, example_answer
 from .textnorm import contains_tokens, normalize_answer, tokens
 from .types import Answer, Question, Retrieved
@@ -121,10 +122,6 @@ def mark_baselines(metrics: dict, notes: list[str]) -> None:
         if not m["baseline"] and PRIOR in methods:
             m["no_better_than_prior"] = no_better_than_prior(metrics, name)
     metrics["baselines"] = {"methods": [b for b in BASELINES if b in methods], "notes": list(notes)}
-
-
-def is_baseline(metrics: dict, method: str) -> bool:
-    return bool((metrics.get("methods") or {}).get(method, {}).get("baseline"))
 
 
 def no_better_than_prior(metrics: dict, method: str) -> bool:

@@ -30,7 +30,7 @@ from workbench.eligibility import Floor, advice, baseline_rows, is_baseline, mcn
 from workbench.errors import WorkbenchError
 
 METHOD_LABELS = {"zero-shot": "Zero-shot", "few-shot": "Few-shot", "rag": "RAG", "lora": "LoRA", "rag+lora": "RAG+LoRA",
-                 "prior": "Prior baseline", "oracle-passage": "Oracle passage"}
+                 "prior": "Prior", "oracle-passage": "Oracle passage"}
 RAG_METHODS = ("rag", "rag+lora")
 ADAPTER_METHODS = ("lora", "rag+lora")
 FORMAT_METHODS = ("lora", "few-shot")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
+from .config import BASELINES, RunConfig
 from .cost import RssSampler
 from .errors import WorkbenchError
 from .paths import default_runs_dir
@@ -200,9 +200,10 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
             for start in range(0, len(held_out), bs):
                 report("answer", (mi + start / len(held_out)) / len(methods), f"{method}: question {start + 1}-{min(start + bs, len(held_out))} of {len(held_out)}")
                 out += strategy.answer(held_out[start : start + bs])
-            probes[method] = latency_probe(
-                strategy, probe_qs, lambda i, n, m=method, k=mi: report("answer", (k + 0.9 + 0.1 * i / n) / len(methods), f"{m}: latency probe, question {i + 1} of {n} answered alone")
-            )
+            if method not in BASELINES:  # reference rows are not served, so their latency is not measured
+                probes[method] = latency_probe(
+                    strategy, probe_qs, lambda i, n, m=method, k=mi: report("answer", (k + 0.9 + 0.1 * i / n) / len(methods), f"{m}: latency probe, question {i + 1} of {n} answered alone")
+                )
         costs[method]["peak_rss_mb"] = rss.peak
         answers[method] = out
     timings["answer_s"] = time.perf_counter() - t0
@@ -253,8 +254,8 @@ def reproducibility(config: RunConfig, generator: Any) -> dict[str, Any]:
         "decoding": "greedy" if config.generation.temperature == 0 else f"sampled at temperature {config.generation.temperature}, seeded per batch",
         "batch_size": config.generation.batch_size,
         "batch_composition": "prompts sorted by token length, then cut into batches of batch_size (left padding)",
-        "dtype": str(generator.model.dtype).replace("torch.", ""),
-        "device": str(generator.device),
+        "dtype": str(getattr(getattr(generator, "model", None), "dtype", "n/a")).replace("torch.", ""),
+        "device": str(getattr(generator, "device", "n/a")),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
