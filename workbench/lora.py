@@ -23,7 +23,7 @@ from typing import Any
 
 from .config import SplitConfig, TrainConfig
 from .leakage import DEFAULT_THRESHOLD, check_leakage
-from .lora_data import IGNORE, TrainingData, build_training_data, data_fingerprint
+from .lora_data import IGNORE, PLAIN_PARTS, TrainingData, build_training_data, data_fingerprint
 from .models import default_dtype, load_generator, resolve_generator, setup_threads
 from .paths import cache_dir
 from .storage import FolderLock, LockedError, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
@@ -368,7 +368,8 @@ def _held_out_hash(held_out: list[Question]) -> str:
 
 def _leakage(data: TrainingData, held_out: list[Question], embedder: Any, out_dir: Path) -> dict[str, Any]:
     """Run the guard, save leakage.json next to the adapter, raise LeakageError on a leak."""
-    report = check_leakage(data.texts, held_out, embedder=embedder, threshold=DEFAULT_THRESHOLD, questions=data.questions, answers=data.answers)
+    plain = [t for t, m in zip(data.texts, data.meta, strict=True) if m.get("part") in PLAIN_PARTS]
+    report = check_leakage(plain, held_out, embedder=embedder, threshold=DEFAULT_THRESHOLD, questions=data.questions, answers=data.answers)
     saved = {**report.to_dict(), "held_out_hash": _held_out_hash(held_out)}
     atomic_write_json(out_dir / "leakage.json", saved)
     report.raise_if_leaked()

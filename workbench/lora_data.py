@@ -24,6 +24,7 @@ from .types import Corpus, Document, Question
 
 DATA_VERSION = 1  # bump when the recipe changes so cached adapters are not reused
 IGNORE = -100
+PLAIN_PARTS = ("chunks", "paraphrases")  # document text, searched verbatim by the leakage guard
 Progress = Callable[[str, float], None]
 
 SYNTH_PROMPT = (

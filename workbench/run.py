@@ -132,16 +132,16 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
 
     t0 = time.perf_counter()
     report("corpus", 0.0, f"loading {config.corpus}")
-    corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed)
+    embedder = _embedder(config, load_embedder)  # also groups paraphrased twin questions before the split
+    corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed, embedder=embedder)
     held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
     timings["corpus_s"] = time.perf_counter() - t0
-    report("corpus", 1.0, f"{len(corpus.documents)} documents, {len(corpus.train)} train / {len(held_out)} held-out questions")
+    twins = corpus.twins
+    report("corpus", 1.0, f"{len(corpus.documents)} documents, {len(corpus.train)} train / {len(held_out)} held-out questions; {twins.get('grouped_questions', 0)} twins grouped, {twins.get('withheld', 0)} withheld")
 
     t0 = time.perf_counter()
     report("model", 0.0, f"loading generator {config.model}")
     generator = Generator.from_name(config.model, progress=lambda m, f: report("model", f, m))
-    needs_embedder = any(m in ("rag", "rag+lora") for m in methods) or ("few-shot" in methods and config.few_shot.selection == "nearest")
-    embedder = _embedder(config, load_embedder) if needs_embedder or config.eval.groundedness else None
     timings["model_s"] = time.perf_counter() - t0
 
     costs: dict[str, dict[str, float]] = {m: {"build_seconds": 0.0, "artifact_mb": 0.0} for m in methods}
@@ -155,6 +155,11 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
                 costs[m]["build_seconds"] += info["build_seconds"]
                 costs[m]["artifact_mb"] += info.get("artifact_mb", 0.0)
         extra["index"] = info
+
+    if "few-shot" in methods:
+        from .strategies import few_shot_leakage
+
+        extra["few_shot"] = {"pool": len(corpus.train), "leakage": few_shot_leakage(corpus.train, held_out, embedder)}
 
     adapter_generator = None
     if any(m in ("lora", "rag+lora") for m in methods):
@@ -201,6 +206,8 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     metrics = aggregate.aggregate(predictions, costs, config.eval.usd_per_hour, config.eval.bootstrap_samples, config.seed)
     metrics.update(extra)
     metrics["usd_per_hour"] = config.eval.usd_per_hour
+    metrics["splits"] = twins
+    metrics["seen"] = what_each_method_saw(methods, corpus, extra)
     metrics["corpus"] = {
         "name": Path(config.corpus).name,
         "title": corpus.title,
@@ -219,6 +226,24 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         pass
     fingerprints = {"corpus_fingerprint": corpus_fingerprint(corpus), "model_fingerprint": generator.fingerprint}
     return {"predictions": predictions, "metrics": metrics, "fingerprints": fingerprints}
+
+
+def what_each_method_saw(methods: list[str], corpus: Corpus, extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per method, what it learned from or looked at: documents indexed or trained on, Q/A, synthetic pairs, pool, withheld twins."""
+    withheld = int(corpus.twins.get("withheld", 0))
+    index = extra.get("index", {})
+    out: dict[str, dict[str, Any]] = {}
+    for m in methods:
+        seen: dict[str, Any] = {"withheld_twins": withheld}
+        if m == "few-shot":
+            seen["few_shot_pool"] = extra.get("few_shot", {}).get("pool", len(corpus.train))
+        if m in ("rag", "rag+lora"):
+            seen.update(documents_indexed=len(corpus.documents), chunks_indexed=index.get("n_chunks"))
+        tuned = extra.get("train", {}).get("recipes", {}).get("raft" if m == "rag+lora" else "lora") if m in ("lora", "rag+lora") else None
+        if tuned:
+            seen["train_data"] = tuned.get("data_counts", {})
+        out[m] = seen
+    return out
 
 
 def _embedder(config: RunConfig, load_embedder: Callable[..., Any]) -> Any:
