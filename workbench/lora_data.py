@@ -459,9 +459,17 @@ def build_training_data(
         pairs, stats["generated_dropped_leak"] = _drop_leaks(pairs, held_out, embedder)
         order = list(range(len(pairs)))
         random.Random(f"workbench-dialogues-{seed}").shuffle(order)  # mix chunks: no turn answers from an earlier one
-        for start in range(0, len(order), DIALOGUE_TURNS):
-            turns = [pairs[i] for i in order[start : start + DIALOGUE_TURNS]]
-            examples.append(dialogue_example(tokenizer, [(p["question"], p["answer"]) for p in turns], corpus.instruction, "generated_qa", {"synthetic": True, "doc_ids": [p["doc_id"] for p in turns]}))
+        turns: list[dict[str, Any]] = []
+        for i in order + [-1]:
+            if i >= 0:
+                candidate = turns + [pairs[i]]
+                ex = dialogue_example(tokenizer, [(p["question"], p["answer"]) for p in candidate], corpus.instruction, "generated_qa", {})
+                if len(candidate) <= DIALOGUE_TURNS and (len(ex.ids) <= cfg.seq_len or not turns):
+                    turns = candidate
+                    continue
+            if turns:  # the dialogue is full (turns or seq_len): emit it, start the next with this pair
+                examples.append(dialogue_example(tokenizer, [(p["question"], p["answer"]) for p in turns], corpus.instruction, "generated_qa", {"synthetic": True, "doc_ids": [p["doc_id"] for p in turns]}))
+            turns = [pairs[i]] if i >= 0 else []
     return _finish(examples, stats, corpus, tokenizer, cfg, split_cfg, seed)
 
 
