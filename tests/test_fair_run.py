@@ -40,8 +40,9 @@ def test_run_records_twins_seen_learning_curve_and_uses_a_raft_adapter(tiny_corp
     assert metrics["few_shot"]["leakage"]["ok"] and metrics["train"]["leakage"]["ok"]
     for method in ("lora", "rag+lora"):
         curve = metrics["learning_curve"][method]
-        assert len(curve) == 2, (method, curve, metrics["train"]["recipes"])
-        assert curve[0]["step"] < curve[1]["step"] and sum(p["picked"] for p in curve) == 1
+        assert len(curve) == 3, (method, curve, metrics["train"]["recipes"])
+        assert curve[0]["step"] == 0 and curve[0]["base"] and not curve[0]["picked"]  # the base model, a reference only
+        assert 0 < curve[1]["step"] < curve[2]["step"] and sum(p["picked"] for p in curve) == 1
         assert all(p["held_out_accuracy"] is not None for p in curve)
     rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
     assert not any(r["question_id"] == "t6-twin" for r in rows)

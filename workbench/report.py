@@ -203,7 +203,8 @@ def curve_table(run: dict) -> Table:
     for m, points in (run["metrics"].get("learning_curve") or {}).items():
         for p in points:
             rows.append([label(m), str(p.get("step")), _num(p.get("train_seconds"), "{:.0f}"), f"{pct(p['dev_accuracy'])} of {p.get('n_dev', 0)}" if p.get("dev_accuracy") is not None else "–",
-                         f"{pct(p['held_out_accuracy'])} of {p.get('n_held_out', 0)}" if p.get("held_out_accuracy") is not None else "–", "picked" if p.get("picked") else ""])
+                         f"{pct(p['held_out_accuracy'])} of {p.get('n_held_out', 0)}" if p.get("held_out_accuracy") is not None else "–",
+                         "base model (reference)" if p.get("base") else ("picked" if p.get("picked") else "")])
     return ["Method", "Step", "Train s", "Dev accuracy", "Held-out accuracy (subset)", ""], rows
 
 
