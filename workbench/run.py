@@ -330,10 +330,12 @@ def _train(
 
 def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter_generator: Any, report: Callable[[str, float, str], None], n: int = 20) -> dict:
     """Proof the adapter learned: accuracy on train-split questions it was taught, base model vs adapter."""
+    from .lora_data import dev_slice
     from .scoring import score_answer
     from .strategies import make_strategy
 
-    taught = [q for q in corpus.train if q.answerable][:n]
+    dev = {q.id for q in dev_slice(corpus, config.train.dev_fraction, config.seed)}  # kept out of training: not taught
+    taught = [q for q in corpus.train if q.answerable and q.id not in dev][:n]
     if not taught:
         return {}
     report("train", 1.0, f"checking what the adapter learned on {len(taught)} train questions")
