@@ -11,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .answer_cache import AnswerCache
 from .config import RunConfig, TrainConfig
+from .paths import cache_dir
 from .types import Corpus, Question
 
 Report = Callable[[str, float, str], None]
@@ -91,10 +94,13 @@ def learning_curve(
     from .lora import load_adapter_model, snapshots
     from .strategies import make_strategy
 
+    # Its own answer cache: an unchanged rerun redraws the curve from it, and a cold run's evaluation
+    # is not served answers the curve happened to compute first.
+    store = None if os.environ.get("WORKBENCH_NO_ANSWER_CACHE") == "1" else AnswerCache(cache_dir("answers") / "learning_curve.sqlite")
     points = snapshots(adapter_dir)
     held = [q for q in held_out if q.answerable and q.answers][:n_held]
     elapsed = _elapsed_at(adapter_dir.parent / "train_log.jsonl")
-    base = make_strategy("rag" if method == "rag+lora" else "zero-shot", generator=generator, index=index, embedder=embedder, cfg=config, instruction=corpus.instruction)
+    base = make_strategy("rag" if method == "rag+lora" else "zero-shot", generator=generator, index=index, embedder=embedder, cfg=config, instruction=corpus.instruction, cache=store or False)
     dev0, n_dev0 = _accuracy(base, dev)
     held0, n_h0 = _accuracy(base, held)
     curve = [{"step": 0, "train_seconds": 0.0, "dev_accuracy": dev0, "n_dev": n_dev0, "held_out_accuracy": held0, "n_held_out": n_h0, "base": True}]
@@ -104,7 +110,7 @@ def learning_curve(
         report("train", k / len(points), f"{method}: learning curve, step {step} ({len(dev)} dev, {len(held)} held-out questions)")
         set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
         gen = Generator(model, generator.tokenizer, adapter=str(folder))
-        strategy = make_strategy(method, generator=generator, adapter_generator=gen, index=index, embedder=embedder, cfg=config, instruction=corpus.instruction)
+        strategy = make_strategy(method, generator=generator, adapter_generator=gen, index=index, embedder=embedder, cfg=config, instruction=corpus.instruction, cache=store or False)
         dev_acc, n_dev = _accuracy(strategy, dev)
         held_acc, n_h = _accuracy(strategy, held)
         curve.append({"step": step, "train_seconds": elapsed.get(step), "dev_accuracy": dev_acc, "n_dev": n_dev, "held_out_accuracy": held_acc, "n_held_out": n_h})
