@@ -127,6 +127,33 @@ def charts(metrics: dict[str, Any]) -> None:
                 st.altair_chart(make(metrics), width="stretch", theme=None)
             except ValueError as exc:
                 st.info(str(exc))
+    if metrics.get("learning_curve"):
+        st.markdown("**Learning curve** — accuracy of the tuned methods at points of their training budget (the dev slice of the train split picks the point used)")
+        try:
+            st.altair_chart(ch.learning_curve_chart(metrics), width="stretch", theme=None)
+        except ValueError as exc:
+            st.info(str(exc))
+
+
+def what_each_method_saw(metrics: dict[str, Any], run: dict[str, Any]) -> None:
+    """Per method: documents indexed or trained on, Q/A used, synthetic pairs, few-shot pool, withheld twins."""
+    from workbench.report import curve_table, seen_table
+
+    data = {"metrics": metrics, "predictions": run.get("predictions") or [], "config": run.get("config") or {}}
+    head, rows = seen_table(data)
+    if rows:
+        st.markdown("**What each method saw** (the same corpus for every method; held-out questions and their twins in none)")
+        st.dataframe(pd.DataFrame(rows, columns=head), hide_index=True, width="stretch")
+    splits = metrics.get("splits") or {}
+    if splits:
+        st.caption(
+            f"Twin questions: {splits.get('grouped_questions', 0)} in {splits.get('twin_groups', 0)} groups kept on one side of the split; "
+            f"{splits.get('withheld', 0)} train-side twins of held-out questions withheld from training and few-shot."
+        )
+    head, rows = curve_table(data)
+    if rows:
+        st.markdown("**Learning curve**")
+        st.dataframe(pd.DataFrame(rows, columns=head), hide_index=True, width="stretch")
 
 
 def outcome(row: dict[str, Any]) -> str:
@@ -310,6 +337,7 @@ def statistics(metrics: dict[str, Any], run: dict[str, Any]) -> None:
         if train.get("leakage"):
             with st.expander("Leakage check (held-out questions in the training data?)"):
                 st.json(train["leakage"])
+    what_each_method_saw(metrics, run)
     with st.expander("Run settings and environment"):
         st.json({"config": run.get("config"), "meta": run.get("meta")}, expanded=False)
 

@@ -41,7 +41,7 @@ def settings(corpus) -> dict | None:
                     "Preset",
                     ["quick", "standard"],
                     default=ss.get("preset", "quick") if ss.get("preset") in ("quick", "standard") else "quick",
-                    help="quick: 30 held-out questions and a 4-epoch Q/A adapter (about 17 min cold on 2 cores, seconds when cached); standard: everything.",
+                    help="quick: 30 held-out questions, one epoch on the documents + Q/A generated from them + train Q/A, a small RAFT adapter for RAG+LoRA (estimated 24 min cold on 2 cores, seconds when cached); standard: everything.",
                     key="eval-preset",
                 )
                 or "quick"

@@ -97,7 +97,7 @@ def test_pack_without_plain_text_fills_with_untrained_context():
 def test_parts_are_selectable_and_deterministic(qwen_tokenizer):
     corpus = small_corpus()
     only_qa = build_training_data(corpus, qwen_tokenizer, TrainConfig(seq_len=128, use_chunks=False), seed=0)
-    assert only_qa.stats["examples"] == {"chunks": 0, "qa": 3, "synthetic_qa": 0, "paraphrases": 0}
+    assert only_qa.stats["examples"] == {"chunks": 0, "qa": 3, "synthetic_qa": 0, "paraphrases": 0, "generated_qa": 0, "raft": 0}
     only_chunks = build_training_data(corpus, qwen_tokenizer, TrainConfig(seq_len=128, use_qa=False), seed=0)
     assert only_chunks.stats["examples"]["qa"] == 0 and not only_chunks.questions
     a = build_training_data(corpus, qwen_tokenizer, TrainConfig(seq_len=128), seed=0)

@@ -49,8 +49,8 @@ def build(
 
         try:
             t0 = time.perf_counter()
-            corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed)
             embedder = _embedder(config, None)
+            corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed, embedder=embedder)
             if what == "index":
                 held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
                 _, quality, info = _build_index(config, corpus, held_out, embedder, report)
@@ -67,8 +67,10 @@ def build(
                     log.write(f'{{"step": {p["step"]}, "loss": {p["loss"]:.6f}, "tokens_per_s": {p["tokens_per_s"]:.1f}}}\n')
                     log.flush()
 
-                _, info = _train(config, corpus, generator, embedder, report_train, {}, on_step=on_step)
-                result = {"train": info}
+                held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
+                _, info = _train(config, corpus, generator, embedder, report_train, {}, on_step=on_step, held_out=held_out)
+                info.pop("raft_generator", None)
+                result = {"train": info, "learning_curve": {"lora": info["learning_curve"]}}
             result["wall_seconds"] = time.perf_counter() - t0
             atomic_write_json(job_dir / "result.json", result)
             status.update(state="done", progress=1.0, message="finished")

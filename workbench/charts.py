@@ -239,6 +239,33 @@ def decision_path_dot(path: Sequence[dict]) -> str:
     return "\n".join(out)
 
 
+def learning_curve_chart(metrics: dict) -> alt.TopLevelMixin:
+    """Held-out (subset) and dev accuracy of each tuned method at points of its training budget."""
+    rows = []
+    for method, points in (metrics.get("learning_curve") or {}).items():
+        for p in points:
+            for key, name in (("held_out_accuracy", "held-out subset"), ("dev_accuracy", "dev (train split)")):
+                if p.get(key) is not None:
+                    rows.append({"method": method, "label": label(method), "step": int(p["step"]), "accuracy": float(p[key]), "set": name})
+    if not rows:
+        raise ChartError("no learning-curve points; train an adapter first")
+    frame = pd.DataFrame(rows)
+    methods = list(dict.fromkeys(frame["method"]))
+    chart = (
+        alt.Chart(frame)
+        .mark_line(point=alt.OverlayMarkDef(size=40), strokeWidth=2)
+        .encode(
+            x=alt.X("step:Q", title="Optimiser step"),
+            y=alt.Y("accuracy:Q", title="Accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            color=_color(methods),
+            strokeDash=alt.StrokeDash("set:N", title="Questions"),
+            tooltip=["method:N", "set:N", "step:Q", alt.Tooltip("accuracy:Q", format=".0%")],
+        )
+        .properties(width=WIDTH, height=HEIGHT - 60)
+    )
+    return _style(chart, "Learning curve (accuracy by training step)")
+
+
 def to_svg(chart: alt.TopLevelMixin) -> str:
     """The chart as a standalone SVG string, rendered offline by vl-convert."""
     import vl_convert

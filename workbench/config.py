@@ -280,6 +280,16 @@ class TrainConfig:
     synthetic_qa: int = _f(0, "(c) synthetic Q/A generated from chunks by the base model (0 = off).")
     paraphrases: int = _f(0, "(d) paraphrases generated per chunk (0 = off).")
     checkpoint_every: int = _f(10, "Write a resumable checkpoint every N optimiser steps.")
+    generated_qa: int = _f(0, "(e) Q/A pairs the base model writes from every chunk, in different wordings (0 = off); cached, answers checked against the chunk.")
+    dev_fraction: float = _f(0.1, "Share of the answerable train Q/A kept out of training as a dev slice that picks the checkpoint (0 = last step).")
+    curve_points: int = _f(3, "Points of the training budget (saved checkpoints) where dev and held-out accuracy are measured: the learning curve.")
+    curve_questions: int = _f(12, "Held-out questions scored at each learning-curve point (a subset, to keep it cheap).")
+    recipe: Literal["closed-book", "raft"] = _f("closed-book", "closed-book: the question alone (lora); raft: question plus retrieved passages (rag+lora).")
+    raft_examples: int = _f(0, "RAFT examples for the rag+lora adapter: generated questions with their gold chunk and distractors (0 = rag+lora uses the closed-book adapter).")
+    raft_distractors: int = _f(3, "Distractor passages in each RAFT example.")
+    raft_gold_share: float = _f(0.8, "Share of RAFT examples whose passages include the gold chunk (otherwise the target is the abstention reply).")
+    raft_passage_tokens: int = _f(96, "Length of each RAFT passage (about this many tokens; the gold one keeps its answer).")
+    raft_epochs: float = _f(2.0, "Passes over the RAFT examples.")
 
     def __post_init__(self) -> None:
         _coerce_fields(self)
@@ -299,8 +309,14 @@ class TrainConfig:
             raise ConfigError("train.synthetic_qa and train.paraphrases must be >= 0 (0 = off)")
         if not self.target_modules:
             raise ConfigError("train.target_modules is empty; name the modules that get adapters, e.g. q_proj,v_proj")
-        if not (self.use_chunks or self.use_qa or self.synthetic_qa or self.paraphrases):
-            raise ConfigError("LoRA training has no data: enable chunks, Q/A, synthetic Q/A or paraphrases")
+        if not (self.use_chunks or self.use_qa or self.synthetic_qa or self.paraphrases or self.generated_qa or self.recipe == "raft"):
+            raise ConfigError("LoRA training has no data: enable chunks, Q/A, generated Q/A, synthetic Q/A or paraphrases")
+        if self.recipe not in ("closed-book", "raft"):
+            raise ConfigError(f"train recipe {self.recipe!r} is unknown; use closed-book or raft")
+        if not 0 <= self.dev_fraction < 0.5 or not 0 < self.raft_gold_share <= 1:
+            raise ConfigError("dev_fraction must be in [0, 0.5) and raft_gold_share in (0, 1]")
+        if self.generated_qa < 0 or self.raft_examples < 0 or self.curve_points < 1 or self.curve_questions < 0 or self.raft_distractors < 0:
+            raise ConfigError("generated_qa, raft_examples, raft_distractors and curve_questions must be >= 0, curve_points >= 1")
 
 
 @dataclass
@@ -329,7 +345,7 @@ class EvalConfig:
 class RunConfig:
     corpus: str = _f("", "Corpus folder (docs/ + questions.jsonl).")
     methods: list[str] = _f(list(METHODS), "Methods compared.")
-    preset: Literal["quick", "standard", "custom"] = _f("quick", "quick: 30 held-out questions, a 4-epoch Q/A adapter (about 17 min cold on 2 cores, seconds when cached); standard: all held-out questions, full training.")
+    preset: Literal["quick", "standard", "custom"] = _f("quick", "quick: 30 held-out questions, one epoch on the documents, Q/A generated from every chunk and the train Q/A, plus a small RAFT adapter for rag+lora (estimated 24 min cold on 2 idle cores for the fact corpus, seconds when cached); standard: all held-out questions, 3 epochs.")
     model: str = _f("qwen2.5-0.5b", "Generator: a named bundled model, a local HF folder or a GGUF file.")
     seed: int = _f(0, "Seed for splits, sampling, few-shot draws and training.")
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -381,21 +397,22 @@ _SECTIONS: dict[str, type] = {
 
 # Preset overrides, applied over the defaults (and over corpus.toml [defaults]).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # quick: about 17 min cold on a 2-core CPU (seconds when cached). RAG prompts are prefill-bound
+    # quick: estimated 24 min cold on an idle 2-core CPU for kestrel_labs (seconds when cached): Q/A generation
+    # ~200 s (201 chunks), closed-book adapter ~640 s (~52k tokens), RAFT ~140 s, curve ~60 s, answering ~360 s. RAG prompts are prefill-bound
     # (~compute per prompt token), so fewer questions, 3 chunks, no model-judged groundedness.
-    # LoRA is SFT on the train Q/A only, 4 epochs at batch 1 on the top 12 layers: enough to learn
-    # taught facts (train-split probe 0/20 -> 12/20 on kestrel_labs), where 16 steps at batch 4
-    # learned only to abstain (0/20).
+    # LoRA learns the corpus: one pass of continued pre-training on the document text, 3 Q/A pairs
+    # generated from every chunk (packed as dialogues), and the train Q/A as examples of the answer
+    # form, batch 1 on the top 12 layers; rag+lora gets its own small RAFT adapter (32 examples).
     "quick": {
         "eval": {"max_questions": 30, "bootstrap_samples": 1000, "groundedness": False},
         "retrieval": {"top_k": 3},
-        "train": {"use_chunks": False, "epochs": 4.0, "max_steps": 0, "learning_rate": 1.5e-3, "seq_len": 256, "batch_size": 1, "top_layers": 12, "checkpoint_every": 20},
+        "train": {"use_chunks": True, "generated_qa": 3, "epochs": 1.0, "max_steps": 0, "learning_rate": 1e-3, "seq_len": 256, "batch_size": 1, "top_layers": 12, "checkpoint_every": 40, "raft_examples": 32, "raft_epochs": 1.0, "raft_passage_tokens": 64},
         "generation": {"max_new_tokens": 16, "batch_size": 16},
     },
-    # standard: every held-out question, continued pre-training on the chunks plus SFT, 3 epochs.
+    # standard: every held-out question, the same recipe with 5 pairs per chunk and 3 epochs, a larger RAFT adapter.
     "standard": {
         "eval": {"max_questions": 0, "bootstrap_samples": 2000, "groundedness": True},
-        "train": {"use_chunks": True, "max_steps": 0, "epochs": 3.0},
+        "train": {"use_chunks": True, "generated_qa": 5, "max_steps": 0, "epochs": 3.0, "raft_examples": 160, "raft_epochs": 2.0, "raft_passage_tokens": 128},
         "generation": {"max_new_tokens": 32, "batch_size": 16},
     },
     "custom": {},

@@ -20,6 +20,8 @@ from .config import ConfigError, build_config, corpus_default_sections
 from .importers import check_unique_id, parse_json, question_from_record, read_questions_csv, read_squad_v2, read_text_file
 from .loaders import DEFAULT_MAX_BYTES, CorpusError, DocumentError, Progress, check_inside, load_documents
 from .storage import stable_hash
+from .twins import resolve_explicit, twin_groups
+from .twins import summary as twin_summary
 from .types import Corpus, Document, Question
 
 __all__ = [
@@ -118,30 +120,41 @@ def _stratum(q: Question) -> str:
     return f"{q.answerable}|{q.meta.get('type', '')}"
 
 
-def assign_splits(questions: list[Question], test_fraction: float = 0.4, seed: int = 0) -> list[Question]:
-    """Keep explicit splits; give the rest a seeded split stratified by answerable and meta type (deterministic)."""
+def assign_splits(
+    questions: list[Question], test_fraction: float = 0.4, seed: int = 0, groups: list[list[int]] | None = None
+) -> list[Question]:
+    """Keep explicit splits; give the rest a seeded split stratified by answerable and meta type (deterministic).
+
+    ``groups`` (indices of twin questions, from ``twins.twin_groups``) keep each group on one side:
+    free twins follow an explicit one, train twins of a test question are withheld, and free groups
+    are split as units. Without groups every question is its own unit.
+    """
     if not 0 < test_fraction < 1:
         raise CorpusError(f"test_fraction {test_fraction} must be between 0 and 1")
-    free = [q for q in questions if q.split not in ("train", "test")]
-    groups: dict[str, list[Question]] = defaultdict(list)
-    for q in sorted(free, key=lambda q: q.id):
-        groups[_stratum(q)].append(q)
+    questions, free_groups = resolve_explicit(questions, groups if groups is not None else [[i] for i in range(len(questions))])
+    units = {min((questions[i] for i in g), key=lambda q: q.id).id: g for g in free_groups}
+    reps = [q for q in questions if q.id in units]
+    strata: dict[str, list[Question]] = defaultdict(list)
+    for q in sorted(reps, key=lambda q: q.id):
+        strata[_stratum(q)].append(q)
     # Largest-remainder allocation so the total held out is round(n * fraction) even with tiny strata.
-    total = round(len(free) * test_fraction)
-    if len(free) >= 2:
-        total = min(max(total, 1), len(free) - 1)
-    keys = sorted(groups)
-    quota = {k: int(len(groups[k]) * test_fraction) for k in keys}
+    total = round(len(reps) * test_fraction)
+    if len(reps) >= 2:
+        total = min(max(total, 1), len(reps) - 1)
+    keys = sorted(strata)
+    quota = {k: int(len(strata[k]) * test_fraction) for k in keys}
     rng = random.Random(f"workbench-split-{seed}")
-    order = sorted(keys, key=lambda k: (-(len(groups[k]) * test_fraction - quota[k]), rng.random()))
+    order = sorted(keys, key=lambda k: (-(len(strata[k]) * test_fraction - quota[k]), rng.random()))
     for k in order[: max(total - sum(quota.values()), 0)]:
         quota[k] += 1
-    test_ids: set[str] = set()
+    test_idx: set[int] = set()
     for k in keys:
-        members = list(groups[k])
+        members = list(strata[k])
         random.Random(f"workbench-split-{seed}-{k}").shuffle(members)
-        test_ids.update(q.id for q in members[: quota[k]])
-    return [q if q.split in ("train", "test") else dataclasses.replace(q, split="test" if q.id in test_ids else "train") for q in questions]
+        for q in members[: quota[k]]:
+            test_idx.update(units[q.id])
+    free_idx = {i for g in free_groups for i in g}
+    return [dataclasses.replace(q, split="test" if i in test_idx else "train") if i in free_idx else q for i, q in enumerate(questions)]
 
 
 def corpus_fingerprint(corpus: Corpus) -> str:
@@ -166,8 +179,13 @@ def load_corpus(
     seed: int = 0,
     progress: Progress | None = None,
     max_file_bytes: int = DEFAULT_MAX_BYTES,
+    embedder: Any = None,
 ) -> Corpus:
-    """Read a corpus folder exactly as a run uses it: settings, documents, questions with splits."""
+    """Read a corpus folder exactly as a run uses it: settings, documents, questions with splits.
+
+    Twin questions (same normalised text; with an ``embedder`` also paraphrases with the same
+    answer) stay on one side of the split; ``Corpus.twins`` says how many were grouped or withheld.
+    """
     root = Path(path).expanduser()
     if not root.is_dir():
         raise CorpusError("is not a folder; give the corpus folder holding docs/ and questions.jsonl", root)
@@ -176,7 +194,8 @@ def load_corpus(
     for problem in problems if progress else ():
         progress(f"skipped {problem}", 1.0)
     questions, _ = read_questions(root)
-    questions = assign_splits(questions, test_fraction=test_fraction, seed=seed)
+    groups, joined = twin_groups(questions, embedder)
+    questions = assign_splits(questions, test_fraction=test_fraction, seed=seed, groups=groups)
     return Corpus(
         root=root.resolve(),
         documents=documents,
@@ -186,4 +205,5 @@ def load_corpus(
         kind=info["kind"],
         instruction=info["instruction"],
         defaults=info["defaults"],
+        twins=twin_summary(questions, groups, joined, embedder is not None),
     )

@@ -1,12 +1,13 @@
 """Leakage guard: no held-out question may appear in LoRA training data, verbatim or as a near-duplicate.
 
-Two checks. Exact: the SQuAD-normalised held-out question occurs inside a normalised training text
-(whole text for short questions, on token boundaries for questions of ``MIN_CONTAINED_TOKENS`` or
-more words). Near-duplicate: cosine similarity of sentence embeddings between the held-out question
+Two checks. Exact: the SQuAD-normalised held-out question equals a training question, or occurs
+inside a normalised plain training text (whole text for short questions, on token boundaries for
+questions of ``MIN_CONTAINED_TOKENS`` or more words); a question inside a longer question is not a
+match. Near-duplicate: cosine similarity of sentence embeddings between the held-out question
 and any training or synthetic question is at least ``threshold`` and, when the training answers are
 known, the training answer also matches the held-out gold answer. Small sentence embedders rate
 "Who founded X?" and "When was X founded?" above 0.95, so cosine alone would refuse honest data;
-a leak is a near-identical question trained with the held-out answer.
+a leak is a near-identical question trained with the held-out answer (an abstention is no answer).
 """
 
 from __future__ import annotations
@@ -53,14 +54,14 @@ class LeakageReport:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "leaked_ids": self.leaked_ids, "ok": self.ok, "n_exact": len(self.exact), "n_near": len(self.near)}
 
-    def raise_if_leaked(self) -> None:
+    def raise_if_leaked(self, where: str = "the LoRA training data", error: type[Exception] = LeakageError) -> None:
         """Raise LeakageError naming the first leaked question, as one line."""
         if self.ok:
             return
         first = self.leaked_ids[0]
         how = "verbatim" if any(e["id"] == first for e in self.exact) else next(f"as a near-duplicate of {n['match']!r} (cosine {n['cosine']:.3f})" for n in self.near if n["id"] == first)
         more = f" (and {len(self.leaked_ids) - 1} more)" if len(self.leaked_ids) > 1 else ""
-        raise LeakageError(f"held-out question {first} appears in the LoRA training data {how}{more}; remove the duplicate from the train questions or documents, or drop that held-out question")
+        raise error(f"held-out question {first} appears in {where} {how}{more}; remove the duplicate from the train questions or documents, or drop that held-out question")
 
 
 def embed_texts(embedder: Any, texts: list[str]) -> np.ndarray:
@@ -80,10 +81,15 @@ def _embedder_name(embedder: Any) -> str:
     return embedder if isinstance(embedder, str) else str(getattr(embedder, "name", type(embedder).__name__))
 
 
-def exact_matches(training_texts: list[str], held_out: list[Question]) -> list[dict[str, Any]]:
-    """Held-out questions whose normalised text occurs in a normalised training text."""
+def exact_matches(training_texts: list[str], held_out: list[Question], questions: list[str] | None = None) -> list[dict[str, Any]]:
+    """Held-out questions whose normalised text equals a training question or text, or occurs inside a plain training text.
+
+    Containment is checked only in ``training_texts`` (document text: chunks, paraphrases), never
+    inside another question: "What is the religion of Paul?" is not a leak of "...of Paul Grégoire?".
+    ``text_index`` counts training texts first, then questions.
+    """
     norm = [normalize_answer(t) for t in training_texts]
-    whole = {t: i for i, t in reversed(list(enumerate(norm)))}
+    whole = {t: i for i, t in reversed(list(enumerate(norm + [normalize_answer(q) for q in questions or []])))}
     haystack = "\n".join(f" {t} " for t in norm)
     hits = []
     for q in held_out:
@@ -98,10 +104,15 @@ def exact_matches(training_texts: list[str], held_out: list[Question]) -> list[d
 
 
 def same_answer(answer: str, q: Question) -> bool:
-    """True if a training answer gives away the held-out gold answer (abstention for unanswerable ones)."""
-    golds = q.answers if (q.answerable and q.answers) else [ABSTAIN_REPLY]
+    """True if a training answer gives away the held-out gold answer.
+
+    An unanswerable held-out question has no answer to give away, and an abstention gives nothing
+    away: two unanswerable paraphrases both trained to "I don't know" are not a leak.
+    """
     a = normalize_answer(answer)
-    return bool(a) and any(a == normalize_answer(g) or contains_tokens(answer, g) or contains_tokens(g, answer) for g in golds)
+    if not (q.answerable and q.answers) or not a or a == normalize_answer(ABSTAIN_REPLY):
+        return False
+    return any(a == normalize_answer(g) or contains_tokens(answer, g) or contains_tokens(g, answer) for g in q.answers)
 
 
 def near_duplicates(
@@ -138,10 +149,11 @@ def check_leakage(
 ) -> LeakageReport:
     """Compare held-out questions with the training data.
 
+    ``training_texts`` are searched for a held-out question verbatim (whole or contained);
     ``questions`` (default: the training texts) get the embedding check; ``answers`` (aligned with
     ``questions``) make a near-duplicate count only when it is trained with the held-out answer.
     """
-    exact = exact_matches(training_texts + list(questions or []), held_out)
+    exact = exact_matches(training_texts, held_out, questions)
     compared = training_texts if questions is None else questions
     if answers is not None and len(answers) != len(compared):
         raise ValueError(f"answers ({len(answers)}) must align with questions ({len(compared)})")

@@ -24,7 +24,7 @@ from typing import Any
 from .config import SplitConfig, TrainConfig
 from .errors import WorkbenchError
 from .leakage import DEFAULT_THRESHOLD, check_leakage
-from .lora_data import IGNORE, TrainingData, build_training_data, data_fingerprint
+from .lora_data import IGNORE, PLAIN_PARTS, TrainingData, build_training_data, data_fingerprint
 from .models import default_dtype, load_generator, resolve_generator, setup_threads
 from .paths import cache_dir
 from .storage import FolderLock, LockedError, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
@@ -140,6 +140,31 @@ def _save_checkpoint(model: Any, opt: Any, sched: Any, out_dir: Path, state: dic
             shutil.rmtree(old, ignore_errors=True)
 
 
+def snapshot_steps(steps: int, points: int) -> set[int]:
+    """Steps before the last where the adapter is kept for the learning curve (``points`` - 1 evenly spaced)."""
+    return {max(1, round(steps * k / points)) for k in range(1, points)} - {steps}
+
+
+def _save_snapshot(model: Any, out_dir: Path, step: int) -> None:
+    tmp, final = out_dir / "snapshots" / f".tmp-step-{step}", out_dir / "snapshots" / f"step-{step}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+
+
+def snapshots(adapter_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of the learning-curve snapshots of a finished adapter, the final adapter last."""
+    adapter_dir = Path(adapter_dir)
+    found = []
+    for p in (adapter_dir.parent / "snapshots").glob("step-*"):
+        m = re.fullmatch(r"step-(\d+)", p.name)
+        if m and (p / "adapter_model.safetensors").is_file():
+            found.append((int(m.group(1)), p))
+    meta = read_json(adapter_dir / "workbench.json") or {}
+    return sorted(found) + [(int(meta.get("steps", 0)), adapter_dir)]
+
+
 def _restore_checkpoint(model: Any, opt: Any, sched: Any, folder: Path) -> dict[str, Any]:
     import numpy as np
     import torch
@@ -233,6 +258,7 @@ def train_adapter(
     history = [h for h in read_jsonl(log_path) if "loss" in h and h["step"] <= step]
     atomic_write_jsonl(log_path, history + ([{"event": "resume", "from_step": step}] if latest else []))
     autocast = torch.autocast(device.type, dtype=default_dtype(), enabled=device.type in ("cpu", "cuda"))
+    snapshot_at = snapshot_steps(steps, cfg.curve_points)
     order_cache: dict[int, list[int]] = {}
     t_loop, tokens = time.perf_counter(), 0
     with open(log_path, "a", encoding="utf-8") as log_fh:
@@ -261,6 +287,8 @@ def train_adapter(
             log_fh.flush()
             if on_progress:
                 on_progress({k: row[k] for k in ("step", "total_steps", "loss", "tokens_per_s", "eta_s", "elapsed_s")})
+            if step in snapshot_at:
+                _save_snapshot(model, out_dir, step)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < steps:
                 _save_checkpoint(model, opt, sched, out_dir, {"step": step, "position": position, "elapsed_s": prior_s + elapsed, "tokens": prior_tokens + tokens, "resumed_from": resumed, "total_steps": steps})
     loop_s = time.perf_counter() - t_loop
@@ -319,6 +347,8 @@ def get_or_train_adapter(
     embedder: Any = None,
     on_progress: OnProgress | None = None,
     base_model: Any = None,
+    generator: Any = None,
+    on_data: Callable[[str, float], None] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """The adapter for (base, corpus data, cfg, seed): reused from the cache, resumed, or trained.
 
@@ -350,9 +380,11 @@ def get_or_train_adapter(
             data = TrainingData.load(out_dir)
         else:
             model = None
-            if cfg.synthetic_qa or cfg.paraphrases:
+            if (cfg.synthetic_qa or cfg.paraphrases or cfg.generated_qa or cfg.recipe == "raft") and generator is None:
                 model = base_model if base_model is not None else load_generator(str(folder))[0]
-            data = build_training_data(corpus, tok, cfg, split_cfg, seed, model=model, held_out=held_out, embedder=embedder)
+            elif generator is not None:
+                model = generator.model
+            data = build_training_data(corpus, tok, cfg, split_cfg, seed, model=model, held_out=held_out, embedder=embedder, generator=generator, progress=on_data)
             del model
             data.save(out_dir)
         report = _leakage(data, held_out, embedder, out_dir)
@@ -369,7 +401,8 @@ def _held_out_hash(held_out: list[Question]) -> str:
 
 def _leakage(data: TrainingData, held_out: list[Question], embedder: Any, out_dir: Path) -> dict[str, Any]:
     """Run the guard, save leakage.json next to the adapter, raise LeakageError on a leak."""
-    report = check_leakage(data.texts, held_out, embedder=embedder, threshold=DEFAULT_THRESHOLD, questions=data.questions, answers=data.answers)
+    plain = [t for t, m in zip(data.texts, data.meta, strict=True) if m.get("part") in PLAIN_PARTS]
+    report = check_leakage(plain, held_out, embedder=embedder, threshold=DEFAULT_THRESHOLD, questions=data.questions, answers=data.answers)
     saved = {**report.to_dict(), "held_out_hash": _held_out_hash(held_out)}
     atomic_write_json(out_dir / "leakage.json", saved)
     report.raise_if_leaked()

@@ -23,8 +23,10 @@ from .storage import atomic_write_json, stable_hash
 from .textnorm import contains_tokens, normalize_answer
 from .types import Corpus, Document, Question
 
-DATA_VERSION = 1  # bump when the recipe changes so cached adapters are not reused
+DATA_VERSION = 2  # bump when the recipe changes so cached adapters are not reused
 IGNORE = -100
+DIALOGUE_TURNS = 4  # generated Q/A pairs per training dialogue
+PLAIN_PARTS = ("chunks", "paraphrases")  # document text, searched verbatim by the leakage guard
 Progress = Callable[[str, float], None]
 
 SYNTH_PROMPT = (
@@ -100,10 +102,12 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 def data_fingerprint(corpus: Corpus, tokenizer: Any, cfg: TrainConfig, split_cfg: SplitConfig | None, seed: int) -> str:
     """Hash of the inputs and recipe of the data, computable before any (slow) generation."""
-    docs = [(d.doc_id, stable_hash(d.text)) for d in corpus.documents] if (cfg.use_chunks or cfg.synthetic_qa or cfg.paraphrases) else []
+    docs = [(d.doc_id, stable_hash(d.text)) for d in corpus.documents] if (cfg.use_chunks or cfg.synthetic_qa or cfg.paraphrases or cfg.generated_qa) else []
     train = [(q.id, q.question, q.answers, q.answerable) for q in corpus.train] if cfg.use_qa else []
-    recipe = {k: getattr(cfg, k) for k in ("use_chunks", "use_qa", "synthetic_qa", "paraphrases", "seq_len")}
-    split = split_cfg.__dict__ if (split_cfg is not None and (cfg.synthetic_qa or cfg.paraphrases)) else None
+    keys = ("use_chunks", "use_qa", "synthetic_qa", "paraphrases", "seq_len", "generated_qa", "dev_fraction", "recipe")
+    keys += ("raft_examples", "raft_distractors", "raft_gold_share", "raft_passage_tokens") if cfg.recipe == "raft" else ()
+    recipe = {k: getattr(cfg, k) for k in keys}
+    split = split_cfg.__dict__ if (split_cfg is not None and (cfg.synthetic_qa or cfg.paraphrases or cfg.generated_qa)) else None
     return stable_hash(DATA_VERSION, docs, train, recipe, split, corpus.instruction, tokenizer_fingerprint(tokenizer), seed)
 
 
@@ -163,6 +167,33 @@ def qa_example(tokenizer: Any, question: str, answer: str, instruction: str, par
     if eos not in a_ids:
         a_ids.append(eos)
     return Example(part, p_ids + a_ids, [IGNORE] * len(p_ids) + a_ids, full, False, question=question, answer=answer, meta=meta)
+
+
+def dialogue_example(tokenizer: Any, pairs: list[tuple[str, str]], instruction: str, part: str, meta: dict[str, Any], system: Any = None) -> Example:
+    """Several Q/A turns under one system prompt, loss on every answer; the first turn is exactly the `lora` prompt.
+
+    Packing pairs as turns pays the system prompt once per dialogue instead of once per pair.
+    """
+    messages = (system or prompts.zero_shot_messages)("", instruction)[:1]
+    ids: list[int] = []
+    labels: list[int] = []
+    done = ""
+    eos = _eos(tokenizer)
+    for q, a in pairs:
+        messages = messages + [{"role": "user", "content": q}]
+        prompt = prompts.render(tokenizer, messages)
+        messages = messages + [{"role": "assistant", "content": a}]
+        full = prompts.render(tokenizer, messages[:-1], answer=a)
+        if not (prompt.startswith(done) and full.startswith(prompt)):
+            raise LoraDataError("the chat template renders a multi-turn dialogue differently from its prefix; use a model whose template appends turns")
+        p_ids, a_ids = _encode(tokenizer, prompt[len(done) :]), _encode(tokenizer, full[len(prompt) :])
+        if not any(t == eos for t in a_ids) and not prompts.has_chat_template(tokenizer):
+            a_ids.append(eos)
+        ids += p_ids + a_ids
+        labels += [IGNORE] * len(p_ids) + a_ids
+        done = full
+    text = done
+    return Example(part, ids, labels, text, False, question=pairs[0][0], answer=pairs[0][1], meta={**meta, "pairs": [list(p) for p in pairs]})
 
 
 def pack(examples: list[Example], seq_len: int) -> tuple[list[list[int]], list[list[int]], int]:
@@ -273,6 +304,97 @@ def paraphrase_chunks(model: Any, tokenizer: Any, chunks: list[tuple[str, str]],
     return out, rejected
 
 
+def dev_slice(corpus: Corpus, fraction: float, seed: int) -> list[Question]:
+    """A seeded share of the answerable train Q/A kept out of training to pick the checkpoint (at most 24, at least 4 when on)."""
+    pool = sorted((q for q in corpus.train if q.answerable and q.answers), key=lambda q: q.id)
+    if fraction <= 0 or len(pool) < 10:
+        return []
+    random.Random(f"workbench-dev-{seed}").shuffle(pool)
+    return pool[: min(24, max(4, round(len(pool) * fraction)))]
+
+
+def _words(text: str) -> set[str]:
+    return set(normalize_answer(text).split())
+
+
+def _window(text: str, chars: int, answer: str | None, rng: random.Random) -> str:
+    """About ``chars`` characters of a passage on word boundaries; with ``answer``, a window that contains it."""
+    if len(text) <= chars:
+        return text
+    at = text.lower().find(answer.lower()) if answer else -1
+    if at < 0:
+        start = 0 if answer is None else rng.randrange(0, len(text) - chars + 1)
+    else:
+        lo, hi = max(0, at + len(answer) - chars), min(at, len(text) - chars)
+        start = rng.randint(lo, max(lo, hi))
+    cut = text[start : start + chars]
+    return (cut.split(" ", 1)[-1] if start else cut).rsplit(" ", 1)[0]
+
+
+def raft_examples(
+    tokenizer: Any, pairs: list[dict[str, Any]], chunks: list[tuple[str, str]], cfg: TrainConfig, instruction: str, seed: int
+) -> list[Example]:
+    """RAFT examples: a generated question, its gold chunk among lexically similar distractors (or only distractors), answered from the passages.
+
+    The target is the answer when a passage holds it, else the abstention reply, matching the rag prompt.
+    """
+    rng = random.Random(f"workbench-raft-{seed}")
+    picked = list(pairs)
+    rng.shuffle(picked)
+    # one question per chunk first, so the examples cover as many chunks as possible
+    by_chunk: dict[int, dict[str, Any]] = {}
+    rest = []
+    for p in picked:
+        if p["chunk"] in by_chunk:
+            rest.append(p)
+        else:
+            by_chunk[p["chunk"]] = p
+    picked = (list(by_chunk.values()) + rest)[: cfg.raft_examples]
+    words = [_words(t) for _, t in chunks]
+    chars = cfg.raft_passage_tokens * 4
+    out = []
+    for i, p in enumerate(picked):
+        qw = _words(p["question"])
+        ranked = sorted((j for j in range(len(chunks)) if j != p["chunk"]), key=lambda j: (-len(qw & words[j]), j))
+        distractors = [_window(chunks[j][1], chars, None, rng) for j in ranked[: cfg.raft_distractors]]
+        with_gold = rng.random() < cfg.raft_gold_share
+        passages = list(distractors)
+        if with_gold:
+            passages.insert(rng.randrange(len(passages) + 1), _window(chunks[p["chunk"]][1], chars, p["answer"], rng))
+        held = any(contains_tokens(t, p["answer"]) for t in passages)
+        target = p["answer"] if held else ABSTAIN_REPLY
+        messages = prompts.rag_messages(p["question"], passages, instruction)
+        prompt = prompts.render(tokenizer, messages)
+        full = prompts.render(tokenizer, messages, answer=target)
+        p_ids, a_ids = _encode(tokenizer, prompt), _encode(tokenizer, full[len(prompt) :])
+        eos = _eos(tokenizer)
+        if eos not in a_ids:
+            a_ids.append(eos)
+        meta = {"doc_id": p["doc_id"], "synthetic": True, "gold_in_passages": with_gold, "abstain": not held, "n": i}
+        out.append(Example("raft", p_ids + a_ids, [IGNORE] * len(p_ids) + a_ids, full, False, question=p["question"], answer=target, meta=meta))
+    return out
+
+
+def generated_pairs(corpus: Corpus, tokenizer: Any, cfg: TrainConfig, split_cfg: SplitConfig | None, generator: Any, seed: int, progress: Progress | None) -> tuple[list[dict[str, Any]], list[tuple[str, str]], dict[str, Any]]:
+    """(pairs, the chunks they came from, generation stats) for ``cfg.generated_qa`` pairs asked per chunk (cached)."""
+    from .corpus_qa import generate_pairs
+
+    if generator is None:
+        raise LoraDataError("generated Q/A needs the base model; pass generator= or set generated_qa to 0")
+    chunks = source_chunks(corpus.documents, tokenizer, split_cfg, cfg.seq_len - 1)
+    result = generate_pairs(generator, chunks, cfg.generated_qa, seed, progress)
+    return result["pairs"], chunks, {**result["stats"], "cache_hit": result["cache_hit"], "key": result["key"]}
+
+
+def _drop_leaks(pairs: list[dict[str, Any]], held_out: list[Question] | None, embedder: Any) -> tuple[list[dict[str, Any]], int]:
+    if not held_out or not pairs:
+        return pairs, 0
+    from .leakage import leaking_indices
+
+    bad = set(leaking_indices([p["question"] for p in pairs], held_out, embedder, answers=[p["answer"] for p in pairs]))
+    return [p for i, p in enumerate(pairs) if i not in bad], len(bad)
+
+
 def build_training_data(
     corpus: Corpus,
     tokenizer: Any,
@@ -283,6 +405,7 @@ def build_training_data(
     held_out: list[Question] | None = None,
     embedder: Any = None,
     progress: Progress | None = None,
+    generator: Any = None,
 ) -> TrainingData:
     """Examples from the corpus as selected by ``cfg``, shuffled (seeded) and packed into blocks.
 
@@ -290,12 +413,27 @@ def build_training_data(
     that duplicate a ``held_out`` question are dropped (and counted) rather than trained on.
     """
     examples: list[Example] = []
-    stats: dict[str, Any] = {"examples": {"chunks": 0, "qa": 0, "synthetic_qa": 0, "paraphrases": 0}, "skipped_too_long": 0, "seq_len": cfg.seq_len}
+    stats: dict[str, Any] = {"examples": {"chunks": 0, "qa": 0, "synthetic_qa": 0, "paraphrases": 0, "generated_qa": 0, "raft": 0}, "skipped_too_long": 0, "seq_len": cfg.seq_len, "recipe": cfg.recipe}
+    if (cfg.generated_qa or cfg.recipe == "raft") and generator is None and model is not None:
+        from .generation import Generator
+
+        generator = Generator(model, tokenizer)
+    dev_ids = {q.id for q in dev_slice(corpus, cfg.dev_fraction, seed)}
+    stats["dev_questions"] = len(dev_ids)
+    if cfg.recipe == "raft":
+        pairs, chunks, stats["generation"] = generated_pairs(corpus, tokenizer, cfg, split_cfg, generator, seed, progress)
+        pairs, stats["generated_dropped_leak"] = _drop_leaks(pairs, held_out, embedder)
+        examples += raft_examples(tokenizer, pairs, chunks, cfg, corpus.instruction, seed)
+        stats["raft_with_gold"] = sum(ex.meta["gold_in_passages"] for ex in examples)
+        stats["raft_abstain"] = sum(ex.meta["abstain"] for ex in examples)
+        return _finish(examples, stats, corpus, tokenizer, cfg, split_cfg, seed)
     if cfg.use_chunks:
         for doc_id, text in document_pieces(corpus.documents, tokenizer, cfg.seq_len - 1):
             examples.append(text_example(tokenizer, text, "chunks", {"doc_id": doc_id}))
     if cfg.use_qa:
         for q in corpus.train:
+            if q.id in dev_ids:
+                continue
             answer = q.answers[0] if (q.answerable and q.answers) else ABSTAIN_REPLY
             examples.append(qa_example(tokenizer, q.question, answer, corpus.instruction, "qa", {"id": q.id, "answerable": q.answerable}))
     if cfg.synthetic_qa or cfg.paraphrases:
@@ -317,12 +455,32 @@ def build_training_data(
             rewrites, stats["paraphrases_rejected"] = paraphrase_chunks(model, tokenizer, chunks, cfg.paraphrases, seed, progress)
             for doc_id, text in rewrites:
                 examples.append(text_example(tokenizer, text, "paraphrases", {"doc_id": doc_id, "synthetic": True}))
+    if cfg.generated_qa:
+        pairs, _chunks, stats["generation"] = generated_pairs(corpus, tokenizer, cfg, split_cfg, generator, seed, progress)
+        pairs, stats["generated_dropped_leak"] = _drop_leaks(pairs, held_out, embedder)
+        order = list(range(len(pairs)))
+        random.Random(f"workbench-dialogues-{seed}").shuffle(order)  # mix chunks: no turn answers from an earlier one
+        turns: list[dict[str, Any]] = []
+        for i in order + [-1]:
+            if i >= 0:
+                candidate = turns + [pairs[i]]
+                ex = dialogue_example(tokenizer, [(p["question"], p["answer"]) for p in candidate], corpus.instruction, "generated_qa", {})
+                if len(candidate) <= DIALOGUE_TURNS and (len(ex.ids) <= cfg.seq_len or not turns):
+                    turns = candidate
+                    continue
+            if turns:  # the dialogue is full (turns or seq_len): emit it, start the next with this pair
+                examples.append(dialogue_example(tokenizer, [(p["question"], p["answer"]) for p in turns], corpus.instruction, "generated_qa", {"synthetic": True, "doc_ids": [p["doc_id"] for p in turns]}))
+            turns = [pairs[i]] if i >= 0 else []
+    return _finish(examples, stats, corpus, tokenizer, cfg, split_cfg, seed)
+
+
+def _finish(examples: list[Example], stats: dict[str, Any], corpus: Corpus, tokenizer: Any, cfg: TrainConfig, split_cfg: SplitConfig | None, seed: int) -> TrainingData:
     kept = []
     for ex in examples:
         if not ex.splittable and len(ex.ids) > cfg.seq_len:
             stats["skipped_too_long"] += 1
             continue
-        stats["examples"][ex.part] += 1
+        stats["examples"][ex.part] += len(ex.meta.get("pairs", [])) or 1
         kept.append(ex)
     if not kept:
         raise LoraDataError(f"corpus {corpus.root}: no LoRA training examples (enabled parts: {_enabled(cfg)}; {len(corpus.train)} train questions, {len(corpus.documents)} documents); add data or enable another part")
@@ -341,12 +499,19 @@ def build_training_data(
         stats,
         data_fingerprint(corpus, tokenizer, cfg, split_cfg, seed),
         texts=[ex.text for ex in kept],
-        questions=[ex.question for ex in kept if ex.question],
-        answers=[ex.answer for ex in kept if ex.question],
+        questions=[q for ex in kept for q, _ in _pairs_of(ex)],
+        answers=[a for ex in kept for _, a in _pairs_of(ex)],
         meta=[{"part": ex.part, **ex.meta} for ex in kept],
     )
 
 
+def _pairs_of(ex: Example) -> list[tuple[str, str]]:
+    """Every (question, trained answer) an example holds: one, or each turn of a dialogue."""
+    if ex.meta.get("pairs"):
+        return [(q, a) for q, a in ex.meta["pairs"]]
+    return [(ex.question, ex.answer)] if ex.question else []
+
+
 def _enabled(cfg: TrainConfig) -> str:
-    parts = [name for name, on in (("chunks", cfg.use_chunks), ("qa", cfg.use_qa), ("synthetic_qa", cfg.synthetic_qa), ("paraphrases", cfg.paraphrases)) if on]
+    parts = [name for name, on in (("chunks", cfg.use_chunks), ("qa", cfg.use_qa), ("synthetic_qa", cfg.synthetic_qa), ("paraphrases", cfg.paraphrases), ("generated_qa", cfg.generated_qa)) if on]
     return ", ".join(parts) or "none"

@@ -142,10 +142,12 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
             warnings.append(message.removeprefix("skipped "))
             report("corpus", fraction, f"warning: {warnings[-1]}")
 
-    corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed, progress=corpus_progress)
+    embedder = _embedder(config, load_embedder)  # also groups paraphrased twin questions before the split
+    corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed, embedder=embedder, progress=corpus_progress)
     held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
     timings["corpus_s"] = time.perf_counter() - t0
-    report("corpus", 1.0, f"{len(corpus.documents)} documents, {len(corpus.train)} train / {len(held_out)} held-out questions")
+    twins = corpus.twins
+    report("corpus", 1.0, f"{len(corpus.documents)} documents, {len(corpus.train)} train / {len(held_out)} held-out questions; {twins.get('grouped_questions', 0)} twins grouped, {twins.get('withheld', 0)} withheld")
     baseline_notes: list[str] = []
     if config.eval.baselines:
         added, baseline_notes = baselines_for(methods, held_out)
@@ -154,8 +156,6 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     t0 = time.perf_counter()
     report("model", 0.0, f"loading generator {config.model}")
     generator = Generator.from_name(config.model, progress=lambda m, f: report("model", f, m))
-    needs_embedder = any(m in RETRIEVAL_METHODS for m in methods) or ("few-shot" in methods and config.few_shot.selection == "nearest")
-    embedder = _embedder(config, load_embedder) if needs_embedder or config.eval.groundedness else None
     timings["model_s"] = time.perf_counter() - t0
 
     costs: dict[str, dict[str, float]] = {m: {"build_seconds": 0.0, "artifact_mb": 0.0} for m in methods}
@@ -170,14 +170,22 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
                 costs[m]["artifact_mb"] += info.get("artifact_mb", 0.0)
         extra["index"] = info
 
-    adapter_generator = None
+    if "few-shot" in methods:
+        from .strategies import few_shot_leakage
+
+        extra["few_shot"] = {"pool": len(corpus.train), "leakage": few_shot_leakage(corpus.train, held_out, embedder)}
+
+    adapter_generator = raft_generator = None
     if any(m in ("lora", "rag+lora") for m in methods):
-        adapter_generator, tinfo = _train(config, corpus, generator, embedder, report, timings)
+        adapter_generator, tinfo = _train(config, corpus, generator, embedder, report, timings, held_out=held_out, index=index, methods=tuple(methods))
+        raft_generator = tinfo.pop("raft_generator", None)
         extra["train"] = tinfo
+        extra["learning_curve"] = {("rag+lora" if name == "raft" else name): r["learning_curve"] for name, r in tinfo["recipes"].items()}
         for m in ("lora", "rag+lora"):
             if m in costs:
-                costs[m]["build_seconds"] += tinfo.get("train_seconds", 0.0)
-                costs[m]["artifact_mb"] += tinfo.get("artifact_mb", 0.0)
+                used = tinfo["recipes"].get("raft" if (m == "rag+lora" and raft_generator is not None) else "lora", {})
+                costs[m]["build_seconds"] += used.get("build_seconds", used.get("train_seconds", 0.0))
+                costs[m]["artifact_mb"] += used.get("artifact_mb", 0.0)
 
     answers: dict[str, list[Answer]] = {}
     probes: dict[str, dict[str, float]] = {}
@@ -187,7 +195,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         strategy = make_strategy(
             method,
             generator=generator,
-            adapter_generator=adapter_generator,
+            adapter_generator=raft_generator if (method == "rag+lora" and raft_generator is not None) else adapter_generator,
             index=index,
             embedder=embedder,
             pool=corpus.train,
@@ -224,6 +232,8 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     metrics.update(extra)
     mark_baselines(metrics, baseline_notes)
     metrics["usd_per_hour"] = config.eval.usd_per_hour
+    metrics["splits"] = twins
+    metrics["seen"] = what_each_method_saw(methods, corpus, extra)
     metrics["corpus"] = {
         "name": Path(config.corpus).name,
         "title": corpus.title,
@@ -265,6 +275,24 @@ def reproducibility(config: RunConfig, generator: Any) -> dict[str, Any]:
     }
 
 
+def what_each_method_saw(methods: list[str], corpus: Corpus, extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per method, what it learned from or looked at: documents indexed or trained on, Q/A, synthetic pairs, pool, withheld twins."""
+    withheld = int(corpus.twins.get("withheld", 0))
+    index = extra.get("index", {})
+    out: dict[str, dict[str, Any]] = {}
+    for m in methods:
+        seen: dict[str, Any] = {"withheld_twins": withheld}
+        if m == "few-shot":
+            seen["few_shot_pool"] = extra.get("few_shot", {}).get("pool", len(corpus.train))
+        if m in ("rag", "rag+lora"):
+            seen.update(documents_indexed=len(corpus.documents), chunks_indexed=index.get("n_chunks"))
+        tuned = extra.get("train", {}).get("recipes", {}).get("raft" if m == "rag+lora" else "lora") if m in ("lora", "rag+lora") else None
+        if tuned:
+            seen["train_data"] = tuned.get("data_counts", {})
+        out[m] = seen
+    return out
+
+
 def _embedder(config: RunConfig, load_embedder: Callable[..., Any]) -> Any:
     from .embedding import Embedder
 
@@ -293,12 +321,17 @@ def _train(
     report: Callable[[str, float, str], None],
     timings: dict[str, float],
     on_step: Callable[[dict], None] | None = None,
+    held_out: list[Question] | None = None,
+    index: Any = None,
+    methods: tuple[str, ...] = ("lora",),
 ) -> tuple[Any, dict]:
-    from .generation import Generator
-    from .lora import get_or_train_adapter, load_adapter_model
+    """Train (or reuse) the tuned methods' adapters; returns (lora generator, info) and puts the rag+lora one in info["raft_generator"]."""
+    from .lora import get_or_train_adapter
+    from .lora_data import LoraDataError, dev_slice
+    from .tuned import data_counts, learning_curve, raft_config
 
     t0 = time.perf_counter()
-    report("train", 0.0, "preparing LoRA training data")
+    report("train", 0.0, "preparing LoRA training data (chunks, generated Q/A, train Q/A)")
 
     def on_progress(p: dict) -> None:
         if on_step:
@@ -306,24 +339,47 @@ def _train(
         frac = p["step"] / max(1, p["total_steps"])
         report("train", frac, f"step {p['step']}/{p['total_steps']} loss {p['loss']:.3f} {p['tokens_per_s']:.0f} tok/s eta {p['eta_s']:.0f}s")
 
-    adapter_dir, info = get_or_train_adapter(
-        config.model, corpus, config.split, config.train, config.seed, embedder=embedder, on_progress=on_progress
-    )
-    model = load_adapter_model(generator.model, adapter_dir)
+    held_out = held_out if held_out is not None else corpus.test
+    dev = dev_slice(corpus, config.train.dev_fraction, config.seed)
+    recipes = [("lora", config.train)]
+    if "rag+lora" in methods and config.train.raft_examples and index is not None:
+        recipes.append(("rag+lora", raft_config(config.train)))
+    out: dict[str, Any] = {"recipes": {}}
+    generators: dict[str, Any] = {}
+    for method, cfg in recipes:
+        try:
+            on_data = lambda m, f, method=method: report("train", f, f"{method}: writing Q/A from every chunk, {m}")  # noqa: E731
+            adapter_dir, info = get_or_train_adapter(config.model, corpus, config.split, cfg, config.seed, embedder=embedder, on_progress=on_progress, generator=generator, on_data=on_data)
+        except LoraDataError as exc:
+            if method == "lora":
+                raise
+            out["raft_skipped"] = f"no RAFT adapter, rag+lora uses the closed-book one: {exc}"
+            report("train", 1.0, out["raft_skipped"])
+            continue
+        n_held = config.train.curve_questions if method == "lora" else min(6, config.train.curve_questions)  # rag prompts cost ~10x
+        gen, curve, step = learning_curve(method, adapter_dir, config, corpus, generator, held_out, dev if method == "lora" else dev[:6], report, index=index, embedder=embedder, n_held=n_held)
+        generators[method] = gen
+        info = {**info, "recipe": cfg.recipe, "learning_curve": curve, "picked_step": step, "data_counts": data_counts(info.get("data", {}), len(corpus.documents))}
+        info["build_seconds"] = round(info.get("train_seconds", 0.0) + (info.get("data", {}).get("generation", {}).get("seconds") or 0.0), 2)
+        out["recipes"]["raft" if method == "rag+lora" else "lora"] = info
+        report("train", 1.0, f"{method}: reused cached adapter" if info.get("cache_hit") else f"{method}: trained in {info.get('train_seconds', 0):.0f}s, picked step {step}")
     timings["train_s"] = time.perf_counter() - t0
-    report("train", 1.0, "reused cached adapter" if info.get("cache_hit") else f"trained in {info.get('train_seconds', 0):.0f}s")
-    adapter_generator = Generator(model, generator.tokenizer, adapter=str(adapter_dir))
-    history = [{"step": s, "loss": loss} for s, loss in info.get("loss_curve", [])]
-    info = {**info, "loss_history": history, "train_split_probe": train_split_probe(config, corpus, generator, adapter_generator, report)}
+    adapter_generator = generators["lora"]
+    main = out["recipes"]["lora"]
+    history = [{"step": s, "loss": loss} for s, loss in main.get("loss_curve", [])]
+    info = {**main, **out, "loss_history": history, "train_split_probe": train_split_probe(config, corpus, generator, adapter_generator, report)}
+    info["raft_generator"] = generators.get("rag+lora")
     return adapter_generator, info
 
 
 def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter_generator: Any, report: Callable[[str, float, str], None], n: int = 20) -> dict:
     """Proof the adapter learned: accuracy on train-split questions it was taught, base model vs adapter."""
+    from .lora_data import dev_slice
     from .scoring import score_answer
     from .strategies import make_strategy
 
-    taught = [q for q in corpus.train if q.answerable][:n]
+    dev = {q.id for q in dev_slice(corpus, config.train.dev_fraction, config.seed)}  # kept out of training: not taught
+    taught = [q for q in corpus.train if q.answerable and q.id not in dev][:n]
     if not taught:
         return {}
     report("train", 1.0, f"checking what the adapter learned on {len(taught)} train questions")

@@ -39,6 +39,7 @@ class Corpus:
     kind: str = "facts"  # "facts" | "behaviour"
     instruction: str = ""  # task instruction added to every prompt (behaviour corpora)
     defaults: dict[str, Any] = field(default_factory=dict)  # corpus.toml [defaults]
+    twins: dict[str, Any] = field(default_factory=dict)  # twin questions grouped / withheld (twins.summary)
 
     def split(self, name: str) -> list[Question]:
         return [q for q in self.questions if q.split == name]
