@@ -253,8 +253,8 @@ def reproducibility(config: RunConfig, generator: Any) -> dict[str, Any]:
         "decoding": "greedy" if config.generation.temperature == 0 else f"sampled at temperature {config.generation.temperature}, seeded per batch",
         "batch_size": config.generation.batch_size,
         "batch_composition": "prompts sorted by token length, then cut into batches of batch_size (left padding)",
-        "dtype": str(generator.model.dtype).replace("torch.", ""),
-        "device": str(generator.device),
+        "dtype": str(getattr(generator.model, "dtype", "n/a")).replace("torch.", ""),  # a backend without torch weights has none
+        "device": str(getattr(generator, "device", "n/a")),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
