@@ -36,8 +36,10 @@ def _spec(corpus: Path, table: Path, grid=GRID, **kw):
 
 
 def _quality(obj):
-    """metrics.json without its timing and cache fields."""
+    """metrics.json without its timing and cache fields (the recommendation's texts quote timings: its pick is kept)."""
     if isinstance(obj, dict):
+        if "recommendation" in obj:
+            obj = {**obj, "recommendation": {"best": obj["recommendation"].get("best")}}
         return {k: _quality(v) for k, v in obj.items() if not any(w in k for w in TIMING_WORDS)}
     if isinstance(obj, list):
         return [_quality(v) for v in obj]
