@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,13 @@ class MlflowTracker:
         if not uri.strip():
             raise ConfigError("--mlflow is empty; give a tracking URI such as file:./mlruns or sqlite:///mlflow.db")
         self.mlflow, self.uri = mlflow, uri
+        if uri.startswith("file:") or "://" not in uri:  # a folder store, asked for by name: MLflow 3 wants the opt-in
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
         try:
             mlflow.set_tracking_uri(uri)
             self.experiment_id = mlflow.set_experiment(experiment).experiment_id
+        except ModuleNotFoundError as exc:  # sqlite: needs SQLAlchemy, which mlflow-skinny leaves out
+            raise TrackingError(f"--mlflow {uri}: this store needs the {exc.name} package (pip install sqlalchemy alembic), or use a folder store file:./mlruns") from None
         except Exception as exc:  # noqa: BLE001 - MLflow raises many kinds; one line for the user
             raise TrackingError(f"--mlflow {uri}: cannot use this tracking store ({str(exc).splitlines()[0][:160]}); check the URI") from None
 
