@@ -182,6 +182,17 @@ def test_ray_sweep_matches_local_cell_by_cell(local_sweep, known, tmp_path, real
     assert [c["reuse"]["answers_cached"]["rag"] for c in data["cells"]] == [0.0] * 4
 
 
+def test_a_worker_that_cannot_see_the_sweep_folder_sends_the_run_folder_back(known, tmp_path):
+    from workbench.sweep_executors import run_cell_task
+
+    sweep = Sweep(_spec(*known, grid=["retrieval.top_k=1"]), tmp_path / "sweeps").open()
+    cell = sweep.cells[0]
+    result = run_cell_task(cell.config.to_dict(), str(sweep.dir), cell.id, "another-sweep-token", None, None)
+    assert result["error"] is None and not (sweep.dir / cell.id).exists()  # it ran in a folder of its own
+    assert {"config.json", "status.json", "metrics.json", "predictions.jsonl", "meta.json"} <= set(result["files"])
+    assert json.loads(result["files"]["status.json"])["state"] == "done"
+
+
 # ---------------------------------------------------------------- resume after a kill
 
 

@@ -33,15 +33,15 @@ class SweepError(WorkbenchError, RuntimeError):
 
 
 def run_local(sweep: Sweep, cells: list[Cell], progress: Progress, on_done: Callable[[str, float], None], **_: Any) -> None:
-    from .run import RunError, run
+    from .run import run
 
     for cell in cells:
         sweep.mark_started(cell, "local")
         t0 = time.perf_counter()
         try:
             run(cell.config, sweep.dir, cell.id, progress=lambda s, f, m, c=cell.id: progress(c, s, f, m))
-        except RunError as exc:  # the cell's status.json says failed; the sweep goes on with the next cell
-            progress(cell.id, "failed", 1.0, str(exc))
+        except WorkbenchError as exc:  # failed (its status.json says why), locked or refused: the sweep goes on
+            progress(cell.id, "failed", 1.0, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         on_done(cell.id, time.perf_counter() - t0)
 
 
@@ -58,7 +58,7 @@ def run_cell_task(config: dict, sweep_dir: str, run_id: str, token: str, queue: 
     """Body of the Ray task: run one cell; returns its state, and the run folder's files when the driver cannot see them."""
     if setup is not None:
         setup()
-    from .run import RunError, run
+    from .run import run
 
     shared = _shares_folder(sweep_dir, token)
     out = Path(sweep_dir) if shared else Path(tempfile.mkdtemp(prefix="workbench-cell-"))
@@ -78,7 +78,7 @@ def run_cell_task(config: dict, sweep_dir: str, run_id: str, token: str, queue: 
     error = None
     try:
         run(RunConfig.from_dict(config), out, run_id, progress=report)
-    except RunError as exc:
+    except WorkbenchError as exc:
         error = str(exc)
     files = {}
     if not shared:
@@ -104,7 +104,7 @@ def _connect(address: str | None) -> bool:
     if address:  # the cluster runs this same workbench code
         env = {"py_modules": [str(repo_root() / "workbench")]}
         try:
-            ray.init(address=address, runtime_env=env, include_dashboard=False, log_to_driver=False)
+            ray.init(address=address, runtime_env=env)
         except Exception as exc:  # noqa: BLE001 - Ray raises many kinds; one line for the user
             raise SweepError(f"--address {address}: cannot connect to the Ray cluster ({str(exc).splitlines()[0][:160]}); check the address and that the cluster runs") from None
         return True
