@@ -54,10 +54,14 @@ def _shares_folder(sweep_dir: str, token: str) -> bool:
     return isinstance(data, dict) and data.get("token") == token
 
 
-def run_cell_task(config: dict, sweep_dir: str, run_id: str, token: str, queue: Any, setup: WorkerSetup | None) -> dict[str, Any]:
+def run_cell_task(config: dict, sweep_dir: str, run_id: str, token: str, queue: Any, setup: WorkerSetup | None, threads: int = 0) -> dict[str, Any]:
     """Body of the Ray task: run one cell; returns its state, and the run folder's files when the driver cannot see them."""
     if setup is not None:
         setup()
+    if threads:  # a cell uses the CPUs it asked Ray for, no more
+        import torch
+
+        torch.set_num_threads(threads)
     from .run import run
 
     shared = _shares_folder(sweep_dir, token)
@@ -69,8 +73,8 @@ def run_cell_task(config: dict, sweep_dir: str, run_id: str, token: str, queue: 
         if queue is None or (stage == last[1] and fraction < 1.0 and now - last[0] < 0.5):
             return
         last[:] = [now, stage]
-        try:
-            queue.put_nowait((run_id, stage, fraction, message))
+        try:  # fire and forget: a task blocked in ray.get would hand its CPU to another cell (oversubscription)
+            queue.actor.put_nowait.remote((run_id, stage, fraction, message))
         except Exception:  # noqa: BLE001 - progress is best effort; a full or gone queue never fails the cell
             pass
 
@@ -134,7 +138,8 @@ def run_ray(
         for cell in cells:
             sweep.mark_started(cell, "ray")
             opts = {"num_cpus": cpus_per_cell, "num_gpus": 1 if gpus and _needs_gpu(cell.config) else 0, "max_retries": 0}
-            ref = task.options(**opts).remote(cell.config.to_dict(), str(sweep.dir), cell.id, sweep.data["token"], queue, worker_setup)
+            threads = max(1, int(cpus_per_cell))
+            ref = task.options(**opts).remote(cell.config.to_dict(), str(sweep.dir), cell.id, sweep.data["token"], queue, worker_setup, threads)
             pending[ref] = cell
             progress(cell.id, "queued", 0.0, f"submitted to Ray ({opts['num_cpus']} CPU{'' if opts['num_cpus'] == 1 else 's'}, {opts['num_gpus']} GPU)")
         while pending:
