@@ -58,9 +58,10 @@ def run_cell_task(config: dict, sweep_dir: str, run_id: str, token: str, queue: 
     """Body of the Ray task: run one cell; returns its state, and the run folder's files when the driver cannot see them."""
     if setup is not None:
         setup()
-    if threads:  # a cell uses the CPUs it asked Ray for, no more
+    if threads:  # a cell uses the CPUs it asked Ray for, no more (models.setup_threads reads it)
         import torch
 
+        os.environ["WORKBENCH_THREADS"] = str(threads)
         torch.set_num_threads(threads)
     from .run import run
 
