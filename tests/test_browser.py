@@ -183,9 +183,11 @@ def test_sweeps_page_shows_the_grid_and_pareto_chart(server, tmp_path):
             page.get_by_role("link", name="Sweeps").click()
             expect(page.get_by_role("heading", name="Sweeps", exact=True)).to_be_visible()
             expect(page.get_by_text("4 of 4 cells done")).to_be_visible()
-            heading = page.get_by_role("heading", name="Accuracy vs cost")
-            heading.scroll_into_view_if_needed()
+            shot = ARTIFACTS / "sweeps-grid.png"
+            page.screenshot(path=str(shot))
+            print(f"screenshot: {shot}")
             chart = page.locator('[data-testid="stVegaLiteChart"]').first
+            chart.scroll_into_view_if_needed()
             expect(chart).to_be_visible()
             chart.locator("canvas, svg").first.wait_for()
             box = chart.bounding_box()
