@@ -30,6 +30,7 @@ PAGES = {
     "Measure": [
         st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/play_circle:"),
         st.Page("app_pages/compare.py", title="Compare", icon=":material/leaderboard:"),
+        st.Page("app_pages/sweeps.py", title="Sweeps", icon=":material/grid_view:"),
     ],
     "Decide & share": [
         st.Page("app_pages/decide.py", title="Decide", icon=":material/balance:"),

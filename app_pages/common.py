@@ -225,6 +225,19 @@ def finished_runs(corpus_name: str | None = None) -> list[dict[str, Any]]:
     return [r for r in rows if corpus_name is None or r["corpus"] == corpus_name]
 
 
+def opened_runs() -> list[dict[str, Any]]:
+    """Finished runs opened from elsewhere this session (a sweep's cells), listed as ``<sweep>/<cell>``."""
+    from workbench.runstore import list_runs
+
+    rows = []
+    for folder in st.session_state.get("opened_run_dirs", []):
+        folder = Path(folder)
+        for r in list_runs(folder.parent):
+            if r["dir"] == str(folder) and r["state"] == "done":
+                rows.append({**r, "run_id": f"{folder.parent.name}/{r['run_id']}"})
+    return rows
+
+
 def run_choice_label(row: dict[str, Any]) -> str:
     created = (row.get("created") or "")[:16].replace("T", " ")
     return f"{row['run_id']} · {row.get('corpus', '')} · {row.get('preset', '')} · {created}"
@@ -232,7 +245,7 @@ def run_choice_label(row: dict[str, Any]) -> str:
 
 def select_run(key: str, *, prefer_corpus: bool = True) -> dict[str, Any] | None:
     """A run picker shared by Compare and Decide: defaults to this session's selection, else the newest run of the corpus."""
-    runs = finished_runs()
+    runs = finished_runs() + opened_runs()
     if not runs:
         return None
     ids = [r["run_id"] for r in runs]

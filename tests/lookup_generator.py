@@ -103,3 +103,8 @@ class LookupGenerator:
 
     def score_yes(self, prompts: Sequence[str], batch_size: int = 8) -> list[float]:
         raise GenerationError("the lookup backend has no yes/no judge; set eval.groundedness = false")
+
+
+def register_in_worker() -> None:
+    """In another process (a Ray worker, a CLI subprocess): register the backend ``lookup`` as conftest does on import."""
+    import conftest  # noqa: F401 - importing it registers "lookup"

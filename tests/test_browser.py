@@ -77,6 +77,7 @@ def server(isolated_home, tiny_lm_dir, tmp_path):
         "WORKBENCH_MODEL": str(tiny_lm_dir),
         "WORKBENCH_DEFAULT_CORPUS": str(corpus),
         "WORKBENCH_METHODS": "zero-shot,rag",
+        "WORKBENCH_SWEEPS": str(isolated_home / "sweeps"),
     }
     log = tmp_path / "streamlit.log"
     with open(log, "wb") as out:
@@ -158,3 +159,44 @@ def test_journey_corpus_to_report(server, tmp_path):
     assert set(metrics["methods"]) - {"prior", "oracle-passage"} == {"zero-shot", "rag"}  # plus the baseline rows
     assert metrics["methods"]["prior"]["baseline"] is True
     print("screenshots:\n" + "\n".join(shots))
+
+
+def test_sweeps_page_shows_the_grid_and_pareto_chart(server, tmp_path):
+    """A 2x2 sweep (lookup backend: known replies) written while the app runs, then its page in the browser."""
+    from playwright.sync_api import expect, sync_playwright
+    from test_known_answers import make_known_corpus
+    from test_sweep import _spec
+
+    from workbench.sweep import Sweep
+    from workbench.sweep_executors import run_sweep
+
+    sweeps = Path(os.environ["WORKBENCH_HOME"]) / "sweeps"
+    data = run_sweep(Sweep(_spec(*make_known_corpus(tmp_path / "known")), sweeps), "local")
+    assert [c["state"] for c in data["cells"]] == ["done"] * 4
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(server["url"])
+            page.get_by_role("link", name="Sweeps").click()
+            expect(page.get_by_role("heading", name="Sweeps", exact=True)).to_be_visible()
+            expect(page.get_by_text("4 of 4 cells done")).to_be_visible()
+            shot = ARTIFACTS / "sweeps-grid.png"
+            page.screenshot(path=str(shot))
+            print(f"screenshot: {shot}")
+            chart = page.locator('[data-testid="stVegaLiteChart"]').first
+            chart.scroll_into_view_if_needed()
+            expect(chart).to_be_visible()
+            chart.locator("canvas, svg").first.wait_for()
+            box = chart.bounding_box()
+            assert box and box["width"] > 300 and box["height"] > 150
+            path = ARTIFACTS / "sweeps-pareto.png"
+            page.screenshot(path=str(path))
+            print(f"screenshot: {path}")
+            page.get_by_role("button", name="Open in Compare").click()
+            expect(page.get_by_role("heading", name="Compare", exact=True)).to_be_visible()
+            expect(page.get_by_text("Most accurate")).to_be_visible()
+        finally:
+            browser.close()

@@ -208,6 +208,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     run_dir = Path(args.run_dir)
+    if (run_dir / "sweep.json").is_file():  # a sweep folder: the sweep summary
+        from .sweep_report import write_sweep_report
+
+        print(write_sweep_report(run_dir, args.format, Path(args.out) if args.out else None))
+        return 0
     if not (run_dir / "metrics.json").is_file():
         raise ConfigError(f"{run_dir}: not a finished run folder (no metrics.json); list runs with: python -m workbench runs")
     out = write_report(run_dir, args.format, Path(args.out) if args.out else None)
@@ -261,6 +266,43 @@ def cmd_freshness(args: argparse.Namespace) -> int:
     return fresh_main(args)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import Sweep, make_spec, parse_grid
+    from .sweep_executors import run_sweep
+    from .sweep_report import format_sweep
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    spec = make_spec(args.corpus, parse_grid(args.grid or []), args.file, methods=methods, preset=args.preset,
+                     base=parse_overrides(args.set or []) or None, model=args.model, seed=args.seed, name=args.name)  # fmt: skip
+    sweep = Sweep(spec, args.out)
+    t0 = time.perf_counter()
+    data = run_sweep(sweep, args.executor, progress=_SweepProgress(), address=args.address, cpus_per_cell=args.cpus_per_cell, mlflow_uri=args.mlflow)
+    print(format_sweep(data), file=sys.stderr)
+    print(f"finished in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    bad = [c for c in data["cells"] if c["state"] != "done"]
+    if bad:
+        print(f"error: {len(bad)} of {len(data['cells'])} cells not done ({bad[0]['id']}: {bad[0].get('error') or bad[0]['state']}); "
+              "rerun the same command to retry them", file=sys.stderr)  # fmt: skip
+    print(sweep.dir)
+    return 1 if bad else 0
+
+
+class _SweepProgress:
+    """One line per cell and stage (and every 5 s within a stage): cells may run side by side, so lines are never redrawn."""
+
+    def __init__(self, stream: Any = sys.stderr):
+        self.stream, self.seen = stream, {}
+
+    def __call__(self, cell: str, stage: str, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        last = self.seen.get(cell)
+        if last and last[0] == stage and fraction < 1.0 and now - last[1] < 5 and not message.startswith("warning:"):
+            return
+        self.seen[cell] = (stage, now)
+        self.stream.write(f"[{cell[:40]:<40}] {stage:<9} {fraction * 100:5.1f}% {message[:90]}\n")
+        self.stream.flush()
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", required=True, help="corpus folder (docs/ + questions.jsonl)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {','.join(METHODS)}")
@@ -286,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job-id", default=None)
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("report", help="export a run as html, pdf, md, csv or json")
+    p = sub.add_parser("report", help="export a run (html, pdf, md, csv, json) or a sweep folder's summary (html, md, csv, json)")
     p.add_argument("run_dir")
     p.add_argument("--format", default="html", choices=["html", "pdf", "md", "csv", "json"])
     p.add_argument("--out", default=None)
@@ -304,6 +346,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list runs with their headline numbers")
     p.add_argument("--out", default=str(default_runs_dir()))
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("sweep", help="run a grid of settings: one run folder per cell plus sweep.json (resumable)")
+    p.add_argument("--corpus", default=None, help="corpus folder (or corpus = ... in --file)")
+    p.add_argument("--grid", action="append", metavar="SECTION.FIELD=V1,V2", help="a swept setting and its values, e.g. --grid retrieval.top_k=2,4")
+    p.add_argument("--file", default=None, help="a sweep TOML file: corpus, methods, preset, model, seed, name, [grid] and [set] tables")
+    p.add_argument("--methods", default=None, help=f"comma-separated, from {','.join(METHODS)} (default zero-shot,rag)")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS))
+    p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="a setting shared by every cell, e.g. --set eval.max_questions=6")
+    p.add_argument("--model", default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--executor", default="local", choices=["local", "ray"], help="local: cells one after another here; ray: one Ray task per cell")
+    p.add_argument("--address", default=None, help="Ray cluster address (e.g. ray://head:10001 or auto); default: a local Ray started for the sweep")
+    p.add_argument("--cpus-per-cell", type=float, default=1, help="Ray: CPUs each cell asks for")
+    p.add_argument("--out", default=None, help="folder of sweep folders (default WORKBENCH_SWEEPS or ./sweeps)")
+    p.add_argument("--name", default=None, help="sweep folder name (default: corpus and a hash of the settings, so a rerun resumes)")
+    p.add_argument("--mlflow", default=None, metavar="URI", help="log each cell to MLflow, e.g. file:./mlruns or sqlite:///mlflow.db")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("check-corpus", help="validate a corpus folder; non-zero exit on errors")
     p.add_argument("path")

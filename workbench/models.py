@@ -86,10 +86,11 @@ def default_dtype() -> Any:
 
 
 def setup_threads() -> None:
-    """Use every core for intra-op parallelism (torch defaults can be lower in containers)."""
+    """Use every core for intra-op parallelism (torch defaults can be lower in containers), or ``WORKBENCH_THREADS`` (a sweep cell's CPUs)."""
     import torch
 
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = int(os.environ.get("WORKBENCH_THREADS", "0") or 0) or n
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
 
