@@ -186,7 +186,7 @@ def test_accepted_synthetic_qa_is_trained_marked_and_leaks_are_dropped(qwen_toke
     data = build_training_data(corpus, qwen_tokenizer, cfg, seed=0, model=object(), held_out=held_out)
     st = data.stats
     assert calls == [(3, 0.0), (3, 0.0)]  # one passage per pair asked for (greedy), then one rewrite per passage
-    assert st["examples"] == {"chunks": 0, "qa": 0, "synthetic_qa": 1, "paraphrases": 2}
+    assert st["examples"] == {"chunks": 0, "qa": 0, "synthetic_qa": 1, "paraphrases": 2, "generated_qa": 0, "raft": 0}
     assert (st["synthetic_rejected"], st["synthetic_dropped_leak"], st["paraphrases_rejected"]) == (1, 1, 1)
     assert data.questions == ["How much does Merlin weigh?"] and data.answers == ["41 grams"]  # the held-out twin never trains
     synth = [m for m in data.meta if m["part"] == "synthetic_qa"]
