@@ -175,7 +175,7 @@ def contexts_view(method: str, row: dict[str, Any], gold: list[str]) -> None:
         return
     if "text" not in contexts[0]:
         ids = ", ".join(str(c.get("example_id", "")) for c in contexts)
-        st.caption(f"{label(method)} few-shot examples: {escape_markdown(ids)}")
+        st.caption(f"{label(method)} · solved examples in the prompt (train split): {escape_markdown(ids)}")
         return
     hits = sum(bool(find_spans(str(c.get("text", "")), gold)) for c in contexts)
     with st.expander(f"{label(method)} · retrieved chunks: {len(contexts)}, {hits} holding a gold answer", expanded=hits > 0):
@@ -190,10 +190,10 @@ def drilldown(predictions: list[dict[str, Any]], methods: list[str]) -> None:
         return
     grouped = by_question(predictions)
     c1, c2, c3, c4 = st.columns([1.1, 1.5, 1.4, 3])
-    wrong = c1.toggle("Wrong only", key="f-wrong", help="Questions at least one shown method got wrong (or wrongly abstained on).")
-    unans = c2.toggle("Unanswerable only", key="f-unans", help="Questions whose answer is not in the corpus.")
-    disagree = c3.toggle("Disagreements", key="f-disagree", help="Questions where the methods' verdicts differ.")
-    shown = c4.multiselect("Methods", methods, default=methods, format_func=label, key="f-methods") or methods
+    wrong = c1.toggle("Wrong only", key="f-wrong", bind="query-params", help="Questions at least one shown method got wrong (or wrongly abstained on).")
+    unans = c2.toggle("Unanswerable only", key="f-unans", bind="query-params", help="Questions whose answer is not in the corpus.")
+    disagree = c3.toggle("Disagreements", key="f-disagree", bind="query-params", help="Questions where the methods' verdicts differ.")
+    shown = c4.multiselect("Methods", methods, default=methods, format_func=label, key="f-methods", bind="query-params") or methods
     ids = filter_questions(grouped, shown, wrong, unans, disagree)
     st.caption(f"{len(ids)} of {len(grouped)} held-out questions")
     if not ids:
@@ -319,7 +319,7 @@ def main() -> None:
     st.write("How each method did on the held-out questions: quality with 95% intervals, cost, and every answer side by side.")
     row = select_run("compare-run")
     if row is None:
-        st.info("No finished runs yet — start one on **Evaluate**.", icon=":material/info:")
+        st.info("No finished runs yet, and no example run is installed (`make examples` makes one) — start a run on **Evaluate**.", icon=":material/info:")
         st.page_link("app_pages/evaluate.py", label="Go to Evaluate", icon=":material/play_circle:")
         return
     try:
@@ -341,7 +341,7 @@ def main() -> None:
     if summary:
         st.success(escape_markdown(summary), icon=":material/recommend:")
     methods = ordered(metrics["methods"])
-    tabs = st.tabs(["Scoreboard", "Charts", "Per-question answers", "Statistics"])
+    tabs = st.tabs(["Scoreboard", "Charts", "Per-question answers", "Statistics"], key="tab", bind="query-params")
     with tabs[0]:
         scoreboard(metrics)
     with tabs[1]:

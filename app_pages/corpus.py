@@ -13,6 +13,8 @@ from app_pages.common import (
     check_corpus_cached,
     corpus_path,
     default_corpus,
+    example_for_cached,
+    example_glance,
     finished_runs,
     label,
     list_runs_cached,
@@ -26,8 +28,9 @@ from app_pages.common import (
     uploads_dir,
 )
 from app_pages.textview import code_span, escape_markdown
-from workbench import jobs
-from workbench.config import METHODS
+from workbench import fmt, jobs
+from workbench.config import METHODS, ConfigError, build_config
+from workbench.estimate import estimate_run
 from workbench.loaders import SUPPORTED_SUFFIXES, CorpusError, DocumentError, load_document
 from workbench.paths import bundled_corpora
 
@@ -39,16 +42,32 @@ QUESTION_SUFFIXES = (".jsonl", ".csv")
 # ------------------------------------------------------------------------------------------------ latest result / quick run
 
 
-def start_quick_run(corpus: Path) -> None:
-    """Start the quick comparison in the background (the session's methods, every one by default) and go to Evaluate."""
-    methods = st.session_state.get("methods") or list(METHODS)
+DEMO_METHODS = ["zero-shot", "few-shot", "rag"]
+
+
+def run_estimate(corpus: Path, preset: str, methods: list[str]) -> dict | None:
+    """The cold-run estimate for a preset and methods on this corpus (None when it cannot be read)."""
     try:
-        job = jobs.start_run(corpus, methods=methods, preset="quick", model=st.session_state["model"], out_dir=runs_dir())
+        data = load_corpus_cached(corpus)
+        cfg = build_config(str(corpus), preset, data.defaults, st.session_state.get("overrides") or {}, methods=methods, model=st.session_state["model"])
+    except (CorpusError, ConfigError, OSError, TypeError):
+        return None
+    return estimate_run(cfg, n_docs=len(data.documents), n_train=len(data.train), n_test=len(data.test))
+
+
+def start_quick_run(corpus: Path, preset: str = "quick", methods: list[str] | None = None) -> None:
+    """Start a comparison in the background (the session's methods, every one by default) and go to Evaluate."""
+    methods = methods or st.session_state.get("methods") or list(METHODS)
+    try:
+        job = jobs.start_run(
+            corpus, methods=methods, preset=preset, model=st.session_state["model"], out_dir=runs_dir(), estimate=run_estimate(corpus, preset, methods)
+        )
     except jobs.JobError as exc:
         show_error(exc, "Could not start the comparison")
         return
     st.session_state["active_run"] = str(job.job_dir)
-    st.session_state["preset"] = "quick"
+    st.session_state["preset"] = preset
+    st.session_state["methods"] = methods
     st.switch_page("app_pages/evaluate.py")
 
 
@@ -70,13 +89,24 @@ def latest_result(corpus: Path) -> None:
     if not runs:
         with st.container(border=True):
             st.markdown("#### No comparison of this corpus yet")
-            methods = ", ".join(label(m) for m in st.session_state.get("methods") or METHODS)
+            chosen = st.session_state.get("methods") or list(METHODS)
+            quick, demo = run_estimate(corpus, "quick", chosen), run_estimate(corpus, "demo", DEMO_METHODS)
             st.write(
-                f"The quick comparison answers a sample of held-out questions with {methods} "
+                f"The quick comparison answers a sample of held-out questions with {', '.join(label(m) for m in chosen)} "
                 "on the local model, then scores accuracy, hallucination and cost. It runs in the background; you can keep exploring."
             )
-            if st.button("▶  Run the quick comparison", type="primary", key="quick-run"):
+            left, right = st.columns(2)
+            if left.button(
+                f"▶  Run the quick comparison ({fmt.duration(quick['total_s']) if quick else 'duration unknown'})", type="primary", key="quick-run"
+            ):
                 start_quick_run(corpus)
+            if right.button(
+                f"Live demo: zero-shot, few-shot and RAG on 8 questions ({fmt.duration(demo['total_s']) if demo else 'duration unknown'})",
+                key="demo-run",
+                help="For a presentation: done in minutes, but with 8 questions the 95% intervals are about ±30 points wide, and no adapter is trained.",
+            ):
+                start_quick_run(corpus, "demo", DEMO_METHODS)
+            st.caption("Estimated for a cold run on this machine; cached indexes, adapters and answers make a run faster.")
         return
     row = runs[0]
     try:
@@ -123,7 +153,9 @@ def choose_bundled() -> None:
     names = list(bundled)
     current = corpus_path()
     index = names.index(current.name) if current.name in names and bundled[current.name] == str(current) else 0
-    name = st.selectbox("Bundled corpus", names, index=index, help="Corpora shipped with the workbench (folders under corpora/).")
+    name = st.selectbox(
+        "Bundled corpus", names, index=index, key="corpus", bind="query-params", help="Corpora shipped with the workbench (folders under corpora/)."
+    )
     st.session_state["corpus_path"] = bundled[name]
 
 
@@ -342,6 +374,10 @@ def preview(corpus: Any) -> None:
 def main() -> None:
     st.title("Corpus")
     st.write("Choose the documents and questions to measure on. Every file is checked; problems are shown next to the file.")
+    if not finished_runs(corpus_path().name):  # nothing of the user's own to show yet: the shipped example, at a glance
+        example = example_for_cached(corpus_path().name)
+        if example:
+            example_glance(example)
     source = st.radio("Source", ["Bundled corpus", "Upload your own"], horizontal=True, label_visibility="collapsed", key="corpus-source")
     if source == "Bundled corpus":
         choose_bundled()

@@ -25,7 +25,7 @@ def weight_sliders() -> dict[str, float]:
     out = {}
     for col, f in zip(cols, dataclasses.fields(Weights), strict=False):
         out[f.name] = col.slider(
-            field_label(f.name), 0.0, 1.0, float(getattr(defaults, f.name)), 0.05, help=f.metadata.get("help"), key=f"w.{f.name}"
+            field_label(f.name), 0.0, 1.0, float(getattr(defaults, f.name)), 0.05, help=f.metadata.get("help"), key=f"w.{f.name}", bind="query-params"
         )
     return out
 
@@ -54,7 +54,7 @@ def main() -> None:
     st.write("Tell the workbench about your situation and what matters most; the recommendation updates live from the measured numbers.")
     row = select_run("decide-run")
     if row is None:
-        st.info("No finished runs yet — start one on **Evaluate**, then come back to weigh the results.", icon=":material/info:")
+        st.info("No finished runs yet, and no example run is installed — start one on **Evaluate**, then come back to weigh the results.", icon=":material/info:")
         return
     try:
         metrics = load_run_cached(row["dir"]).get("metrics") or {}

@@ -11,6 +11,9 @@ import streamlit as st
 
 from app_pages.common import (
     STATE_ICONS,
+    corpus_path,
+    example_for_cached,
+    example_glance,
     finished_runs,
     label,
     list_runs_cached,
@@ -196,10 +199,16 @@ def main() -> None:
     )
     history()
     done = finished_runs()
+    example = None if done else example_for_cached(corpus_path().name)
+    if example:  # shown apart: never in the runs table, never compared with the user's runs
+        st.subheader("Example run")
+        example_glance(example)
     st.subheader("Compare two runs")
     compare_two(done)
     st.subheader("Export a report")
-    export(done)
+    if example:
+        st.caption("Exporting the example run (shipped with the workbench) until you finish a run of your own.")
+    export(done or ([example] if example else []))
     st.subheader("Open a shared report")
     load_back()
 

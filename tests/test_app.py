@@ -327,7 +327,7 @@ def test_compare_flags_methods_no_better_than_the_prior_and_shows_why(runs, tiny
     (run_dir / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     at = app("compare")
     board = at.dataframe[0].value
-    assert board.loc[board["Method"] == "prior", "Versus prior"].item() == "baseline"
+    assert board.loc[board["Method"] == "prior (baseline)", "Versus prior"].item() == "baseline"
     assert "no better than the prior" in board.loc[board["Method"] == "LoRA", "Versus prior"].item()
     assert board.loc[board["Method"] == "RAG", "Versus prior"].item() == ""  # 100% lies above the prior's interval
     assert any("LoRA" in w.value and "no better than the prior" in w.value for w in at.warning)
@@ -490,7 +490,7 @@ def test_real_run_through_every_results_page(real_run, isolated_home, monkeypatc
 
     at = app("compare")
     shown_methods = list(at.dataframe[0].value["Method"])
-    assert shown_methods[:3] == ["Zero-shot", "RAG", "LoRA"] and "prior" in shown_methods[3:]  # baselines follow the methods
+    assert shown_methods[:3] == ["Zero-shot", "RAG", "LoRA"] and "prior (baseline)" in shown_methods[3:]  # baselines follow the methods
     rag = next(p for p in predictions if p["method"] == "rag" and p["question_id"] == "q1")
     from app_pages.textview import escape_markdown
 
