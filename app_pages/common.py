@@ -240,14 +240,21 @@ def run_choice_label(row: dict[str, Any]) -> str:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def example_for_cached(corpus_name: str | None) -> dict[str, Any] | None:
-    """The shipped example run for this corpus (else the fact corpus's); None when no example is present."""
+def _example_for_cached(corpus_name: str | None, root: str, signature: tuple[int, int, int]) -> dict[str, Any] | None:
     from workbench.examples import example_for
 
     try:
-        return example_for(corpus_name)
+        return example_for(corpus_name, root)
     except OSError:
         return None
+
+
+def example_for_cached(corpus_name: str | None) -> dict[str, Any] | None:
+    """The shipped example run for this corpus (else the fact corpus's); None when no example is present."""
+    from workbench.examples import examples_dir
+
+    root = examples_dir().resolve()
+    return _example_for_cached(corpus_name, str(root), folder_signature(root) if root.is_dir() else (0, 0, 0))
 
 
 def example_notice(row: dict[str, Any]) -> None:
