@@ -384,9 +384,9 @@ def example_glance(row: dict[str, Any]) -> None:
             f"{corpus.get('n_test_evaluated', '?')} held-out questions, preset {escape_markdown(str((run.get('config') or {}).get('preset', '?')))}. "
             "Shipped with the workbench; your own runs are listed apart."
         )
-        summary = (metrics.get("recommendation") or {}).get("summary")
-        if summary:
-            st.success(escape_markdown(summary), icon=":material/recommend:")
+        rec = metrics.get("recommendation") or {}
+        if rec.get("summary"):
+            (st.success if rec.get("best") else st.warning)(escape_markdown(rec["summary"]), icon=":material/recommend:")
         frame = scoreboard_frame(metrics)
         shown = pd.DataFrame(
             {
@@ -398,7 +398,8 @@ def example_glance(row: dict[str, Any]) -> None:
                 "USD / 1k queries": frame["USD / 1k queries"],
             }
         )
-        st.dataframe(shown, hide_index=True, width="stretch", key="example-scoreboard")
+        with st.container(key="example-scoreboard"):
+            st.dataframe(shown, hide_index=True, width="stretch")
         left, right = st.columns(2)
         left.page_link("app_pages/compare.py", label="Open the example's scoreboard and answers", icon=":material/leaderboard:")
         right.page_link("app_pages/decide.py", label="Weigh it on Decide", icon=":material/balance:")

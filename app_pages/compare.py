@@ -337,9 +337,9 @@ def main() -> None:
         f"Corpus **{escape_markdown(corpus.get('title') or corpus.get('name', ''))}** · {corpus.get('n_test_evaluated', '?')} held-out questions evaluated · "
         f"preset {cfg.get('preset', '?')} · model {code_span(str(cfg.get('model', '?')).rsplit('/', 1)[-1])} · seed {cfg.get('seed', '?')}"
     )
-    summary = (metrics.get("recommendation") or {}).get("summary")
-    if summary:
-        st.success(escape_markdown(summary), icon=":material/recommend:")
+    rec = metrics.get("recommendation") or {}
+    if rec.get("summary"):
+        (st.success if rec.get("best") else st.warning)(escape_markdown(rec["summary"]), icon=":material/recommend:")
     methods = ordered(metrics["methods"])
     tabs = st.tabs(["Scoreboard", "Charts", "Per-question answers", "Statistics"], key="tab", bind="query-params")
     with tabs[0]:
