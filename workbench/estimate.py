@@ -65,15 +65,32 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
     for key, timing in (("model_load_s", "model_s"), ("corpus_s", "corpus_s"), ("score_s", "score_s")):
         if timings.get(timing):
             figures[key] = float(timings[timing])
-    if figures:
+    prompts = {m: float(v["prompt_tokens_mean"]) for m, v in (metrics.get("methods") or {}).items() if (v.get("prompt_tokens_mean") or 0) > 0}
+    if figures or prompts:
         try:
             data = read_json(speed_path(), {}) or {}
         except (OSError, ValueError):
             data = {}
         name = Path(str(config.model)).name
         data[name] = {**(data.get(name) or {}), **figures}
+        if prompts:  # the measured prompt length per method on this corpus beats the prompt model below
+            data.setdefault("prompt_tokens", {})[_prompt_key(config)] = prompts
         atomic_write_json(speed_path(), data)
     return figures
+
+
+def _prompt_key(config: RunConfig) -> str:
+    """Prompt length depends on the corpus and on the settings that shape prompts."""
+    return f"{Path(config.corpus).name}|k={config.few_shot.k}|top_k={config.retrieval.top_k}|chunk={config.split.chunk_size}"
+
+
+def measured_prompt_tokens(config: RunConfig) -> dict[str, float]:
+    try:
+        data = read_json(speed_path(), {}) or {}
+    except (OSError, ValueError):
+        return {}
+    found = (data.get("prompt_tokens") or {}).get(_prompt_key(config)) if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else {}
 
 
 def prompt_tokens(method: str, config: RunConfig) -> float:
@@ -101,7 +118,8 @@ def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int) -
         steps = config.train.max_steps * config.train.batch_size if config.train.max_steps else n_train * config.train.epochs
         stages["train"] = steps / speed["train_examples_per_s"] + TRAIN_PROBE_ANSWERS * BASE_PROMPT_TOKENS / speed["prompt_tokens_per_s"]
     answered = n_questions + min(config.eval.latency_probe_n, n_questions)
-    stages["answer"] = sum(answered * prompt_tokens(m, config) for m in methods) / speed["prompt_tokens_per_s"]
+    known = measured_prompt_tokens(config)
+    stages["answer"] = sum(answered * float(known.get(m) or prompt_tokens(m, config)) for m in methods) / speed["prompt_tokens_per_s"]
     stages["score"] = speed["score_s"]
     return {"stages": stages, "total_s": sum(stages.values()), "measured": speed["measured"], "questions": n_questions}
 
