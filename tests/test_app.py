@@ -734,3 +734,22 @@ def test_evaluate_finds_a_running_job_after_a_reload_and_asks_before_a_second(ru
     assert start.disabled  # a second comparison needs a confirmation first
     at.checkbox(key="confirm-second").check().run()
     assert not at.button(key="start-run").disabled
+
+
+def test_build_page_hides_settings_that_do_nothing_and_says_what_was_reused(runs, tiny_corpus, isolated_home):
+    at = app("build")
+    keys = {w.key for w in at.number_input}
+    assert "cfg.quick.index.hnsw_m" not in keys and "cfg.quick.index.ivf_nlist" not in keys  # flat index: neither applies
+    assert "cfg.quick.retrieval.rrf_k" in keys  # hybrid retrieval (the default) fuses with RRF
+    at.selectbox(key="cfg.quick.index.index_type").select("hnsw").run()
+    at.selectbox(key="cfg.quick.retrieval.mode").select("dense").run()
+    keys = {w.key for w in at.number_input}
+    assert "cfg.quick.index.hnsw_m" in keys and "cfg.quick.index.ivf_nlist" not in keys and "cfg.quick.retrieval.rrf_k" not in keys
+
+    job_dir = isolated_home / "jobs" / "20250101-000000-index-tiny-abcd"
+    job_dir.mkdir(parents=True)
+    atomic_write_json(job_dir / "config.json", {"what": "index"})
+    atomic_write_json(job_dir / "status.json", {"state": "done", "stage": "index", "progress": 1.0, "pid": 1, "started": "2025-01-01T00:00:00+00:00"})
+    atomic_write_json(job_dir / "result.json", {"index": {"cache_hit": True, "n_chunks": 52, "build_seconds": 7.1}, "wall_seconds": 19.2})
+    at = app("build", build_jobs={"index": str(job_dir)})
+    assert any("Reused the cached index (52 chunks, built earlier in 7.10 s); nothing was rebuilt" in s.value for s in at.success), [s.value for s in at.success]
