@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -245,7 +246,11 @@ def upload_corpus() -> None:
         "Documents: .txt, .md, .pdf, .html (up to 50 MB each). Questions: .jsonl with id, question, answers[, answerable, split] "
         "or .csv with question, answer[, split] (aliases separated by |). Files stay in a folder private to this browser session."
     )
-    root = uploads_dir() / "corpus"
+    name = st.text_input(
+        "Corpus name", value="my_corpus", max_chars=60, key="upload-name",
+        help="How runs, reports and the run history name this corpus (letters, digits, '-' and '_').",
+    )
+    root = uploads_dir() / (safe_upload_name(name.strip()).replace(".", "_") or "my_corpus")
     nonce = st.session_state.get("upload_nonce", 0)
     docs = st.file_uploader(
         "Documents", type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES], accept_multiple_files=True, key=f"upload-docs-{nonce}"
@@ -280,6 +285,8 @@ def upload_corpus() -> None:
         disabled=not ready,
         help=None if ready else "Needs at least one readable document and a valid question file.",
     ):
+        if not (root / "corpus.toml").exists():  # the title reports and pages show; the folder name names the runs
+            (root / "corpus.toml").write_text(f"title = {json.dumps(name.strip() or root.name)}\n", encoding="utf-8")
         st.session_state["corpus_path"] = str(root)
         st.toast(f"Using your upload: {n_ok} documents, {n_questions} questions")
     if right.button("Clear uploads", disabled=not (rows or qfile)):
@@ -339,8 +346,8 @@ def preview(corpus: Any) -> None:
             with st.container(height=320, border=True):
                 st.text(doc.text[:20_000] + ("\n…" if len(doc.text) > 20_000 else ""))
     with tab_q:
-        split = st.segmented_control("Show", ["all", "train", "test"], default="all", key="q-split") or "all"
-        shown = [q for q in questions if split == "all" or q.split == split]
+        split = st.segmented_control("Show", ["all", "train", "held-out"], default="all", key="q-split") or "all"
+        shown = [q for q in questions if split == "all" or q.split == {"held-out": "test"}.get(split, split)]
         frame = pd.DataFrame(
             [
                 {

@@ -216,6 +216,8 @@ def test_upload_valid_and_binary_file_shows_error_next_to_file(runs, tiny_corpus
     assert "uploads" in at.session_state["corpus_path"]
     assert [m.value for m in at.metric][:2] == ["1", "2"]  # only the readable document is in the corpus
     assert "uploads" in at.session_state["corpus_path"] and at.session_state["session_id"] in at.session_state["corpus_path"]
+    assert Path(at.session_state["corpus_path"]).name == "my_corpus"  # named by the user, not "corpus"
+    assert any(s.value == "my\\_corpus" or s.value == "my_corpus" for s in at.subheader), [s.value for s in at.subheader]
 
 
 def test_upload_bad_question_file_names_the_line(runs, tiny_corpus):
