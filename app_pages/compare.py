@@ -77,20 +77,20 @@ def scoreboard(metrics: dict[str, Any]) -> None:
     )
     st.markdown("**Cost and speed** on this machine")
     st.dataframe(
-        frame[["Method", "USD / 1k queries", "USD / correct answer", "p50 per query", "p95 per query", "Probe n", "Batched q/s", "Build",
-               "Artifact (MB)", "Peak RAM (MB)"]],
+        frame[["Method", "USD / 1k queries", "USD / correct answer", "Median per query (p50)", "Slowest 5% per query (p95)", "Latency probe (questions)", "Batched answers / s", "Build time",
+               "Index / adapter size (MB)", "Peak RAM (MB)"]],
         hide_index=True,
         width="stretch",
         column_config={
             "USD / 1k queries": cfg.TextColumn(help="Batched compute seconds per answer × the machine's hourly price"),
             "USD / correct answer": cfg.TextColumn(help="Cost of one query / accuracy: what one right answer costs"),
-            "p50 per query": cfg.TextColumn(help="Median seconds to answer one question alone (latency probe, cache bypassed)"),
-            "p95 per query": cfg.TextColumn(help="95th percentile of the same probe"),
-            "Probe n": cfg.NumberColumn(help="Questions in the latency probe"),
-            "Batched q/s": cfg.NumberColumn(format="%.2f", help="Throughput of the batched evaluation (answers per second)"),
-            "Build": cfg.TextColumn(help="One-time: index build or adapter training"),
-            "Artifact (MB)": cfg.NumberColumn(format="%.1f", help="Index or adapter size on disk"),
-            "Peak RAM (MB)": cfg.NumberColumn(format="%.0f"),
+            "Median per query (p50)": cfg.TextColumn(help="Median seconds to answer one question alone (latency probe, cache bypassed)"),
+            "Slowest 5% per query (p95)": cfg.TextColumn(help="95th percentile of the same probe"),
+            "Latency probe (questions)": cfg.NumberColumn(help="Questions in the latency probe"),
+            "Batched answers / s": cfg.NumberColumn(format="%.2f", help="Throughput of the batched evaluation (answers per second)"),
+            "Build time": cfg.TextColumn(help="One-time: index build or adapter training"),
+            "Index / adapter size (MB)": cfg.NumberColumn(format="%.1f", help="Index or adapter size on disk"),
+            "Peak RAM (MB)": cfg.NumberColumn(format="%.0f", help="Most memory the process used while this method answered (resident set, MB)"),
         },
     )
     st.caption(
@@ -180,7 +180,8 @@ def contexts_view(method: str, row: dict[str, Any], gold: list[str]) -> None:
     hits = sum(bool(find_spans(str(c.get("text", "")), gold)) for c in contexts)
     with st.expander(f"{label(method)} · retrieved chunks: {len(contexts)}, {hits} holding a gold answer", expanded=hits > 0):
         for c in contexts:
-            st.markdown(f"**#{c.get('rank', '?')}** · {code_span(c.get('doc_id', ''))} · score {num(c.get('score'), '{:.3f}')}")
+            st.markdown(f"**#{c.get('rank', '?')}** · {code_span(c.get('doc_id', ''))} · retrieval score {num(c.get('score'), '{:.3f}')}",
+                        help="How well this chunk matched the question in the retriever (higher is a closer match; the scale depends on the retrieval mode).")  # fmt: skip
             st.markdown(highlight_markdown(str(c.get("text", "")), gold))
 
 
@@ -291,7 +292,12 @@ def statistics(metrics: dict[str, Any], run: dict[str, Any]) -> None:
         keys = [k for k in ("recall@1", "recall@3", "recall@5", "recall@10", "mrr") if retrieval.get(k) is not None]
         cols = st.columns(len(keys) or 1)
         for col, k in zip(cols, keys, strict=False):
-            col.metric(k.upper() if k == "mrr" else k, pct(retrieval[k]) if k != "mrr" else f"{retrieval[k]:.2f}")
+            helptext = (
+                "Mean reciprocal rank: 1 when the chunk holding the answer is retrieved first, 1/2 when second, and so on (0 to 1)."
+                if k == "mrr"
+                else f"Share of answerable held-out questions whose answer is in one of the top {k.split('@')[1]} retrieved chunks."
+            )
+            col.metric(k.upper() if k == "mrr" else k, pct(retrieval[k]) if k != "mrr" else f"{retrieval[k]:.2f}", help=helptext)
     train = metrics.get("train") or {}
     if train:
         st.markdown("**LoRA training**")

@@ -100,7 +100,13 @@ def main() -> None:
             hide_index=True,
             width="stretch",
             column_config={
-                "score": st.column_config.ProgressColumn("score", format="%.1f", min_value=0, max_value=max(100.0, max(table["score"])))
+                "score": st.column_config.ProgressColumn(
+                    "score", format="%.1f", min_value=0, max_value=max(100.0, max(table["score"])),
+                    help="Points from your priorities: each measured quantity scaled 0-100 across the methods, times its weight, plus the "
+                    "situation's bonuses (the chart beside it shows the parts). Higher is better; only eligible methods can be recommended.",
+                ),
+                "eligible": st.column_config.TextColumn("eligible", help="Passes the quality floor: accuracy high enough and not worse than the prior baseline."),
+                "USD / month": st.column_config.TextColumn("USD / month", help="Your monthly queries × the cost per query, plus the one-time build spread over 12 months and the rebuilds your data changes need."),
             },
         )
     with right:
