@@ -293,10 +293,22 @@ def select_run(key: str, *, prefer_corpus: bool = True) -> dict[str, Any] | None
     return by_id[picked]
 
 
+_ABS_PATH = re.compile(r"(?<![\w.])/(?:[^\s:;,'\"()<>/]+/)*?([^\s:;,'\"()<>/]+/)?([^\s:;,'\"()<>/]+)(?=[\s:;,'\"()<>]|$)")
+_ELEMENT = re.compile(r"\s*\(?<[a-z]+[^>]*>\)?")
+_CLI_HINT = re.compile(r"\s*with: python -m workbench [^;]*")
+
+
+def user_message(text: str) -> str:
+    """A library message for the page: absolute paths cut to their last two parts, no HTML element names, no CLI hints."""
+    text = _ABS_PATH.sub(lambda m: (m.group(1) or "") + m.group(2), text)
+    text = _ELEMENT.sub("", text)
+    return _CLI_HINT.sub("", text).strip()
+
+
 def show_error(exc: BaseException, what: str = "") -> None:
-    """A library error as one line (no traceback)."""
+    """A library error as one line (no traceback), without internal paths."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    st.error(escape_markdown(f"{what}{': ' if what else ''}{text}"), icon=":material/error:")
+    st.error(escape_markdown(user_message(f"{what}{': ' if what else ''}{text}")), icon=":material/error:")
 
 
 # ------------------------------------------------------------------------------------------------ job panels

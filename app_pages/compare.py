@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import label, load_run_cached, num, ordered, pct, scoreboard_frame, select_run
+from app_pages.common import label, load_run_cached, num, ordered, pct, scoreboard_frame, select_run, user_message
 from app_pages.textview import code_span, escape_markdown, find_spans, highlight_markdown
 from workbench import fmt
 from workbench.baselines import prior_flag_text
@@ -331,7 +331,7 @@ def main() -> None:
     try:
         run = load_run_cached(row["dir"])
     except (OSError, ValueError) as exc:
-        st.error(f"{row['run_id']}: the run folder could not be read ({exc}); it may be incomplete.", icon=":material/error:")
+        st.error(escape_markdown(user_message(f"{row['run_id']}: the run folder could not be read ({exc}); it may be incomplete.")), icon=":material/error:")
         return
     metrics = run.get("metrics") or {}
     if not metrics.get("methods"):

@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import label, load_run_cached, select_run
+from app_pages.common import label, load_run_cached, select_run, user_message
 from app_pages.forms import dataclass_widgets, field_label
 from app_pages.textview import escape_markdown
 from workbench import fmt
@@ -59,7 +59,7 @@ def main() -> None:
     try:
         metrics = load_run_cached(row["dir"]).get("metrics") or {}
     except (OSError, ValueError) as exc:
-        st.error(f"{row['run_id']}: the run could not be read ({exc}).", icon=":material/error:")
+        st.error(escape_markdown(user_message(f"{row['run_id']}: the run could not be read ({exc}).")), icon=":material/error:")
         return
 
     with st.container(border=True):

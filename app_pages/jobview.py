@@ -92,7 +92,9 @@ def job_panel(job_dir: str | Path, stages: tuple[str, ...], key: str, show_loss:
     if status.get("state") in TERMINAL:
         _render(job_dir, stages, status, key, show_loss)
         if status["state"] == "failed":
-            st.error("Failed: " + escape_markdown(status.get("error") or "see the worker log"), icon=":material/error:")
+            from app_pages.common import user_message
+
+            st.error("Failed: " + escape_markdown(user_message(status.get("error") or "see the worker log")), icon=":material/error:")
         elif status["state"] == "cancelled":
             st.warning("Cancelled. Nothing was written to the scoreboard; start again when ready.", icon=":material/stop_circle:")
         elif status["state"] == "missing":

@@ -38,6 +38,17 @@ FORMATS = {
 }
 
 
+def planned_methods(run_dir: str) -> list[str]:
+    """The methods a run was started with (for a run still going, before metrics.json exists)."""
+    from workbench.jobs import job_settings
+    from workbench.storage import read_json
+
+    try:
+        return list((read_json(Path(run_dir) / "config.json", {}) or {}).get("methods") or job_settings(run_dir).get("methods") or [])
+    except (OSError, ValueError):
+        return []
+
+
 def history() -> list[dict[str, Any]]:
     rows = list_runs_cached(str(runs_dir()))
     if not rows:
@@ -54,7 +65,7 @@ def history() -> list[dict[str, Any]]:
                 "corpus": r.get("corpus", ""),
                 "preset": r.get("preset", ""),
                 "model": Path(str(r.get("model", ""))).name,
-                "methods": ", ".join(label(m) for m in r.get("methods") or {}),
+                "methods": ", ".join(label(m) for m in (r.get("methods") or planned_methods(r["dir"]))),
                 "recommended": label(best) if best else "",
                 "its accuracy": pct(acc),
                 "started": (r.get("created") or "")[:19].replace("T", " "),
