@@ -132,7 +132,7 @@ def main() -> None:
     path = rec.get("decision_path") or []
     if path:
         st.subheader("Decision path")
-        st.graphviz_chart(decision_path_dot(path), width="stretch")
+        st.graphviz_chart(decision_path_dot(path), width="content")  # natural size: readable text
         st.dataframe(pd.DataFrame(path).rename(columns={"leads_to": "leads to"}), hide_index=True, width="stretch")
 
 

@@ -246,7 +246,7 @@ def decision_path_dot(path: Sequence[dict]) -> str:
     def esc(text: object) -> str:
         return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
-    def wrap(text: object, width: int = 40) -> list[str]:
+    def wrap(text: object, width: int = 64) -> list[str]:
         lines, cur = [], ""
         for word in str(text).split():
             if cur and len(cur) + 1 + len(word) > width:
@@ -258,7 +258,10 @@ def decision_path_dot(path: Sequence[dict]) -> str:
 
     out = [
         "digraph G {",
-        'rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef4ff", color="#2563eb", fontname="Helvetica", fontsize=11];',
+        # top to bottom with wide boxes: shown at its natural size the text stays readable (a left-to-right row of six
+        # boxes had to be scaled down to fit a page, and its text became tiny)
+        'rankdir=TB; nodesep=0.25; ranksep=0.3; node [shape=box, style="rounded,filled", fillcolor="#eef4ff", color="#2563eb", '
+        'fontname="Helvetica", fontsize=14, margin="0.2,0.08", width=6.5];',
     ]
     for i, step in enumerate(path):
         leads = str(step.get("leads_to", ""))
