@@ -51,7 +51,8 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
     """Store the speeds this finished run measured (only work really done: no cache hits); the figures stored."""
     figures: dict[str, float] = {}
     fresh = [r for r in predictions if not r.get("cached")]
-    tokens = sum(float(r.get("prompt_tokens") or 0) for r in fresh)
+    # answered once in the batched pass, and once more alone when the question is in the latency probe (as estimate_run counts)
+    tokens = sum(float(r.get("prompt_tokens") or 0) * (2 if r.get("latency_probe_s") is not None else 1) for r in fresh)
     if len(fresh) >= max(4, len(predictions) // 2) and tokens and timings.get("answer_s", 0) > 1:
         figures["prompt_tokens_per_s"] = tokens / timings["answer_s"]
     train = metrics.get("train") or {}
