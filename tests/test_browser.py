@@ -271,6 +271,9 @@ def test_demo_journey_example_reload_mid_run_and_weights(isolated_home, tiny_lm_
             print(f"accuracy weight {before} -> {after}, kept after the reload; address {page.url}")
             page.wait_for_timeout(1500)
             shot(page, "decide-after-reload")
+            page.get_by_role("heading", name="Decision path").scroll_into_view_if_needed()
+            page.wait_for_timeout(1500)
+            shot(page, "decide-decision-path")
 
             page.get_by_role("link", name="Runs & export", exact=True).click()
             expect(page.get_by_role("heading", name="Export a report")).to_be_visible()
