@@ -65,7 +65,7 @@ def history() -> list[dict[str, Any]]:
                 "corpus": r.get("corpus", ""),
                 "preset": r.get("preset", ""),
                 "model": Path(str(r.get("model", ""))).name,
-                "methods": ", ".join(label(m) for m in (r.get("methods") or planned_methods(r["dir"]))),
+                "methods": ", ".join(label(m) for m in ordered(dict.fromkeys(r.get("methods") or planned_methods(r["dir"])))),
                 "recommended": label(best) if best else "",
                 "its accuracy": pct(acc),
                 "started": (r.get("created") or "")[:19].replace("T", " "),
