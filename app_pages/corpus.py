@@ -331,7 +331,7 @@ def preview(corpus: Any) -> None:
     cols[4].metric("Unanswerable", f"{unans:,}", help='Questions whose answer is not in the corpus: the right reply is "I don\'t know".')
 
     check_panel(corpus.root)
-    tab_docs, tab_q, tab_split = st.tabs(["Documents", "Questions", "Train / held-out split"])
+    tab_docs, tab_q, tab_split = st.tabs(["Documents", "Questions", "Train / held-out split"], key="corpus-tab", bind="query-params")
     with tab_docs:
         frame = pd.DataFrame(
             [
@@ -346,7 +346,7 @@ def preview(corpus: Any) -> None:
             with st.container(height=320, border=True):
                 st.text(doc.text[:20_000] + ("\n…" if len(doc.text) > 20_000 else ""))
     with tab_q:
-        split = st.segmented_control("Show", ["all", "train", "held-out"], default="all", key="q-split") or "all"
+        split = st.segmented_control("Show", ["all", "train", "held-out"], default="all", key="q-split", bind="query-params") or "all"
         shown = [q for q in questions if split == "all" or q.split == {"held-out": "test"}.get(split, split)]
         frame = pd.DataFrame(
             [

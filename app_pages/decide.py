@@ -65,9 +65,9 @@ def main() -> None:
     with st.container(border=True):
         st.markdown("**Your situation**")
         situation = [f.name for f in dataclasses.fields(Criteria) if f.name not in STANDARDS]
-        criteria_values = dataclass_widgets(Criteria, Criteria(), key_prefix="crit", fields=situation, columns=4)
+        criteria_values = dataclass_widgets(Criteria, Criteria(), key_prefix="crit", fields=situation, columns=4, bind="query-params")
         with st.expander("Quality floor, what counts as a material difference, machine price", icon=":material/tune:"):
-            criteria_values.update(dataclass_widgets(Criteria, Criteria(), key_prefix="crit", fields=list(STANDARDS), columns=4))
+            criteria_values.update(dataclass_widgets(Criteria, Criteria(), key_prefix="crit", fields=list(STANDARDS), columns=4, bind="query-params"))
     with st.container(border=True):
         st.markdown("**Priorities** (relative weights; they are normalised to sum to 1)")
         weights = weight_sliders()

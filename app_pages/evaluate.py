@@ -83,6 +83,7 @@ def settings(corpus) -> dict | None:
                 format_func=label,
                 help=" · ".join(f"{label(m)}: {h}" for m, h in METHOD_HELP.items()),
                 key="eval-methods",
+                bind="query-params",
             )
             preset = (
                 st.segmented_control(
@@ -91,6 +92,7 @@ def settings(corpus) -> dict | None:
                     default=ss.get("preset", "quick") if ss.get("preset") in PRESET_HELP else "quick",
                     help=" · ".join(f"{p}: {h}" for p, h in PRESET_HELP.items()),
                     key="eval-preset",
+                    bind="query-params",
                 )
                 or "quick"
             )

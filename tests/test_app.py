@@ -697,9 +697,11 @@ def test_decide_weights_and_compare_filters_come_from_the_url(runs, tiny_corpus)
     at.run()
     at.switch_page("app_pages/decide.py")
     at.query_params["w.accuracy"] = "0.9"
+    at.query_params["crit.monthly_queries"] = "50000"
     at.run()
     assert not at.exception, at.exception
     assert at.slider(key="w.accuracy").value == pytest.approx(0.9)
+    assert at.number_input(key="crit.monthly_queries").value == 50000
     # that a changed weight is written back to the address (and survives a reload) is checked in the real browser
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
