@@ -118,7 +118,7 @@ def main() -> None:
     for i, r in enumerate(ranked):
         icon = ":material/emoji_events:" if r["method"] == best else ":material/analytics:" if r.get("eligible") else ":material/block:"
         tag = "" if r.get("eligible") else " · not eligible"
-        with st.expander(f"{label(r['method'])} · score {fmt.score(r['score'])}{tag}", expanded=i == 0, icon=icon):
+        with st.expander(f"{label(r['method'])} · score {fmt.score(r['score'])} points{tag}", expanded=i == 0, icon=icon):
             if r.get("ineligible_because"):
                 st.markdown("**Why it is not eligible**")
                 st.markdown("\n".join(f"- :red[:material/block:] {escape_markdown(x)}" for x in r["ineligible_because"]))

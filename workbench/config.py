@@ -216,7 +216,7 @@ class IndexConfig:
 class RetrievalConfig:
     mode: Literal["dense", "bm25", "hybrid"] = _f("hybrid", "Dense (FAISS), keyword (BM25) or hybrid with reciprocal-rank fusion.")
     top_k: int = _f(4, "Chunks put in the prompt.")
-    rrf_k: int = _f(60, "Reciprocal-rank fusion constant (hybrid only).")
+    rrf_k: int = _f(60, "Hybrid retrieval only: how keyword and embedding rankings are merged (reciprocal-rank fusion); higher gives lower-ranked chunks more say, 60 is the usual value.")
 
     def __post_init__(self) -> None:
         _coerce_fields(self)
