@@ -124,7 +124,7 @@ def main() -> None:
             presets,
             default=current if current in presets else "quick",
             key="build-preset",
-            help="demo: 8 held-out questions for a live demo; quick: 30 held-out questions, a 4-epoch Q/A adapter on the top 12 layers (about 17 min cold on 2 cores); standard: every held-out question and full training.",
+            help="demo: 12 held-out questions for a live demo; quick: 30 held-out questions, a 4-epoch Q/A adapter on the top 12 layers (about 17 min cold on 2 cores); standard: every held-out question and full training.",
         )
         or "quick"
     )

@@ -102,9 +102,9 @@ def latest_result(corpus: Path) -> None:
             ):
                 start_quick_run(corpus)
             if right.button(
-                f"Live demo: zero-shot, few-shot and RAG on 8 questions ({fmt.duration(demo['total_s']) if demo else 'duration unknown'})",
+                f"Live demo: zero-shot, few-shot and RAG on 12 questions ({fmt.duration(demo['total_s']) if demo else 'duration unknown'})",
                 key="demo-run",
-                help="For a presentation: done in minutes, but with 8 questions the 95% intervals are about ±30 points wide, and no adapter is trained.",
+                help="For a presentation: done in minutes, but with 12 questions the 95% intervals are about ±25 points wide, and no adapter is trained.",
             ):
                 start_quick_run(corpus, "demo", DEMO_METHODS)
             st.caption("Estimated for a cold run on this machine; cached indexes, adapters and answers make a run faster.")

@@ -24,8 +24,8 @@ METHOD_HELP = {
 
 
 PRESET_HELP = {
-    "demo": "Live demo: 8 held-out questions, a few minutes with zero-shot, few-shot and RAG. Trades away precision: "
-    "95% intervals are about ±30 points wide, so only large differences count; LoRA still trains in full.",
+    "demo": "Live demo: 12 held-out questions, a few minutes with zero-shot, few-shot and RAG. Trades away precision: "
+    "95% intervals are about ±25 points wide, so only large differences count; LoRA still trains in full.",
     "quick": "30 held-out questions and a 4-epoch Q/A adapter: about 17 min cold on 2 cores, seconds when cached.",
     "standard": "Every held-out question, continued pre-training plus Q/A training, groundedness judged: the most careful, the slowest.",
 }

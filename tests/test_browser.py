@@ -226,7 +226,7 @@ def test_demo_journey_example_reload_mid_run_and_weights(isolated_home, tiny_lm_
             page.get_by_role("link", name="Evaluate", exact=True).click()
             expect(page.get_by_role("heading", name="Evaluate", exact=True)).to_be_visible()
             page.get_by_text("demo", exact=True).first.click()
-            expect(page.get_by_text("Live demo: 8 held-out questions")).to_be_visible()
+            expect(page.get_by_text("Live demo: 12 held-out questions")).to_be_visible()
             expect(page.get_by_text(re.compile("Estimated duration: about"))).to_be_visible()
             shot(page, "evaluate-estimate")
             page.get_by_role("button", name=re.compile("Start comparison")).click()
@@ -238,7 +238,7 @@ def test_demo_journey_example_reload_mid_run_and_weights(isolated_home, tiny_lm_
 
             page.reload()  # a new browser session: the job and its settings are found again
             expect(page.get_by_role("heading", name=f"Run {run_name}")).to_be_visible()
-            expect(page.get_by_text("Live demo: 8 held-out questions")).to_be_visible()  # the preset it was started with
+            expect(page.get_by_text("Live demo: 12 held-out questions")).to_be_visible()  # the preset it was started with
             print(f"state before the reload: {status.get('state')} ({status.get('stage')})")
             shot(page, "evaluate-after-reload")
             page.get_by_text("Finished. The scoreboard").wait_for(timeout=RUN_TIMEOUT_S * 1000)
