@@ -13,8 +13,9 @@ from workbench.run import Heartbeat
 from workbench.storage import atomic_write_json
 
 
-def _config(tmp_path, preset="demo", methods=("zero-shot", "few-shot", "rag")):
-    return build_config(str(tmp_path / "corpus"), preset, methods=list(methods), model="qwen2.5-0.5b")
+def _config(tmp_path, preset="demo", methods=("zero-shot", "few-shot", "rag"), questions=None):
+    overrides = {"eval": {"max_questions": questions}} if questions else None
+    return build_config(str(tmp_path / "corpus"), preset, overrides=overrides, methods=list(methods), model="qwen2.5-0.5b")
 
 
 def test_estimate_uses_the_fallback_until_a_run_measured_this_machine(tmp_path):
@@ -31,7 +32,7 @@ def test_estimate_uses_the_fallback_until_a_run_measured_this_machine(tmp_path):
     assert figures["prompt_tokens_per_s"] == pytest.approx(2 * 12 * 100 / 40.0)
     speed = measured_speed(cfg.model)
     assert speed["measured"] and speed["model_load_s"] == 3.0 and speed["index_docs_per_s"] == FALLBACK["index_docs_per_s"]
-    warm_cfg = _config(tmp_path, methods=("zero-shot", "rag"))
+    warm_cfg = _config(tmp_path, methods=("zero-shot", "rag"), questions=8)
     warm = estimate_run(warm_cfg, n_docs=50, n_train=140, n_test=117)
     # the same methods, questions and measured prompt lengths take the measured 40 s; the oracle-passage baseline (not
     # measured in that run) adds its modelled prompt length at the measured rate
