@@ -6,7 +6,7 @@ CORPUS ?= corpora/kestrel_labs
 REQS   := requirements.txt requirements-dev.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(REQS) 2>/dev/null | sha256sum | cut -c1-12)
 
-.PHONY: app test lint bench doctor install browser clean
+.PHONY: app test lint bench doctor install browser clean examples
 
 install: $(STAMP)
 
@@ -43,6 +43,15 @@ doctor: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m workbench bench --out bench/results.json
+
+# Example runs shipped with the project (examples/<corpus>/<run-id>/): the quick preset on every bundled corpus,
+# run by the tool itself; only the result files are copied (no caches, logs or locks). Commit examples/ afterwards.
+EXAMPLE_PRESET ?= quick
+examples: $(STAMP)
+	@set -e; tmp=$$(mktemp -d); for c in corpora/*/; do c=$${c%/}; [ -f $$c/questions.jsonl ] || continue; \
+	  id=example-$$(basename $$c)-$$(date -u +%Y%m%d); \
+	  $(PY) -m workbench run --corpus $$c --preset $(EXAMPLE_PRESET) --out $$tmp --run-id $$id; \
+	  $(PY) -m workbench.examples copy $$tmp/$$id; done; rm -rf $$tmp
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -39,6 +39,14 @@ PAGES = {
 }
 page = st.navigation(PAGES)
 
+try:
+    page.run()
+except Exception as exc:  # noqa: BLE001 - last resort: one line for the user, the traceback in the server log
+    logging.getLogger("workbench.app").exception("page %s failed", page.title)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    st.error(f"Unexpected error on this page: {escape_markdown(first)}. The details are in the server log.", icon=":material/error:")
+
+# after the page, so the sidebar shows the corpus, model and methods the page has just chosen (not the previous ones)
 with st.sidebar:
     st.markdown("### ⚖️ Workbench")
     st.caption("Should your team use RAG, a LoRA fine-tune or few-shot prompting? Measure all three on your own questions.")
@@ -50,10 +58,3 @@ with st.sidebar:
         state = job_status(active).get("state", "")
         st.caption(f"Latest comparison started here: **{state}**")
     st.caption("Methods: " + ", ".join(label(m) for m in st.session_state["methods"]))
-
-try:
-    page.run()
-except Exception as exc:  # noqa: BLE001 - last resort: one line for the user, the traceback in the server log
-    logging.getLogger("workbench.app").exception("page %s failed", page.title)
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    st.error(f"Unexpected error on this page: {escape_markdown(first)}. The details are in the server log.", icon=":material/error:")

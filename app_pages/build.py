@@ -11,7 +11,7 @@ from app_pages.common import corpus_path, load_corpus_cached, show_error
 from app_pages.forms import changed, dataclass_widgets
 from app_pages.jobview import job_panel
 from app_pages.textview import code_span
-from workbench import jobs
+from workbench import fmt, jobs
 from workbench.config import (
     ConfigError,
     EvalConfig,
@@ -76,6 +76,35 @@ def running_build(what: str, corpus_root: Path) -> str | None:
     return None
 
 
+def build_outcome(job_dir: str, what: str) -> None:
+    """What a finished build reused from the cache and what it built, from the job's result.json."""
+    try:
+        result = read_json(Path(job_dir) / "result.json", {}) or {}
+    except (OSError, ValueError):
+        return
+    wall = fmt.seconds(result.get("wall_seconds"))
+    if what == "index" and result.get("index"):
+        info = result["index"]
+        chunks = fmt.count(info.get("n_chunks"))
+        if info.get("cache_hit"):
+            st.success(
+                f"Reused the cached index ({chunks} chunks, built earlier in {fmt.seconds(info.get('build_seconds'))}); nothing was rebuilt. "
+                f"The job took {wall}, most of it loading the corpus and the embedder.",
+                icon=":material/cached:",
+            )
+        else:
+            st.success(f"Built a new index: {chunks} chunks embedded and indexed in {fmt.seconds(info.get('build_seconds'))} "
+                       f"(job {wall} in all); cached, so Evaluate reuses it.", icon=":material/database:")  # fmt: skip
+    elif what == "adapter" and result.get("train"):
+        info = result["train"]
+        if info.get("cache_hit"):
+            st.success(f"Reused the cached adapter (trained earlier in {fmt.seconds(info.get('train_seconds'))}); nothing was retrained. "
+                       f"The job took {wall}, most of it loading the model.", icon=":material/cached:")  # fmt: skip
+        else:
+            st.success(f"Trained a new adapter in {fmt.seconds(info.get('train_seconds'))} (job {wall} in all); cached, so Evaluate reuses it.",
+                       icon=":material/model_training:")  # fmt: skip
+
+
 def main() -> None:
     st.title("Build")
     st.write(
@@ -87,7 +116,7 @@ def main() -> None:
     except (CorpusError, OSError) as exc:
         show_error(exc, "Choose a usable corpus on the Corpus page first")
         return
-    presets = ["quick", "standard"]
+    presets = ["demo", "quick", "standard"]
     current = st.session_state.get("preset", "quick")
     preset = (
         st.segmented_control(
@@ -95,7 +124,7 @@ def main() -> None:
             presets,
             default=current if current in presets else "quick",
             key="build-preset",
-            help="quick: 30 held-out questions, one epoch on the documents + generated Q/A + train Q/A on the top 12 layers, a small RAFT adapter (estimated 24 min cold on 2 cores); standard: every held-out question, 3 epochs.",
+            help="demo: 12 held-out questions for a live demo; quick: 30 held-out questions, one epoch on the documents + generated Q/A + train Q/A on the top 12 layers, a small RAFT adapter (estimated 24 min cold on 2 cores); standard: every held-out question, 3 epochs.",
         )
         or "quick"
     )
@@ -111,9 +140,20 @@ def main() -> None:
     with rag, st.container(border=True):
         st.subheader("RAG index")
         st.caption("Documents are split into chunks, embedded and indexed; the top chunks go into the prompt with citations.")
-        for name in ("split", "index", "retrieval"):
-            st.markdown(f"**{SECTIONS[name][0]}**")
-            overrides[name] = section_form(name, base, preset)
+        st.markdown(f"**{SECTIONS['split'][0]}**")
+        overrides["split"] = section_form("split", base, preset)
+        st.markdown(f"**{SECTIONS['retrieval'][0]}**")
+        overrides["retrieval"] = section_form("retrieval", base, preset, ["mode", "top_k"])
+        st.markdown(f"**{SECTIONS['index'][0]}**")
+        overrides["index"] = section_form("index", base, preset, ["index_type"])
+        index_type = overrides["index"].get("index_type", base.index.index_type)
+        retrieval_mode = overrides["retrieval"].get("mode", base.retrieval.mode)
+        with st.expander("Advanced index and retrieval settings"):
+            st.caption("Only the settings that matter for the index type and retrieval mode chosen above are shown.")
+            extra = ["embedder", "embed_batch_size"] + (["hnsw_m"] if index_type == "hnsw" else []) + (["ivf_nlist"] if index_type == "ivf" else [])
+            overrides["index"].update(section_form("index", base, preset, extra))
+            if retrieval_mode == "hybrid":
+                overrides["retrieval"].update(section_form("retrieval", base, preset, ["rrf_k"]))
         index_clicked = st.button("Build index", type="primary", icon=":material/database:", key="build-index")
     with lora, st.container(border=True):
         st.subheader("LoRA adapter")
@@ -155,11 +195,13 @@ def main() -> None:
         if "index" in running:
             with left, st.container(border=True):
                 st.markdown("**Index**")
-                job_panel(running["index"], ("index",), key="index")
+                if job_panel(running["index"], ("index",), key="index").get("state") == "done":
+                    build_outcome(running["index"], "index")
         if "adapter" in running:
             with right, st.container(border=True):
                 st.markdown("**Adapter** · training loss per step")
-                job_panel(running["adapter"], ("train",), key="adapter", show_loss=True)
+                if job_panel(running["adapter"], ("train",), key="adapter", show_loss=True).get("state") == "done":
+                    build_outcome(running["adapter"], "adapter")
 
 
 main()

@@ -65,7 +65,7 @@ def init_session() -> None:
     """Per-browser-session defaults; nothing here is shared between sessions."""
     ss = st.session_state
     ss.setdefault("session_id", uuid.uuid4().hex[:12])
-    ss.setdefault("corpus_path", str(default_corpus()))
+    ss.setdefault("corpus_path", str(url_corpus() or default_corpus()))
     ss.setdefault("model", default_model())
     ss.setdefault("preset", "quick")
     ss.setdefault("methods", default_methods())
@@ -73,6 +73,15 @@ def init_session() -> None:
     ss.setdefault("active_run", None)
     ss.setdefault("build_jobs", {})
     ss.setdefault("selected_run", None)
+
+
+def url_corpus() -> Path | None:
+    """The bundled corpus named in the page address (``?corpus=NAME``), so a reload keeps the choice; only bundled names count."""
+    try:
+        name = st.query_params.get("corpus")
+    except Exception:  # noqa: BLE001 - no address outside a browser session
+        return None
+    return bundled_corpora().get(name) if name else None
 
 
 def corpus_path() -> Path:
@@ -134,14 +143,14 @@ def scoreboard_frame(metrics: dict[str, Any]) -> pd.DataFrame:
                 "Abstention": m.get("abstention_rate"),
                 "F1": m.get("f1"),
                 "Exact match": m.get("exact_match"),
-                "p50 per query": fmt.seconds(m.get("latency_p50_s")),
-                "p95 per query": fmt.seconds(m.get("latency_p95_s")),
-                "Probe n": m.get("latency_probe_n"),
-                "Batched q/s": m.get("throughput_qps"),
+                "Median per query (p50)": fmt.seconds(m.get("latency_p50_s")),
+                "Slowest 5% per query (p95)": fmt.seconds(m.get("latency_p95_s")),
+                "Latency probe (questions)": m.get("latency_probe_n"),
+                "Batched answers / s": m.get("throughput_qps"),
                 "USD / 1k queries": fmt.money(m.get("usd_per_1k_queries")),
                 "USD / correct answer": fmt.money(m.get("cost_per_correct_usd")),
-                "Build": fmt.seconds(m.get("build_seconds")),
-                "Artifact (MB)": m.get("artifact_mb"),
+                "Build time": fmt.seconds(m.get("build_seconds")),
+                "Index / adapter size (MB)": m.get("artifact_mb"),
                 "Peak RAM (MB)": m.get("peak_rss_mb"),
                 "Questions": m.get("n"),
                 "Versus prior": "baseline" if m.get("baseline") else prior_flag_text(metrics, name),
@@ -243,26 +252,76 @@ def run_choice_label(row: dict[str, Any]) -> str:
     return f"{row['run_id']} · {row.get('corpus', '')} · {row.get('preset', '')} · {created}"
 
 
+@st.cache_data(ttl=30, show_spinner=False)
+def _example_for_cached(corpus_name: str | None, root: str, signature: tuple[int, int, int]) -> dict[str, Any] | None:
+    from workbench.examples import example_for
+
+    try:
+        return example_for(corpus_name, root)
+    except OSError:
+        return None
+
+
+def example_for_cached(corpus_name: str | None) -> dict[str, Any] | None:
+    """The shipped example run for this corpus (else the fact corpus's); None when no example is present."""
+    from workbench.examples import examples_dir
+
+    root = examples_dir().resolve()
+    return _example_for_cached(corpus_name, str(root), folder_signature(root) if root.is_dir() else (0, 0, 0))
+
+
+def example_notice(row: dict[str, Any]) -> None:
+    """The label that keeps a shipped example apart from the user's own runs."""
+    from workbench.examples import example_label
+
+    st.info(
+        f"**{example_label(row)}** · corpus {escape_markdown(row.get('corpus', ''))} · shipped with the workbench, not one of your runs. "
+        "Start your own on **Evaluate**.",
+        icon=":material/auto_stories:",
+    )
+
+
 def select_run(key: str, *, prefer_corpus: bool = True) -> dict[str, Any] | None:
-    """A run picker shared by Compare and Decide: defaults to this session's selection, else the newest run of the corpus."""
+    """A run picker shared by Compare and Decide: defaults to this session's selection, else the newest run of the corpus.
+
+    With no finished run of the user's own, the shipped example run (labelled as such); None when there is neither.
+    """
     runs = finished_runs() + opened_runs()
     if not runs:
-        return None
+        example = example_for_cached(corpus_path().name)
+        if example:
+            example_notice(example)
+        return example
     ids = [r["run_id"] for r in runs]
     chosen = st.session_state.get("selected_run")
     if chosen not in ids:
         mine = [r for r in runs if r["corpus"] == corpus_path().name] if prefer_corpus else []
         chosen = (mine or runs)[0]["run_id"]
     by_id = {r["run_id"]: r for r in runs}
-    picked = st.selectbox("Run", ids, index=ids.index(chosen), format_func=lambda i: run_choice_label(by_id[i]), key=key)
+    picked = st.selectbox(
+        "Run", ids, index=ids.index(chosen), format_func=lambda i: run_choice_label(by_id[i]), key=key, bind="query-params",
+        help="Your finished runs on this machine (the run is kept in the page address, so a reload keeps it).",
+    )
     st.session_state["selected_run"] = picked
     return by_id[picked]
 
 
+_ABS_PATH = re.compile(r"(?<![\w.])/(?:[^\s:;,'\"()<>/]+/)*?([^\s:;,'\"()<>/]+/)?([^\s:;,'\"()<>/]+)(?=[\s:;,'\"()<>]|$)")
+_ELEMENT = re.compile(r"\s*\(?<[a-z]+[^>]*>\)?")
+_CLI_HINT = re.compile(r"\s*with: python -m workbench [^;]*")
+
+
+def user_message(text: str) -> str:
+    """A library message for the page: absolute paths cut to their last two parts, no HTML element names, no CLI hints."""
+    text = _ABS_PATH.sub(lambda m: (m.group(1) or "") + m.group(2), text)
+    text = _ELEMENT.sub("", text)
+    return _CLI_HINT.sub("", text).strip()
+
+
 def show_error(exc: BaseException, what: str = "") -> None:
-    """A library error as one line (no traceback)."""
+    """A library error as one line (no traceback), without internal paths."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    st.error(escape_markdown(f"{what}{': ' if what else ''}{text}"), icon=":material/error:")
+    st.error(escape_markdown(user_message(f"{what}{': ' if what else ''}{text}")), icon=":material/error:")
 
 
 # ------------------------------------------------------------------------------------------------ job panels
@@ -328,3 +387,44 @@ def elapsed_text(status: dict[str, Any]) -> str:
             pass
     secs = max(0, int(end - t0))
     return f"{secs // 60} min {secs % 60:02d} s" if secs >= 60 else f"{secs} s"
+
+
+def example_glance(row: dict[str, Any]) -> None:
+    """A shipped example run at a glance: its label, recommendation and scoreboard (quality and cost per method)."""
+    try:
+        run = load_run_cached(row["dir"])
+    except (OSError, ValueError):
+        return
+    metrics = run.get("metrics") or {}
+    methods = metrics.get("methods") or {}
+    if not methods:
+        return
+    from workbench.examples import example_label
+
+    corpus = metrics.get("corpus") or {}
+    with st.container(border=True):
+        st.markdown(f"#### :material/auto_stories: {example_label(row)}")
+        st.caption(
+            f"What a finished comparison looks like: corpus **{escape_markdown(corpus.get('title') or row.get('corpus', ''))}**, "
+            f"{corpus.get('n_test_evaluated', '?')} held-out questions, preset {escape_markdown(str((run.get('config') or {}).get('preset', '?')))}. "
+            "Shipped with the workbench; your own runs are listed apart."
+        )
+        rec = metrics.get("recommendation") or {}
+        if rec.get("summary"):
+            (st.success if rec.get("best") else st.warning)(escape_markdown(rec["summary"]), icon=":material/recommend:")
+        frame = scoreboard_frame(metrics)
+        shown = pd.DataFrame(
+            {
+                "Method": frame["Method"],
+                "Accuracy": frame["Accuracy"].map(lambda x: pct(x)),
+                "Accuracy 95% CI": frame["Accuracy 95% CI"],
+                "Hallucination": frame["Hallucination"].map(lambda x: pct(x)),
+                "Median per query (p50)": frame["Median per query (p50)"],
+                "USD / 1k queries": frame["USD / 1k queries"],
+            }
+        )
+        with st.container(key="example-scoreboard"):
+            st.dataframe(shown, hide_index=True, width="stretch")
+        left, right = st.columns(2)
+        left.page_link("app_pages/compare.py", label="Open the example's scoreboard and answers", icon=":material/leaderboard:")
+        right.page_link("app_pages/decide.py", label="Weigh it on Decide", icon=":material/balance:")

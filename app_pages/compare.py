@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import label, load_run_cached, num, ordered, pct, scoreboard_frame, select_run
+from app_pages.common import label, load_run_cached, num, ordered, pct, scoreboard_frame, select_run, user_message
 from app_pages.textview import code_span, escape_markdown, find_spans, highlight_markdown
 from workbench import fmt
 from workbench.baselines import prior_flag_text
@@ -77,20 +77,20 @@ def scoreboard(metrics: dict[str, Any]) -> None:
     )
     st.markdown("**Cost and speed** on this machine")
     st.dataframe(
-        frame[["Method", "USD / 1k queries", "USD / correct answer", "p50 per query", "p95 per query", "Probe n", "Batched q/s", "Build",
-               "Artifact (MB)", "Peak RAM (MB)"]],
+        frame[["Method", "USD / 1k queries", "USD / correct answer", "Median per query (p50)", "Slowest 5% per query (p95)", "Latency probe (questions)", "Batched answers / s", "Build time",
+               "Index / adapter size (MB)", "Peak RAM (MB)"]],
         hide_index=True,
         width="stretch",
         column_config={
             "USD / 1k queries": cfg.TextColumn(help="Batched compute seconds per answer × the machine's hourly price"),
             "USD / correct answer": cfg.TextColumn(help="Cost of one query / accuracy: what one right answer costs"),
-            "p50 per query": cfg.TextColumn(help="Median seconds to answer one question alone (latency probe, cache bypassed)"),
-            "p95 per query": cfg.TextColumn(help="95th percentile of the same probe"),
-            "Probe n": cfg.NumberColumn(help="Questions in the latency probe"),
-            "Batched q/s": cfg.NumberColumn(format="%.2f", help="Throughput of the batched evaluation (answers per second)"),
-            "Build": cfg.TextColumn(help="One-time: index build or adapter training"),
-            "Artifact (MB)": cfg.NumberColumn(format="%.1f", help="Index or adapter size on disk"),
-            "Peak RAM (MB)": cfg.NumberColumn(format="%.0f"),
+            "Median per query (p50)": cfg.TextColumn(help="Median seconds to answer one question alone (latency probe, cache bypassed)"),
+            "Slowest 5% per query (p95)": cfg.TextColumn(help="95th percentile of the same probe"),
+            "Latency probe (questions)": cfg.NumberColumn(help="Questions in the latency probe"),
+            "Batched answers / s": cfg.NumberColumn(format="%.2f", help="Throughput of the batched evaluation (answers per second)"),
+            "Build time": cfg.TextColumn(help="One-time: index build or adapter training"),
+            "Index / adapter size (MB)": cfg.NumberColumn(format="%.1f", help="Index or adapter size on disk"),
+            "Peak RAM (MB)": cfg.NumberColumn(format="%.0f", help="Most memory the process used while this method answered (resident set, MB)"),
         },
     )
     st.caption(
@@ -202,12 +202,13 @@ def contexts_view(method: str, row: dict[str, Any], gold: list[str]) -> None:
         return
     if "text" not in contexts[0]:
         ids = ", ".join(str(c.get("example_id", "")) for c in contexts)
-        st.caption(f"{label(method)} few-shot examples: {escape_markdown(ids)}")
+        st.caption(f"{label(method)} · solved examples in the prompt (train split): {escape_markdown(ids)}")
         return
     hits = sum(bool(find_spans(str(c.get("text", "")), gold)) for c in contexts)
     with st.expander(f"{label(method)} · retrieved chunks: {len(contexts)}, {hits} holding a gold answer", expanded=hits > 0):
         for c in contexts:
-            st.markdown(f"**#{c.get('rank', '?')}** · {code_span(c.get('doc_id', ''))} · score {num(c.get('score'), '{:.3f}')}")
+            st.markdown(f"**#{c.get('rank', '?')}** · {code_span(c.get('doc_id', ''))} · retrieval score {num(c.get('score'), '{:.3f}')}",
+                        help="How well this chunk matched the question in the retriever (higher is a closer match; the scale depends on the retrieval mode).")  # fmt: skip
             st.markdown(highlight_markdown(str(c.get("text", "")), gold))
 
 
@@ -217,10 +218,10 @@ def drilldown(predictions: list[dict[str, Any]], methods: list[str]) -> None:
         return
     grouped = by_question(predictions)
     c1, c2, c3, c4 = st.columns([1.1, 1.5, 1.4, 3])
-    wrong = c1.toggle("Wrong only", key="f-wrong", help="Questions at least one shown method got wrong (or wrongly abstained on).")
-    unans = c2.toggle("Unanswerable only", key="f-unans", help="Questions whose answer is not in the corpus.")
-    disagree = c3.toggle("Disagreements", key="f-disagree", help="Questions where the methods' verdicts differ.")
-    shown = c4.multiselect("Methods", methods, default=methods, format_func=label, key="f-methods") or methods
+    wrong = c1.toggle("Wrong only", key="f-wrong", bind="query-params", help="Questions at least one shown method got wrong (or wrongly abstained on).")
+    unans = c2.toggle("Unanswerable only", key="f-unans", bind="query-params", help="Questions whose answer is not in the corpus.")
+    disagree = c3.toggle("Disagreements", key="f-disagree", bind="query-params", help="Questions where the methods' verdicts differ.")
+    shown = c4.multiselect("Methods", methods, default=methods, format_func=label, key="f-methods", bind="query-params") or methods
     ids = filter_questions(grouped, shown, wrong, unans, disagree)
     st.caption(f"{len(ids)} of {len(grouped)} held-out questions")
     if not ids:
@@ -318,7 +319,12 @@ def statistics(metrics: dict[str, Any], run: dict[str, Any]) -> None:
         keys = [k for k in ("recall@1", "recall@3", "recall@5", "recall@10", "mrr") if retrieval.get(k) is not None]
         cols = st.columns(len(keys) or 1)
         for col, k in zip(cols, keys, strict=False):
-            col.metric(k.upper() if k == "mrr" else k, pct(retrieval[k]) if k != "mrr" else f"{retrieval[k]:.2f}")
+            helptext = (
+                "Mean reciprocal rank: 1 when the chunk holding the answer is retrieved first, 1/2 when second, and so on (0 to 1)."
+                if k == "mrr"
+                else f"Share of answerable held-out questions whose answer is in one of the top {k.split('@')[1]} retrieved chunks."
+            )
+            col.metric(k.upper() if k == "mrr" else k, pct(retrieval[k]) if k != "mrr" else f"{retrieval[k]:.2f}", help=helptext)
     train = metrics.get("train") or {}
     if train:
         st.markdown("**LoRA training**")
@@ -347,13 +353,13 @@ def main() -> None:
     st.write("How each method did on the held-out questions: quality with 95% intervals, cost, and every answer side by side.")
     row = select_run("compare-run")
     if row is None:
-        st.info("No finished runs yet — start one on **Evaluate**.", icon=":material/info:")
+        st.info("No finished runs yet, and no example run is installed (`make examples` makes one) — start a run on **Evaluate**.", icon=":material/info:")
         st.page_link("app_pages/evaluate.py", label="Go to Evaluate", icon=":material/play_circle:")
         return
     try:
         run = load_run_cached(row["dir"])
     except (OSError, ValueError) as exc:
-        st.error(f"{row['run_id']}: the run folder could not be read ({exc}); it may be incomplete.", icon=":material/error:")
+        st.error(escape_markdown(user_message(f"{row['run_id']}: the run folder could not be read ({exc}); it may be incomplete.")), icon=":material/error:")
         return
     metrics = run.get("metrics") or {}
     if not metrics.get("methods"):
@@ -365,11 +371,11 @@ def main() -> None:
         f"Corpus **{escape_markdown(corpus.get('title') or corpus.get('name', ''))}** · {corpus.get('n_test_evaluated', '?')} held-out questions evaluated · "
         f"preset {cfg.get('preset', '?')} · model {code_span(str(cfg.get('model', '?')).rsplit('/', 1)[-1])} · seed {cfg.get('seed', '?')}"
     )
-    summary = (metrics.get("recommendation") or {}).get("summary")
-    if summary:
-        st.success(escape_markdown(summary), icon=":material/recommend:")
+    rec = metrics.get("recommendation") or {}
+    if rec.get("summary"):
+        (st.success if rec.get("best") else st.warning)(escape_markdown(rec["summary"]), icon=":material/recommend:")
     methods = ordered(metrics["methods"])
-    tabs = st.tabs(["Scoreboard", "Charts", "Per-question answers", "Statistics"])
+    tabs = st.tabs(["Scoreboard", "Charts", "Per-question answers", "Statistics"], key="tab", bind="query-params")
     with tabs[0]:
         scoreboard(metrics)
     with tabs[1]:

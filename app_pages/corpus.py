@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from app_pages.common import (
     check_corpus_cached,
     corpus_path,
     default_corpus,
+    example_for_cached,
+    example_glance,
     finished_runs,
     label,
     list_runs_cached,
@@ -26,8 +29,9 @@ from app_pages.common import (
     uploads_dir,
 )
 from app_pages.textview import code_span, escape_markdown
-from workbench import jobs
-from workbench.config import METHODS
+from workbench import fmt, jobs
+from workbench.config import METHODS, ConfigError, build_config
+from workbench.estimate import estimate_run
 from workbench.loaders import SUPPORTED_SUFFIXES, CorpusError, DocumentError, load_document
 from workbench.paths import bundled_corpora
 
@@ -39,16 +43,32 @@ QUESTION_SUFFIXES = (".jsonl", ".csv")
 # ------------------------------------------------------------------------------------------------ latest result / quick run
 
 
-def start_quick_run(corpus: Path) -> None:
-    """Start the quick comparison in the background (the session's methods, every one by default) and go to Evaluate."""
-    methods = st.session_state.get("methods") or list(METHODS)
+DEMO_METHODS = ["zero-shot", "few-shot", "rag"]
+
+
+def run_estimate(corpus: Path, preset: str, methods: list[str]) -> dict | None:
+    """The cold-run estimate for a preset and methods on this corpus (None when it cannot be read)."""
     try:
-        job = jobs.start_run(corpus, methods=methods, preset="quick", model=st.session_state["model"], out_dir=runs_dir())
+        data = load_corpus_cached(corpus)
+        cfg = build_config(str(corpus), preset, data.defaults, st.session_state.get("overrides") or {}, methods=methods, model=st.session_state["model"])
+    except (CorpusError, ConfigError, OSError, TypeError):
+        return None
+    return estimate_run(cfg, n_docs=len(data.documents), n_train=len(data.train), n_test=len(data.test))
+
+
+def start_quick_run(corpus: Path, preset: str = "quick", methods: list[str] | None = None) -> None:
+    """Start a comparison in the background (the session's methods, every one by default) and go to Evaluate."""
+    methods = methods or st.session_state.get("methods") or list(METHODS)
+    try:
+        job = jobs.start_run(
+            corpus, methods=methods, preset=preset, model=st.session_state["model"], out_dir=runs_dir(), estimate=run_estimate(corpus, preset, methods)
+        )
     except jobs.JobError as exc:
         show_error(exc, "Could not start the comparison")
         return
     st.session_state["active_run"] = str(job.job_dir)
-    st.session_state["preset"] = "quick"
+    st.session_state["preset"] = preset
+    st.session_state["methods"] = methods
     st.switch_page("app_pages/evaluate.py")
 
 
@@ -70,13 +90,24 @@ def latest_result(corpus: Path) -> None:
     if not runs:
         with st.container(border=True):
             st.markdown("#### No comparison of this corpus yet")
-            methods = ", ".join(label(m) for m in st.session_state.get("methods") or METHODS)
+            chosen = st.session_state.get("methods") or list(METHODS)
+            quick, demo = run_estimate(corpus, "quick", chosen), run_estimate(corpus, "demo", DEMO_METHODS)
             st.write(
-                f"The quick comparison answers a sample of held-out questions with {methods} "
+                f"The quick comparison answers a sample of held-out questions with {', '.join(label(m) for m in chosen)} "
                 "on the local model, then scores accuracy, hallucination and cost. It runs in the background; you can keep exploring."
             )
-            if st.button("▶  Run the quick comparison", type="primary", key="quick-run"):
+            left, right = st.columns(2)
+            if left.button(
+                f"▶  Run the quick comparison ({fmt.duration(quick['total_s']) if quick else 'duration unknown'})", type="primary", key="quick-run"
+            ):
                 start_quick_run(corpus)
+            if right.button(
+                f"Live demo: zero-shot, few-shot and RAG on 12 questions ({fmt.duration(demo['total_s']) if demo else 'duration unknown'})",
+                key="demo-run",
+                help="For a presentation: done in minutes, but with 12 questions the 95% intervals are about ±25 points wide, and no adapter is trained.",
+            ):
+                start_quick_run(corpus, "demo", DEMO_METHODS)
+            st.caption("Estimated for a cold run on this machine; cached indexes, adapters and answers make a run faster.")
         return
     row = runs[0]
     try:
@@ -123,7 +154,9 @@ def choose_bundled() -> None:
     names = list(bundled)
     current = corpus_path()
     index = names.index(current.name) if current.name in names and bundled[current.name] == str(current) else 0
-    name = st.selectbox("Bundled corpus", names, index=index, help="Corpora shipped with the workbench (folders under corpora/).")
+    name = st.selectbox(
+        "Bundled corpus", names, index=index, key="corpus", bind="query-params", help="Corpora shipped with the workbench (folders under corpora/)."
+    )
     st.session_state["corpus_path"] = bundled[name]
 
 
@@ -213,7 +246,11 @@ def upload_corpus() -> None:
         "Documents: .txt, .md, .pdf, .html (up to 50 MB each). Questions: .jsonl with id, question, answers[, answerable, split] "
         "or .csv with question, answer[, split] (aliases separated by |). Files stay in a folder private to this browser session."
     )
-    root = uploads_dir() / "corpus"
+    name = st.text_input(
+        "Corpus name", value="my_corpus", max_chars=60, key="upload-name",
+        help="How runs, reports and the run history name this corpus (letters, digits, '-' and '_').",
+    )
+    root = uploads_dir() / (safe_upload_name(name.strip()).replace(".", "_") or "my_corpus")
     nonce = st.session_state.get("upload_nonce", 0)
     docs = st.file_uploader(
         "Documents", type=[s.lstrip(".") for s in SUPPORTED_SUFFIXES], accept_multiple_files=True, key=f"upload-docs-{nonce}"
@@ -248,6 +285,8 @@ def upload_corpus() -> None:
         disabled=not ready,
         help=None if ready else "Needs at least one readable document and a valid question file.",
     ):
+        if not (root / "corpus.toml").exists():  # the title reports and pages show; the folder name names the runs
+            (root / "corpus.toml").write_text(f"title = {json.dumps(name.strip() or root.name)}\n", encoding="utf-8")
         st.session_state["corpus_path"] = str(root)
         st.toast(f"Using your upload: {n_ok} documents, {n_questions} questions")
     if right.button("Clear uploads", disabled=not (rows or qfile)):
@@ -292,7 +331,7 @@ def preview(corpus: Any) -> None:
     cols[4].metric("Unanswerable", f"{unans:,}", help='Questions whose answer is not in the corpus: the right reply is "I don\'t know".')
 
     check_panel(corpus.root)
-    tab_docs, tab_q, tab_split = st.tabs(["Documents", "Questions", "Train / held-out split"])
+    tab_docs, tab_q, tab_split = st.tabs(["Documents", "Questions", "Train / held-out split"], key="corpus-tab", bind="query-params")
     with tab_docs:
         frame = pd.DataFrame(
             [
@@ -307,8 +346,8 @@ def preview(corpus: Any) -> None:
             with st.container(height=320, border=True):
                 st.text(doc.text[:20_000] + ("\n…" if len(doc.text) > 20_000 else ""))
     with tab_q:
-        split = st.segmented_control("Show", ["all", "train", "test"], default="all", key="q-split") or "all"
-        shown = [q for q in questions if split == "all" or q.split == split]
+        split = st.segmented_control("Show", ["all", "train", "held-out"], default="all", key="q-split", bind="query-params") or "all"
+        shown = [q for q in questions if split == "all" or q.split == {"held-out": "test"}.get(split, split)]
         frame = pd.DataFrame(
             [
                 {
@@ -342,6 +381,10 @@ def preview(corpus: Any) -> None:
 def main() -> None:
     st.title("Corpus")
     st.write("Choose the documents and questions to measure on. Every file is checked; problems are shown next to the file.")
+    if not finished_runs(corpus_path().name):  # nothing of the user's own to show yet: the shipped example, at a glance
+        example = example_for_cached(corpus_path().name)
+        if example:
+            example_glance(example)
     source = st.radio("Source", ["Bundled corpus", "Upload your own"], horizontal=True, label_visibility="collapsed", key="corpus-source")
     if source == "Bundled corpus":
         choose_bundled()

@@ -9,7 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import label, load_run_cached, select_run
+from app_pages.common import label, load_run_cached, select_run, user_message
 from app_pages.forms import dataclass_widgets, field_label
 from app_pages.textview import escape_markdown
 from workbench import fmt
@@ -25,7 +25,7 @@ def weight_sliders() -> dict[str, float]:
     out = {}
     for col, f in zip(cols, dataclasses.fields(Weights), strict=False):
         out[f.name] = col.slider(
-            field_label(f.name), 0.0, 1.0, float(getattr(defaults, f.name)), 0.05, help=f.metadata.get("help"), key=f"w.{f.name}"
+            field_label(f.name), 0.0, 1.0, float(getattr(defaults, f.name)), 0.05, help=f.metadata.get("help"), key=f"w.{f.name}", bind="query-params"
         )
     return out
 
@@ -54,20 +54,20 @@ def main() -> None:
     st.write("Tell the workbench about your situation and what matters most; the recommendation updates live from the measured numbers.")
     row = select_run("decide-run")
     if row is None:
-        st.info("No finished runs yet — start one on **Evaluate**, then come back to weigh the results.", icon=":material/info:")
+        st.info("No finished runs yet, and no example run is installed — start one on **Evaluate**, then come back to weigh the results.", icon=":material/info:")
         return
     try:
         metrics = load_run_cached(row["dir"]).get("metrics") or {}
     except (OSError, ValueError) as exc:
-        st.error(f"{row['run_id']}: the run could not be read ({exc}).", icon=":material/error:")
+        st.error(escape_markdown(user_message(f"{row['run_id']}: the run could not be read ({exc}).")), icon=":material/error:")
         return
 
     with st.container(border=True):
         st.markdown("**Your situation**")
         situation = [f.name for f in dataclasses.fields(Criteria) if f.name not in STANDARDS]
-        criteria_values = dataclass_widgets(Criteria, Criteria(), key_prefix="crit", fields=situation, columns=4)
+        criteria_values = dataclass_widgets(Criteria, Criteria(), key_prefix="crit", fields=situation, columns=4, bind="query-params")
         with st.expander("Quality floor, what counts as a material difference, machine price", icon=":material/tune:"):
-            criteria_values.update(dataclass_widgets(Criteria, Criteria(), key_prefix="crit", fields=list(STANDARDS), columns=4))
+            criteria_values.update(dataclass_widgets(Criteria, Criteria(), key_prefix="crit", fields=list(STANDARDS), columns=4, bind="query-params"))
     with st.container(border=True):
         st.markdown("**Priorities** (relative weights; they are normalised to sum to 1)")
         weights = weight_sliders()
@@ -100,7 +100,13 @@ def main() -> None:
             hide_index=True,
             width="stretch",
             column_config={
-                "score": st.column_config.ProgressColumn("score", format="%.1f", min_value=0, max_value=max(100.0, max(table["score"])))
+                "score": st.column_config.ProgressColumn(
+                    "score", format="%.1f", min_value=0, max_value=max(100.0, max(table["score"])),
+                    help="Points from your priorities: each measured quantity scaled 0-100 across the methods, times its weight, plus the "
+                    "situation's bonuses (the chart beside it shows the parts). Higher is better; only eligible methods can be recommended.",
+                ),
+                "eligible": st.column_config.TextColumn("eligible", help="Passes the quality floor: accuracy high enough and not worse than the prior baseline."),
+                "USD / month": st.column_config.TextColumn("USD / month", help="Your monthly queries × the cost per query, plus the one-time build spread over 12 months and the rebuilds your data changes need."),
             },
         )
     with right:
@@ -112,7 +118,7 @@ def main() -> None:
     for i, r in enumerate(ranked):
         icon = ":material/emoji_events:" if r["method"] == best else ":material/analytics:" if r.get("eligible") else ":material/block:"
         tag = "" if r.get("eligible") else " · not eligible"
-        with st.expander(f"{label(r['method'])} · score {fmt.score(r['score'])}{tag}", expanded=i == 0, icon=icon):
+        with st.expander(f"{label(r['method'])} · score {fmt.score(r['score'])} points{tag}", expanded=i == 0, icon=icon):
             if r.get("ineligible_because"):
                 st.markdown("**Why it is not eligible**")
                 st.markdown("\n".join(f"- :red[:material/block:] {escape_markdown(x)}" for x in r["ineligible_because"]))
@@ -126,7 +132,7 @@ def main() -> None:
     path = rec.get("decision_path") or []
     if path:
         st.subheader("Decision path")
-        st.graphviz_chart(decision_path_dot(path), width="stretch")
+        st.graphviz_chart(decision_path_dot(path), width="content")  # natural size: readable text
         st.dataframe(pd.DataFrame(path).rename(columns={"leads_to": "leads to"}), hide_index=True, width="stretch")
 
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.common import corpus_path, label, list_runs_cached, load_corpus_cached, run_stages, runs_dir, show_error
+from app_pages.common import STAGE_LABELS, corpus_path, label, list_runs_cached, load_corpus_cached, run_stages, runs_dir, show_error
 from app_pages.jobview import job_panel
 from app_pages.textview import code_span, escape_markdown
-from workbench import jobs
+from workbench import fmt, jobs
 from workbench.config import METHODS, ConfigError, EvalConfig, build_config, help_of
+from workbench.estimate import estimate_run
 from workbench.loaders import CorpusError
 
 METHOD_HELP = {
@@ -20,6 +21,53 @@ METHOD_HELP = {
     "lora": "A LoRA adapter trained on the corpus, closed book.",
     "rag+lora": "The adapter plus retrieval.",
 }
+
+
+PRESET_HELP = {
+    "demo": "Live demo: 12 held-out questions, a few minutes with zero-shot, few-shot and RAG. Trades away precision: "
+    "95% intervals are about ±25 points wide, so only large differences count; LoRA still trains in full.",
+    "quick": "30 held-out questions; one epoch on the documents, Q/A generated from them and the train Q/A, plus a small RAFT adapter: estimated 24 min cold on 2 cores, seconds when cached.",
+    "standard": "Every held-out question, continued pre-training plus Q/A training, groundedness judged: the most careful, the slowest.",
+}
+
+
+def adopt_running_job() -> None:
+    """After a reload the session is new: follow the newest run still running here and restore the settings it was started with."""
+    ss = st.session_state
+    if ss.get("active_run"):
+        return  # this session follows a run already (running or just finished)
+    running = jobs.running_jobs(runs_dir())
+    if not running:
+        return
+    job_dir = running[0]
+    ss["active_run"] = str(job_dir)
+    chosen = jobs.job_settings(job_dir)
+    if chosen.get("methods"):
+        ss["methods"] = [m for m in chosen["methods"] if m in METHODS]
+        ss.pop("eval-methods", None)
+    if chosen.get("preset") in PRESET_HELP:
+        ss["preset"] = chosen["preset"]
+        ss.pop("eval-preset", None)
+    if chosen.get("model"):
+        ss["model"] = chosen["model"]
+        ss.pop("eval-model", None)
+    st.toast(f"Found the running comparison {job_dir.name} again", icon=":material/sync:")
+
+
+def estimate_for(corpus, chosen: dict) -> dict | None:
+    """The cold-run estimate for these settings on this machine (None if the settings cannot be built)."""
+    try:
+        cfg = build_config(str(corpus.root), chosen["preset"], corpus.defaults, chosen["overrides"], methods=chosen["methods"], model=chosen["model"], seed=chosen["seed"])
+    except (ConfigError, TypeError):
+        return None
+    return estimate_run(cfg, n_docs=len(corpus.documents), n_train=len(corpus.train), n_test=len(corpus.test))
+
+
+def show_estimate(est: dict) -> None:
+    parts = " · ".join(f"{STAGE_LABELS.get(k, k)} {fmt.duration(v)}" for k, v in est["stages"].items() if v >= 0.5)
+    basis = "this machine's measured speed" if est["measured"] else "the reference speed of a 2-core CPU (nothing measured here yet)"
+    st.markdown(f":material/schedule: **Estimated duration: {fmt.duration(est['total_s'])}** for {est['questions']} held-out questions")
+    st.caption(f"{parts}. From {basis}; cached indexes, adapters and answers make it faster.")
 
 
 def settings(corpus) -> dict | None:
@@ -35,17 +83,20 @@ def settings(corpus) -> dict | None:
                 format_func=label,
                 help=" · ".join(f"{label(m)}: {h}" for m, h in METHOD_HELP.items()),
                 key="eval-methods",
+                bind="query-params",
             )
             preset = (
                 st.segmented_control(
                     "Preset",
-                    ["quick", "standard"],
-                    default=ss.get("preset", "quick") if ss.get("preset") in ("quick", "standard") else "quick",
-                    help="quick: 30 held-out questions, one epoch on the documents + Q/A generated from them + train Q/A, a small RAFT adapter for RAG+LoRA (estimated 24 min cold on 2 cores, seconds when cached); standard: everything.",
+                    list(PRESET_HELP),
+                    default=ss.get("preset", "quick") if ss.get("preset") in PRESET_HELP else "quick",
+                    help=" · ".join(f"{p}: {h}" for p, h in PRESET_HELP.items()),
                     key="eval-preset",
+                    bind="query-params",
                 )
                 or "quick"
             )
+            st.caption(PRESET_HELP[preset])
         with right:
             model = st.text_input(
                 "Generator model",
@@ -95,21 +146,33 @@ def main() -> None:
     except (CorpusError, OSError) as exc:
         show_error(exc, "Choose a usable corpus on the Corpus page first")
         return
-    st.caption(
-        f"Corpus **{escape_markdown(corpus.title or corpus.root.name)}** · {len(corpus.documents)} documents · {len(corpus.test)} held-out questions"
-    )
+    adopt_running_job()
     chosen = settings(corpus)
+    est = estimate_for(corpus, chosen) if chosen else None
+    st.caption(
+        f"Corpus **{escape_markdown(corpus.title or corpus.root.name)}** · {len(corpus.documents)} documents · "
+        f"{len(corpus.test)} held-out questions, {est['questions'] if est else '?'} of them scored with this preset"
+    )
+    if est:
+        show_estimate(est)
 
     active = st.session_state.get("active_run")
-    status = jobs.job_status(active) if active else {}
-    running = status.get("state") == "running"
-    if st.button("Start comparison", type="primary", icon=":material/play_arrow:", disabled=chosen is None or running, key="start-run"):
+    busy = jobs.running_jobs(runs_dir())
+    confirmed = True
+    if busy:
+        names = ", ".join(p.name for p in busy[:3])
+        confirmed = st.checkbox(
+            f"A comparison is already running ({names}). Start another one anyway? Both share this machine's cores and each takes longer.",
+            key="confirm-second",
+        )
+    if st.button("Start comparison", type="primary", icon=":material/play_arrow:", disabled=chosen is None or not confirmed, key="start-run"):
         try:
-            job = jobs.start_run(corpus_path(), out_dir=runs_dir(), **chosen)
+            job = jobs.start_run(corpus_path(), out_dir=runs_dir(), estimate=est, **chosen)
         except jobs.JobError as exc:
             show_error(exc, "Could not start the comparison")
         else:
             st.session_state["active_run"] = str(job.job_dir)
+            st.session_state.pop("confirm-second", None)
             st.rerun()
 
     if active:
@@ -123,6 +186,7 @@ def main() -> None:
     else:
         st.info("No comparison started in this browser session yet. Pick methods and press **Start comparison**.", icon=":material/info:")
 
+    running = jobs.job_status(active).get("state") == "running" if active else False
     others = [r for r in list_runs_cached(str(runs_dir())) if r["state"] == "running" and r["dir"] != active]
     if others:
         st.markdown("**Also running on this machine** (started in another tab, before a reload, or from the command line)")

@@ -61,19 +61,21 @@ def _unwrap(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def dataclass_widgets(cls: type, values: Any, key_prefix: str, fields: list[str] | None = None, columns: int = 2) -> dict[str, Any]:
-    """Render one widget per dataclass field (optionally a subset) and return {field: value}."""
+def dataclass_widgets(
+    cls: type, values: Any, key_prefix: str, fields: list[str] | None = None, columns: int = 2, bind: str | None = None
+) -> dict[str, Any]:
+    """Render one widget per dataclass field (optionally a subset) and return {field: value}; ``bind="query-params"`` keeps them in the URL."""
     hints = typing.get_type_hints(cls)
     chosen = [f for f in dataclasses.fields(cls) if fields is None or f.name in fields]
     cols = st.columns(columns)
     out: dict[str, Any] = {}
     for i, f in enumerate(chosen):
         with cols[i % columns]:
-            out[f.name] = field_widget(f, hints[f.name], getattr(values, f.name), f"{key_prefix}.{f.name}")
+            out[f.name] = field_widget(f, hints[f.name], getattr(values, f.name), f"{key_prefix}.{f.name}", bind)
     return out
 
 
-def field_widget(f: dataclasses.Field, tp: Any, default: Any, key: str) -> Any:
+def field_widget(f: dataclasses.Field, tp: Any, default: Any, key: str, bind: str | None = None) -> Any:
     """The widget that fits a field's type: selectbox for Literal, checkbox for bool, number inputs, text."""
     help_text = f.metadata.get("help", "") or None
     label = field_label(f.name)
@@ -84,27 +86,27 @@ def field_widget(f: dataclasses.Field, tp: Any, default: Any, key: str) -> Any:
             options = [None, *options]
         index = options.index(default) if default in options else 0
         return st.selectbox(
-            label, options, index=index, key=key, help=help_text, format_func=lambda o: "auto (from the corpus)" if o is None else str(o)
+            label, options, index=index, key=key, bind=bind, help=help_text, format_func=lambda o: "auto (from the corpus)" if o is None else str(o)
         )
     if inner is bool:
-        return st.checkbox(label, value=bool(default), key=key, help=help_text)
+        return st.checkbox(label, value=bool(default), key=key, bind=bind, help=help_text)
     if inner is int:
         return st.number_input(
-            label, value=None if default is None else int(default), step=1, key=key, help=help_text, placeholder="no limit / auto"
+            label, value=None if default is None else int(default), step=1, key=key, bind=bind, help=help_text, placeholder="no limit / auto"
         )
     if inner is float:
         if f.name in SLIDERS and default is not None:
             lo, hi, step = SLIDERS[f.name]
-            return st.slider(label, float(lo), float(hi), float(default), float(step), key=key, help=help_text)
+            return st.slider(label, float(lo), float(hi), float(default), float(step), key=key, bind=bind, help=help_text)
         step = 1e-4 if default is not None and 0 < abs(default) < 0.01 else 0.01
         fmt = "%.5f" if step < 0.01 else "%.2f"
         return st.number_input(
-            label, value=None if default is None else float(default), step=step, format=fmt, key=key, help=help_text, placeholder="no limit"
+            label, value=None if default is None else float(default), step=step, format=fmt, key=key, bind=bind, help=help_text, placeholder="no limit"
         )
     if typing.get_origin(inner) is list:
-        text = st.text_input(label, value=", ".join(map(str, default or [])), key=key, help=(help_text or "") + " Comma-separated.")
+        text = st.text_input(label, value=", ".join(map(str, default or [])), key=key, bind=bind, help=(help_text or "") + " Comma-separated.")
         return [part.strip() for part in text.split(",") if part.strip()]
-    return st.text_input(label, value="" if default is None else str(default), key=key, help=help_text)
+    return st.text_input(label, value="" if default is None else str(default), key=key, bind=bind, help=help_text)
 
 
 def changed(values: dict[str, Any], base: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import streamlit as st
 
 from app_pages.common import STAGE_LABELS, STATE_ICONS, elapsed_text, overall_progress, stage_caption
 from app_pages.textview import escape_markdown
-from workbench import jobs
+from workbench import fmt, jobs
 
 TERMINAL = ("done", "failed", "cancelled", "missing")
 
@@ -29,13 +30,35 @@ def loss_chart(rows: list[dict[str, Any]]) -> None:
         st.line_chart(frame, height=220)
 
 
+def eta_text(job_dir: Path, status: dict[str, Any], progress: float) -> str:
+    """" · about 4 min left (estimated 12 min)" for a running job started with an estimate; empty otherwise."""
+    if status.get("state") != "running":
+        return ""
+    from datetime import datetime
+
+    from workbench.estimate import remaining_s, time_progress
+    from workbench.storage import read_json
+
+    try:
+        job = read_json(job_dir / "job.json", {}) or {}
+        started = datetime.fromisoformat(status.get("started") or "").timestamp()
+    except (OSError, ValueError, TypeError):
+        return ""
+    estimate = job.get("estimate_s")
+    done = time_progress(job.get("estimate_stages") or {}, status.get("stage", ""), float(status.get("progress") or 0.0))
+    left = remaining_s(estimate, max(0.0, time.time() - started), progress if done is None else done)
+    if left is None:
+        return ""
+    return f" · {fmt.duration(left)} left (estimated {fmt.duration(estimate)} in all)" if left > 0 else " · finishing (past the estimate)"
+
+
 def _render(job_dir: Path, stages: tuple[str, ...], status: dict[str, Any], key: str, show_loss: bool) -> None:
     state = status.get("state", "missing")
     stage = status.get("stage", "")
     icon = STATE_ICONS.get(state, "●")
     progress = overall_progress(stages, stage, status.get("progress", 0.0), state)
     where = "" if state in TERMINAL or not stage else f" · {escape_markdown(STAGE_LABELS.get(stage, stage))}"
-    head = f"{icon} **{escape_markdown(state.capitalize())}**{where} · {elapsed_text(status)}"
+    head = f"{icon} **{escape_markdown(state.capitalize())}**{where} · {elapsed_text(status)}{eta_text(job_dir, status, progress)}"
     st.markdown(head)
     st.markdown(stage_caption(stages, stage, state))
     st.progress(progress, text=escape_markdown(str(status.get("message") or "")[:160]))
@@ -69,7 +92,9 @@ def job_panel(job_dir: str | Path, stages: tuple[str, ...], key: str, show_loss:
     if status.get("state") in TERMINAL:
         _render(job_dir, stages, status, key, show_loss)
         if status["state"] == "failed":
-            st.error("Failed: " + escape_markdown(status.get("error") or "see the worker log"), icon=":material/error:")
+            from app_pages.common import user_message
+
+            st.error("Failed: " + escape_markdown(user_message(status.get("error") or "see the worker log")), icon=":material/error:")
         elif status["state"] == "cancelled":
             st.warning("Cancelled. Nothing was written to the scoreboard; start again when ready.", icon=":material/stop_circle:")
         elif status["state"] == "missing":

@@ -11,6 +11,9 @@ import streamlit as st
 
 from app_pages.common import (
     STATE_ICONS,
+    corpus_path,
+    example_for_cached,
+    example_glance,
     finished_runs,
     label,
     list_runs_cached,
@@ -35,6 +38,17 @@ FORMATS = {
 }
 
 
+def planned_methods(run_dir: str) -> list[str]:
+    """The methods a run was started with (for a run still going, before metrics.json exists)."""
+    from workbench.jobs import job_settings
+    from workbench.storage import read_json
+
+    try:
+        return list((read_json(Path(run_dir) / "config.json", {}) or {}).get("methods") or job_settings(run_dir).get("methods") or [])
+    except (OSError, ValueError):
+        return []
+
+
 def history() -> list[dict[str, Any]]:
     rows = list_runs_cached(str(runs_dir()))
     if not rows:
@@ -51,7 +65,7 @@ def history() -> list[dict[str, Any]]:
                 "corpus": r.get("corpus", ""),
                 "preset": r.get("preset", ""),
                 "model": Path(str(r.get("model", ""))).name,
-                "methods": ", ".join(label(m) for m in r.get("methods") or {}),
+                "methods": ", ".join(label(m) for m in ordered(dict.fromkeys(r.get("methods") or planned_methods(r["dir"])))),
                 "recommended": label(best) if best else "",
                 "its accuracy": pct(acc),
                 "started": (r.get("created") or "")[:19].replace("T", " "),
@@ -196,10 +210,16 @@ def main() -> None:
     )
     history()
     done = finished_runs()
+    example = None if done else example_for_cached(corpus_path().name)
+    if example:  # shown apart: never in the runs table, never compared with the user's runs
+        st.subheader("Example run")
+        example_glance(example)
     st.subheader("Compare two runs")
     compare_two(done)
     st.subheader("Export a report")
-    export(done)
+    if example:
+        st.caption("Exporting the example run (shipped with the workbench) until you finish a run of your own.")
+    export(done or ([example] if example else []))
     st.subheader("Open a shared report")
     load_back()
 

@@ -216,6 +216,8 @@ def test_upload_valid_and_binary_file_shows_error_next_to_file(runs, tiny_corpus
     assert "uploads" in at.session_state["corpus_path"]
     assert [m.value for m in at.metric][:2] == ["1", "2"]  # only the readable document is in the corpus
     assert "uploads" in at.session_state["corpus_path"] and at.session_state["session_id"] in at.session_state["corpus_path"]
+    assert Path(at.session_state["corpus_path"]).name == "my_corpus"  # named by the user, not "corpus"
+    assert any(s.value == "my\\_corpus" or s.value == "my_corpus" for s in at.subheader), [s.value for s in at.subheader]
 
 
 def test_upload_bad_question_file_names_the_line(runs, tiny_corpus):
@@ -634,3 +636,124 @@ def test_a_run_started_elsewhere_can_be_followed_after_a_reload(runs, tiny_corpu
     at = app("evaluate", active_run=str(run_dir))
     caption = next(m.value for m in at.markdown if "Load corpus" in m.value)
     assert "Build index" not in caption and "Train adapter" not in caption  # stages follow the run's methods
+
+
+# ------------------------------------------------------------------------------------------------ example runs, state in the URL
+
+
+@pytest.fixture()
+def example(tmp_path, tiny_corpus, monkeypatch) -> Path:
+    """A stand-in shipped example: a finished run folder under WORKBENCH_EXAMPLES/<corpus>/ with meta naming date and revision."""
+    root = tmp_path / "examples"
+    run_dir = write_run(root / tiny_corpus.name, tiny_corpus, run_id="example-tiny-20261130")
+    atomic_write_json(run_dir / "meta.json", {"git_revision": "abc1234", "written": "2026-11-30T12:00:00+00:00", "machine": {"cpu_count": 2}})
+    monkeypatch.setenv("WORKBENCH_EXAMPLES", str(root))
+    return run_dir
+
+
+def test_first_page_shows_the_example_when_the_user_has_no_run(runs, example):
+    from workbench.decision import label
+
+    at = app()
+    shown = texts(at)
+    assert "Example run (made on 2026-11-30, revision abc1234)" in shown
+    from app_pages.textview import escape_markdown
+
+    rec = json.loads((example / "metrics.json").read_text())["recommendation"]
+    assert any(escape_markdown(rec["summary"]) in s.value for s in at.success)
+    board = next(d.value for d in at.dataframe if "Accuracy 95% CI" in d.value.columns)
+    assert list(board["Method"]) == [label(m) for m in ("zero-shot", "rag", "lora")]
+    assert list(board["Accuracy"]) == ["0%", "100%", "50%"]  # from the example's metrics.json, not canned
+
+
+def test_example_fills_compare_decide_and_runs_but_never_the_runs_table(runs, example):
+    for page in ("compare", "decide"):
+        at = app(page)
+        assert "Example run (made on 2026-11-30, revision abc1234)" in texts(at), page
+        assert not [i for i in at.info if "No finished runs" in i.value], page
+    at = app("runs")
+    assert "No runs yet" in texts(at)  # the user's own history stays empty
+    assert "Example run (made on 2026-11-30" in texts(at)
+    assert [d.proto.label for d in at.get("download_button")][:1] == ["HTML report"]  # the example can be exported
+    write_run(runs, example.parent.parent.parent / "tiny")  # once the user has a run of their own, the example steps aside
+    import streamlit as st
+
+    st.cache_data.clear()  # the run listing is cached for a few seconds
+    at = app("compare")
+    assert "Example run (made on" not in texts(at)
+
+
+def test_no_example_present_is_handled(runs, tiny_corpus, monkeypatch, tmp_path):
+    monkeypatch.setenv("WORKBENCH_EXAMPLES", str(tmp_path / "nowhere"))
+    at = app("compare")
+    assert any("No finished runs yet" in i.value for i in at.info)
+    at = app()
+    assert "Example run" not in texts(at)
+
+
+def test_decide_weights_and_compare_filters_come_from_the_url(runs, tiny_corpus):
+    write_run(runs, tiny_corpus)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("app_pages/decide.py")
+    at.query_params["w.accuracy"] = "0.9"
+    at.query_params["crit.monthly_queries"] = "50000"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.slider(key="w.accuracy").value == pytest.approx(0.9)
+    assert at.number_input(key="crit.monthly_queries").value == 50000
+    # that a changed weight is written back to the address (and survives a reload) is checked in the real browser
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("app_pages/compare.py")
+    at.query_params["f-wrong"] = "true"
+    at.query_params["tab"] = "Per-question answers"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.toggle(key="f-wrong").value is True
+
+
+def test_evaluate_finds_a_running_job_after_a_reload_and_asks_before_a_second(runs, tiny_corpus):
+    import os
+    import sys
+
+    run_dir = runs / "20250107-000000-tiny-live"
+    run_dir.mkdir()
+    command = [sys.executable, "-m", "workbench", "run", "--corpus", str(tiny_corpus), "--methods", "zero-shot,few-shot", "--preset", "demo"]
+    atomic_write_json(run_dir / "job.json", {"kind": "run", "pid": os.getpid(), "command": command, "estimate_s": 120.0,
+                                             "estimate_stages": {"corpus": 1.0, "model": 5.0, "answer": 100.0, "score": 14.0}})  # fmt: skip
+    atomic_write_json(
+        run_dir / "status.json",
+        {"state": "running", "stage": "answer", "progress": 0.5, "message": "zero-shot: question 1-8 of 8 · 4 s into this batch",
+         "pid": os.getpid(), "started": "2099-01-01T00:00:00+00:00"},
+    )  # fmt: skip
+    at = app("evaluate")  # a fresh session, as after a reload
+    assert at.session_state["active_run"] == str(run_dir)
+    assert at.multiselect(key="eval-methods").value == ["zero-shot", "few-shot"]  # the settings it was started with
+    assert at.session_state["preset"] == "demo"
+    assert any("left (estimated" in m.value for m in at.markdown)  # live ETA from the estimate in job.json
+    assert any("Estimated duration" in m.value for m in at.markdown)  # and the estimate of the next run
+    start = at.button(key="start-run")
+    assert start.disabled  # a second comparison needs a confirmation first
+    at.checkbox(key="confirm-second").check().run()
+    assert not at.button(key="start-run").disabled
+
+
+def test_build_page_hides_settings_that_do_nothing_and_says_what_was_reused(runs, tiny_corpus, isolated_home):
+    at = app("build")
+    keys = {w.key for w in at.number_input}
+    assert "cfg.quick.index.hnsw_m" not in keys and "cfg.quick.index.ivf_nlist" not in keys  # flat index: neither applies
+    assert "cfg.quick.retrieval.rrf_k" in keys  # hybrid retrieval (the default) fuses with RRF
+    at.selectbox(key="cfg.quick.index.index_type").select("hnsw").run()
+    at.selectbox(key="cfg.quick.retrieval.mode").select("dense").run()
+    keys = {w.key for w in at.number_input}
+    assert "cfg.quick.index.hnsw_m" in keys and "cfg.quick.index.ivf_nlist" not in keys and "cfg.quick.retrieval.rrf_k" not in keys
+
+    job_dir = isolated_home / "jobs" / "20250101-000000-index-tiny-abcd"
+    job_dir.mkdir(parents=True)
+    atomic_write_json(job_dir / "config.json", {"what": "index"})
+    atomic_write_json(job_dir / "status.json", {"state": "done", "stage": "index", "progress": 1.0, "pid": 1, "started": "2025-01-01T00:00:00+00:00"})
+    atomic_write_json(job_dir / "result.json", {"index": {"cache_hit": True, "n_chunks": 52, "build_seconds": 7.1}, "wall_seconds": 19.2})
+    at = app("build", build_jobs={"index": str(job_dir)})
+    assert any("Reused the cached index (52 chunks, built earlier in 7.10 s); nothing was rebuilt" in s.value for s in at.success), [s.value for s in at.success]

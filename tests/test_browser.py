@@ -7,6 +7,7 @@ Screenshots of every step go to tests/artifacts/browser/ (their paths are printe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -59,8 +60,8 @@ def _stop_jobs(runs: Path) -> None:
                 pass
 
 
-@pytest.fixture()
-def server(isolated_home, tiny_lm_dir, tmp_path):
+@contextlib.contextmanager
+def _serve(isolated_home: Path, tiny_lm_dir: Path, tmp_path: Path, extra_env: dict[str, str] | None = None):
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing: install Debian's chromium (make browser) to run the browser test")
     pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
@@ -78,6 +79,8 @@ def server(isolated_home, tiny_lm_dir, tmp_path):
         "WORKBENCH_DEFAULT_CORPUS": str(corpus),
         "WORKBENCH_METHODS": "zero-shot,rag",
         "WORKBENCH_SWEEPS": str(isolated_home / "sweeps"),
+        "WORKBENCH_EXAMPLES": str(tmp_path / "no-examples"),
+        **(extra_env or {}),
     }
     log = tmp_path / "streamlit.log"
     with open(log, "wb") as out:
@@ -87,7 +90,7 @@ def server(isolated_home, tiny_lm_dir, tmp_path):
         )  # fmt: skip
     try:
         _wait_healthy(port, proc, log)
-        yield {"url": f"http://127.0.0.1:{port}", "runs": runs, "log": log}
+        yield {"url": f"http://127.0.0.1:{port}", "runs": runs, "log": log, "corpus": corpus}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -96,6 +99,12 @@ def server(isolated_home, tiny_lm_dir, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         _stop_jobs(runs)
+
+
+@pytest.fixture()
+def server(isolated_home, tiny_lm_dir, tmp_path):
+    with _serve(isolated_home, tiny_lm_dir, tmp_path) as info:
+        yield info
 
 
 def test_journey_corpus_to_report(server, tmp_path):
@@ -158,6 +167,133 @@ def test_journey_corpus_to_report(server, tmp_path):
     metrics = json.loads((runs[0] / "metrics.json").read_text())
     assert set(metrics["methods"]) - {"prior", "oracle-passage"} == {"zero-shot", "rag"}  # plus the baseline rows
     assert metrics["methods"]["prior"]["baseline"] is True
+    print("screenshots:\n" + "\n".join(shots))
+
+
+def _stand_in_example(tmp_path: Path, tiny_lm_dir: Path) -> tuple[Path, dict]:
+    """A real example run (tiny random model, tiny corpus, demo preset) made by workbench.run and copied like `make examples`."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_app import make_corpus
+
+    from workbench.config import build_config
+    from workbench.examples import copy_example
+    from workbench.run import run
+
+    corpus = make_corpus(tmp_path / "example-src" / "tiny")
+    overrides = {"generation": {"max_new_tokens": 8}, "eval": {"bootstrap_samples": 200}}
+    config = build_config(str(corpus), "demo", overrides=overrides, methods=["zero-shot", "rag"], model=str(tiny_lm_dir))
+    made = run(config, out_dir=tmp_path / "example-runs", run_id="example-tiny-demo")
+    copied = copy_example(made, tmp_path / "examples")
+    return tmp_path / "examples", json.loads((copied / "metrics.json").read_text())
+
+
+def test_demo_journey_example_reload_mid_run_and_weights(isolated_home, tiny_lm_dir, tmp_path):
+    """Empty runs folder: the first page shows the example at once; a reload mid-run finds the job; weights survive a reload."""
+    from playwright.sync_api import expect, sync_playwright
+
+    examples, example_metrics = _stand_in_example(tmp_path, tiny_lm_dir)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shots: list[str] = []
+
+    def shot(page, name: str) -> None:
+        path = ARTIFACTS / f"demo-{len(shots) + 1:02d}-{name}.png"
+        page.screenshot(path=str(path))
+        shots.append(str(path))
+
+    with _serve(isolated_home, tiny_lm_dir, tmp_path, {"WORKBENCH_EXAMPLES": str(examples)}) as server, sync_playwright() as p:
+        assert not list(server["runs"].glob("*/status.json"))  # the user's runs folder starts empty
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            t0 = time.monotonic()
+            page.goto(server["url"])
+            # the done-when of issue 21: the example's recommendation and scoreboard on the first page within 5 s
+            expect(page.get_by_text(re.compile(r"Example run \(made on \d{4}-\d{2}-\d{2}, revision \w+\)")).first).to_be_visible(timeout=5_000)
+            summary = example_metrics["recommendation"]["summary"]
+            expect(page.locator("[data-testid='stAlert']").filter(has_text=summary[:24]).first).to_be_visible(timeout=5_000)
+            expect(page.locator(".st-key-example-scoreboard")).to_be_visible(timeout=5_000)
+            print(f"first page with the example: {time.monotonic() - t0:.1f} s")
+            page.wait_for_timeout(1500)  # the table's canvas paints
+            shot(page, "corpus-example")
+
+            for name in ("Compare", "Decide", "Runs & export"):
+                page.get_by_role("link", name=name, exact=True).click()
+                expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
+                expect(page.get_by_text(re.compile(r"Example run \(made on")).first).to_be_visible()
+                page.wait_for_timeout(1500)  # charts render
+                shot(page, f"{name.split()[0].lower()}-empty-example")
+
+            page.get_by_role("link", name="Evaluate", exact=True).click()
+            expect(page.get_by_role("heading", name="Evaluate", exact=True)).to_be_visible()
+            page.get_by_text("demo", exact=True).first.click()
+            expect(page.get_by_text("Live demo: 12 held-out questions")).to_be_visible()
+            expect(page.get_by_text(re.compile("Estimated duration: about"))).to_be_visible()
+            shot(page, "evaluate-estimate")
+            page.get_by_role("button", name=re.compile("Start comparison")).click()
+            heading = page.get_by_role("heading", name=re.compile(r"Run \d{8}-\d{6}-tiny-"))
+            expect(heading).to_be_visible()
+            run_name = heading.inner_text().split("Run", 1)[1].strip()
+            status = json.loads((server["runs"] / run_name / "status.json").read_text())
+            shot(page, "evaluate-running")
+
+            page.reload()  # a new browser session: the job and its settings are found again
+            expect(page.get_by_role("heading", name=f"Run {run_name}")).to_be_visible()
+            expect(page.get_by_text("Live demo: 12 held-out questions")).to_be_visible()  # the preset it was started with
+            print(f"state before the reload: {status.get('state')} ({status.get('stage')})")
+            shot(page, "evaluate-after-reload")
+            page.get_by_text("Finished. The scoreboard").wait_for(timeout=RUN_TIMEOUT_S * 1000)
+            shot(page, "evaluate-done")
+
+            page.get_by_role("button", name=re.compile("Open the scoreboard")).click()
+            expect(page.get_by_text("Most accurate")).to_be_visible()
+            expect(page.get_by_text(re.compile(r"Example run \(made on"))).to_have_count(0)  # the user's own run replaces the example
+            shot(page, "compare-scoreboard")
+            page.get_by_role("tab", name="Charts").click()
+            page.wait_for_timeout(2500)
+            shot(page, "compare-charts")
+            page.get_by_role("tab", name="Per-question answers").click()
+            expect(page.get_by_text("Gold answers").first).to_be_visible()
+            shot(page, "compare-drilldown")
+
+            page.get_by_role("link", name="Decide", exact=True).click()
+            slider = page.get_by_role("slider").first
+            expect(slider).to_be_visible()
+            shown = page.get_by_test_id("stSliderThumbValue").first
+            before = shown.inner_text()
+            slider.focus()
+            for _ in range(3):
+                page.keyboard.press("ArrowRight")
+            page.wait_for_function("() => window.location.search.includes('w.')")
+            after = shown.inner_text()
+            assert after != before, "the weight slider did not move"
+            page.reload()
+            expect(page.get_by_test_id("stSliderThumbValue").first).to_have_text(after)  # the weight survived the reload
+            print(f"accuracy weight {before} -> {after}, kept after the reload; address {page.url}")
+            page.wait_for_timeout(1500)
+            shot(page, "decide-after-reload")
+            page.get_by_role("heading", name="Decision path").scroll_into_view_if_needed()
+            page.wait_for_timeout(1500)
+            shot(page, "decide-decision-path")
+
+            page.get_by_role("link", name="Runs & export", exact=True).click()
+            expect(page.get_by_role("heading", name="Export a report")).to_be_visible()
+            files = {}
+            for fmt, label in (("html", "HTML report"), ("pdf", "PDF report")):
+                with page.expect_download(timeout=180_000) as info:
+                    page.get_by_role("button", name=re.compile(label)).click()
+                files[fmt] = tmp_path / f"report.{fmt}"
+                info.value.save_as(files[fmt])
+            shot(page, "runs-finished")
+            page.goto(files["html"].as_uri())
+            page.wait_for_timeout(2500)
+            shot(page, "report-html")
+        finally:
+            browser.close()
+    if Path("/usr/bin/pdftoppm").exists():
+        subprocess.run(["/usr/bin/pdftoppm", "-png", "-r", "90", "-f", "1", "-l", "1", "-singlefile", str(files["pdf"]), str(ARTIFACTS / "demo-report-pdf-page1")], check=True)
+        shots.append(str(ARTIFACTS / "demo-report-pdf-page1.png"))
+    assert files["pdf"].read_bytes()[:5] == b"%PDF-"
     print("screenshots:\n" + "\n".join(shots))
 
 

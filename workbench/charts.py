@@ -69,6 +69,40 @@ def _method_rows(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _point_labels(df: pd.DataFrame, xkey: str, ykey: str, titles: tuple[str, str], color: alt.Color, x_max: float, near: float = 0.07) -> list[alt.Chart]:
+    """Method names beside their points without overlaps. Points close together form a group whose labels are stacked
+    one line apart in a column beside the group (upwards in the lower half of the plot, downwards in the upper half, so
+    labels never cover the axes); labels near the right edge go to the left (nothing runs out of the plot)."""
+    span_x = max(x_max, 1e-12)
+    line = 15 / HEIGHT  # one label line in accuracy units (the y domain is 0..1)
+    groups: list[list[int]] = []
+    for i, row in df.reset_index(drop=True).iterrows():
+        px, py = row[xkey] / span_x, row[ykey]
+        for g in groups:
+            if any(abs(df.iloc[j][xkey] / span_x - px) < near * 2.5 and abs(df.iloc[j][ykey] - py) < near for j in g):
+                g.append(int(i))
+                break
+        else:
+            groups.append([int(i)])
+    rows = []
+    for g in groups:
+        members = df.iloc[g].sort_values(ykey, ascending=False)
+        top, bottom, gx = float(members[ykey].max()), float(members[ykey].min()), float(members[xkey].mean())
+        upper = top > 0.5
+        for k, (_, row) in enumerate(members.iterrows()):
+            ly = bottom - line * (k + 0.8) if upper else top + line * (len(members) - k - 0.2)
+            rows.append({"label": row["label"], "lx": gx if len(members) > 1 else float(row[xkey]), "ly": ly, "side": "left" if gx / span_x > 0.7 else "right"})
+    labels = pd.DataFrame(rows)
+    layers = []
+    for side in labels["side"].unique():
+        layers.append(
+            alt.Chart(labels[labels["side"] == side])
+            .mark_text(dx=9 if side == "right" else -9, align="left" if side == "right" else "right", baseline="middle", fontSize=11, fontWeight=600)
+            .encode(x=alt.X("lx:Q", title=titles[0]), y=alt.Y("ly:Q", title=titles[1]), text="label:N", color=color)  # shares the points' scales
+        )
+    return layers
+
+
 def accuracy_hallucination_chart(metrics: dict) -> alt.TopLevelMixin:
     """Accuracy (y) against hallucination rate (x) per method, with 95% intervals on both axes."""
     methods = _ordered(metrics)
@@ -84,7 +118,7 @@ def accuracy_hallucination_chart(metrics: dict) -> alt.TopLevelMixin:
         base.mark_rule(strokeWidth=2, opacity=0.6).encode(x=x, y="acc_lo:Q", y2="acc_hi:Q", color=_color(methods)),
         base.mark_rule(strokeWidth=2, opacity=0.6).encode(x="h_lo:Q", x2="h_hi:Q", y=y, color=_color(methods)),
         base.mark_circle(size=110, opacity=1).encode(x=x, y=y, color=_color(methods), tooltip=tip),
-        base.mark_text(dx=8, dy=-8, align="left", fontSize=11, color="#111827").encode(x=x, y=y, text="label:N"),
+        *_point_labels(df, "hallucination", "accuracy", ("Hallucination rate (lower is better)", "Accuracy (higher is better)"), _color(methods), 1.0),
     ).properties(width=WIDTH, height=HEIGHT)
     return _style(chart, "Accuracy vs hallucination (95% intervals)")
 
@@ -102,7 +136,7 @@ def accuracy_cost_chart(metrics: dict) -> alt.TopLevelMixin:
     chart = alt.layer(
         base.mark_rule(strokeWidth=2, opacity=0.6).encode(x=x, y="acc_lo:Q", y2="acc_hi:Q", color=_color(methods)),
         base.mark_circle(size=110, opacity=1).encode(x=x, y=y, color=_color(methods), tooltip=tip),
-        base.mark_text(dx=8, dy=-8, align="left", fontSize=11, color="#111827").encode(x=x, y=y, text="label:N"),
+        *_point_labels(df, "usd_per_1k", "accuracy", ("USD per 1,000 queries (lower is better)", "Accuracy"), _color(methods), float(df["usd_per_1k"].max() or 0.0)),
     ).properties(width=WIDTH, height=HEIGHT)
     return _style(chart, "Accuracy vs cost")
 
@@ -212,7 +246,7 @@ def decision_path_dot(path: Sequence[dict]) -> str:
     def esc(text: object) -> str:
         return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
-    def wrap(text: object, width: int = 40) -> list[str]:
+    def wrap(text: object, width: int = 64) -> list[str]:
         lines, cur = [], ""
         for word in str(text).split():
             if cur and len(cur) + 1 + len(word) > width:
@@ -224,7 +258,10 @@ def decision_path_dot(path: Sequence[dict]) -> str:
 
     out = [
         "digraph G {",
-        'rankdir=LR; node [shape=box, style="rounded,filled", fillcolor="#eef4ff", color="#2563eb", fontname="Helvetica", fontsize=11];',
+        # top to bottom with wide boxes: shown at its natural size the text stays readable (a left-to-right row of six
+        # boxes had to be scaled down to fit a page, and its text became tiny)
+        'rankdir=TB; nodesep=0.25; ranksep=0.3; node [shape=box, style="rounded,filled", fillcolor="#eef4ff", color="#2563eb", '
+        'fontname="Helvetica", fontsize=14, margin="0.2,0.08", width=6.5];',
     ]
     for i, step in enumerate(path):
         leads = str(step.get("leads_to", ""))

@@ -104,3 +104,14 @@ def count(x: float | None) -> str:
 def score(x: float | None) -> str:
     """A decision score in points, one decimal: "67.3"."""
     return NA if _missing(x) else str(_half_up(x, 1))
+
+
+def duration(x: float | None) -> str:
+    """A rough duration for estimates and ETAs: "about 40 s", "about 3 min", "about 1 h 05 min"."""
+    if _missing(x):
+        return NA
+    x = max(0.0, float(x))
+    if x < 60:
+        return f"about {max(5, int(_half_up(x / 5, 0)) * 5)} s"
+    minutes = int(_half_up(x / 60, 0))
+    return f"about {minutes} min" if minutes < 60 else f"about {minutes // 60} h {minutes % 60:02d} min"

@@ -114,7 +114,7 @@ def build_command(
     return cmd + _set_args(overrides)
 
 
-def _spawn(kind: Literal["run", "build"], cmd: list[str], job_dir: Path) -> Job:
+def _spawn(kind: Literal["run", "build"], cmd: list[str], job_dir: Path, extra: dict[str, Any] | None = None) -> Job:
     from .runstore import prepare_run_folder
 
     prepare_run_folder(job_dir.parent, job_dir.name)
@@ -133,7 +133,7 @@ def _spawn(kind: Literal["run", "build"], cmd: list[str], job_dir: Path) -> Job:
     finally:
         log.close()
     _CHILDREN[proc.pid] = proc
-    atomic_write_json(job_dir / "job.json", {"kind": kind, "pid": proc.pid, "command": cmd, "started": _now()})
+    atomic_write_json(job_dir / "job.json", {"kind": kind, "pid": proc.pid, "command": cmd, "started": _now(), **(extra or {})})
     atomic_write_json(
         job_dir / "status.json",
         {
@@ -159,15 +159,20 @@ def start_run(
     run_id: str | None = None,
     seed: int | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
+    estimate: dict[str, Any] | None = None,
 ) -> Job:
-    """Start a comparison run in the background; its run folder is ``out_dir/run_id``."""
+    """Start a comparison run in the background; its run folder is ``out_dir/run_id``.
+
+    ``estimate`` (estimate.estimate_run's result) is kept in job.json as ``estimate_s`` and ``estimate_stages`` for the live ETA.
+    """
     if not methods:
         raise JobError("no methods selected; choose at least one")
     out = Path(out_dir) if out_dir else default_runs_dir()
     out = out.resolve()
     run_id = run_id or new_job_id(Path(corpus).name)
     cmd = run_command(corpus, methods=methods, preset=preset, out_dir=out, run_id=run_id, model=model, seed=seed, overrides=overrides)
-    return _spawn("run", cmd, out / run_id)
+    extra = {"estimate_s": estimate["total_s"], "estimate_stages": estimate["stages"]} if estimate else None
+    return _spawn("run", cmd, out / run_id, extra)
 
 
 def start_build(
@@ -235,6 +240,34 @@ def job_status(job_dir: str | Path) -> dict[str, Any]:
                 state="failed", error=status.get("error") or tail or "the worker process exited without a status", message="failed"
             )
     return status
+
+
+def running_jobs(folder: str | Path) -> list[Path]:
+    """Job folders in ``folder`` whose status.json says 'running' and whose process is alive, newest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for status_path in sorted(folder.glob("*/status.json"), reverse=True):
+        try:
+            status = read_json(status_path, default={}) or {}
+        except (json.JSONDecodeError, OSError):
+            continue
+        if isinstance(status, dict) and status.get("state") == "running" and is_alive(status.get("pid")):
+            found.append(status_path.parent)
+    return found
+
+
+def job_settings(job_dir: str | Path) -> dict[str, Any]:
+    """The methods, preset, model and seed a run job was started with (from its command line in job.json)."""
+    cmd = (read_json(Path(job_dir) / "job.json", default={}) or {}).get("command") or []
+    out: dict[str, Any] = {}
+    for flag, name in (("--methods", "methods"), ("--preset", "preset"), ("--model", "model"), ("--seed", "seed")):
+        if flag in cmd and cmd.index(flag) + 1 < len(cmd):
+            out[name] = cmd[cmd.index(flag) + 1]
+    if "methods" in out:
+        out["methods"] = [m for m in out["methods"].split(",") if m]
+    return out
 
 
 def cancel(job_dir: str | Path) -> None:

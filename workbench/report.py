@@ -322,7 +322,7 @@ h1{font-size:26px;margin:0 0 4px;color:#0b3d66}h2{font-size:18px;margin:30px 0 1
 h3{font-size:15px;margin:16px 0 6px}.sub{color:#5b6472;font-size:13px}.sub span{margin-right:14px}
 .card{background:#fff;border:1px solid #e1e4e8;border-radius:8px;padding:16px 20px;margin:10px 0}
 .verdict{border-left:6px solid #0b7a4b}.verdict .best{font-size:22px;font-weight:700;color:#0b7a4b;margin:0 0 4px}
-.verdict p.summary{font-size:15px;margin:4px 0 10px}
+.verdict p.summary{font-size:15px;margin:4px 0 10px}.verdict.none{border-left-color:#8a5300}.verdict.none .best{color:#8a5300}
 ul{margin:6px 0 6px 20px;padding:0}li{margin:2px 0}.caveats li{color:#8a5300}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px;margin:6px 0}
 th{background:#0b3d66;color:#fff;text-align:left;font-weight:600;padding:7px 9px;white-space:nowrap}
@@ -396,7 +396,7 @@ def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
     parts = [
         f"<header><h1>RAG vs fine-tuning vs few-shot: {_e(_title(run))}</h1>",
         '<div class="sub">' + "".join(f"<span>{_e(s)}</span>" for s in sub if not s.endswith(": ")) + "</div></header>",
-        f'<section class="card verdict"><p class="best">{_e(title)}</p>',
+        f'<section class="card verdict{"" if rec.get("best") else " none"}"><p class="best">{_e(title)}</p>',
         f'<p class="summary">{_e(rec["summary"])}</p><h3>Why</h3><ul>' + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>",
     ]
     if notes:
@@ -656,7 +656,7 @@ def render_pdf(run_dir: str | Path, recommendation: dict | None = None) -> bytes
     story += [p("• " + r) for r in reasons]
     word = "Caveat: " if rec.get("best") else "Would help: "
     story += [p(word + c, ParagraphStyle("cav", parent=body, textColor=colors.HexColor("#8a5300"))) for c in notes]
-    widths = [w * cm for w in (2.4, 0.9, 2.6, 2.6, 1.7, 1.3, 1.2, 3.0, 1.5, 1.9, 1.9, 2.0, 1.8, 1.8)]
+    widths = [w * cm for w in (2.4, 0.9, 2.5, 2.6, 2.0, 1.3, 1.2, 2.6, 1.8, 1.6, 1.9, 1.8, 1.8, 1.8)]  # no header breaks inside a word
     story += [KeepTogether([p("Scoreboard", h2), table(scoreboard(run), widths, best=_best_label(rec)), *[p(n, small) for n in metric_notes(run)]])]
     story += [KeepTogether([p("Quality floor", h2), table(eligibility_table(rec), [3 * cm, 1.8 * cm, 14 * cm, 2.6 * cm, 2.8 * cm])])]
     story += [KeepTogether([p("Ranking", h2), table(ranking(rec))])]

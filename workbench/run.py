@@ -93,6 +93,10 @@ def run(
         cfg = {**config.to_dict(), "run_id": run_id, **result["fingerprints"]}
         atomic_write_json(run_dir / "config.json", cfg)
         write_meta(run_dir, timings, {"reproducibility": result["reproducibility"]})
+        with contextlib.suppress(OSError, ValueError, TypeError):  # speed figures for the next run's estimate; never fails a run
+            from .estimate import record_speed
+
+            record_speed(config, result["metrics"], timings, result["predictions"])
         status.update(state="done", stage="done", progress=1.0, message="finished", error=None)
         return run_dir
     except Cancelled as exc:
@@ -115,12 +119,46 @@ def run(
         lock.release()
 
 
+class Heartbeat:
+    """While a batch is answered, call ``tick(fraction, seconds)`` every ``every_s`` so the status moves between batches.
+
+    ``fraction`` is the time spent over ``expected_s`` (the last batch's duration), eased so it never reaches 1; with no
+    expectation yet, it approaches 1 with a one-minute time constant. Errors in ``tick`` are ignored (a status write).
+    """
+
+    def __init__(self, tick: Callable[[float, float], None], expected_s: float | None, every_s: float = 2.0):
+        import threading
+
+        self.tick, self.expected_s, self.every_s = tick, expected_s, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        import math
+
+        t0 = time.perf_counter()
+        while not self._stop.wait(self.every_s):
+            secs = time.perf_counter() - t0
+            frac = min(0.95, secs / self.expected_s) if self.expected_s else 1 - math.exp(-secs / 60.0)
+            with contextlib.suppress(Exception):
+                self.tick(frac, secs)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text if isinstance(exc, (RunError, ValueError, OSError, RuntimeError)) and str(exc) else f"{type(exc).__name__}: {text}"
 
 
 def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, str], None], timings: dict[str, float]) -> dict[str, Any]:
+    status = RunStatus(run_dir)  # the answering heartbeat writes here directly (a cancel is checked between batches)
     from . import aggregate
     from .baselines import RETRIEVAL_METHODS, baselines_for, mark_baselines
     from .corpus import corpus_fingerprint, load_corpus
@@ -190,6 +228,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     answers: dict[str, list[Answer]] = {}
     probes: dict[str, dict[str, float]] = {}
     probe_qs = probe_sample(held_out, config.eval.latency_probe_n, config.seed)
+    batch_s: float | None = None  # seconds the last full batch took: paces the heartbeat of the next one
     t0 = time.perf_counter()
     for mi, method in enumerate(methods):
         strategy = make_strategy(
@@ -206,8 +245,13 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         bs = config.generation.batch_size
         with RssSampler() as rss:
             for start in range(0, len(held_out), bs):
-                report("answer", (mi + start / len(held_out)) / len(methods), f"{method}: question {start + 1}-{min(start + bs, len(held_out))} of {len(held_out)}")
-                out += strategy.answer(held_out[start : start + bs])
+                lo, hi = (mi + start / len(held_out)) / len(methods), (mi + 0.9 * min(start + bs, len(held_out)) / len(held_out)) / len(methods)
+                what = f"{method}: question {start + 1}-{min(start + bs, len(held_out))} of {len(held_out)}"
+                report("answer", lo, what)
+                t_batch = time.perf_counter()
+                with Heartbeat(lambda f, secs, lo=lo, hi=hi, what=what: status.update(stage="answer", progress=lo + (hi - lo) * f, message=f"{what} · {secs:.0f} s into this batch"), batch_s):
+                    out += strategy.answer(held_out[start : start + bs])
+                batch_s = (time.perf_counter() - t_batch) * max(1.0, bs / max(1, min(bs, len(held_out) - start)))
             if method not in BASELINES:  # reference rows are not served, so their latency is not measured
                 probes[method] = latency_probe(
                     strategy, probe_qs, lambda i, n, m=method, k=mi: report("answer", (k + 0.9 + 0.1 * i / n) / len(methods), f"{m}: latency probe, question {i + 1} of {n} answered alone")
