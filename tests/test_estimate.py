@@ -7,7 +7,16 @@ import time
 import pytest
 
 from workbench.config import build_config
-from workbench.estimate import FALLBACK, estimate_run, measured_speed, prompt_tokens, record_speed, remaining_s, time_progress
+from workbench.estimate import (
+    FALLBACK,
+    estimate_run,
+    measured_speed,
+    prompt_tokens,
+    record_speed,
+    remaining_s,
+    time_progress,
+    training_units,
+)
 from workbench.examples import copy_example, example_for, example_label, list_examples
 from workbench.run import Heartbeat
 from workbench.storage import atomic_write_json
@@ -48,7 +57,12 @@ def test_cached_answers_do_not_count_as_speed(tmp_path):
 
 def test_training_is_estimated_only_with_a_lora_method(tmp_path):
     with_lora = estimate_run(_config(tmp_path, "quick", ("zero-shot", "lora")), n_docs=10, n_train=100, n_test=40)
-    assert with_lora["stages"]["train"] > 100 * 4 / FALLBACK["train_examples_per_s"] - 1  # 4 epochs of 100 examples
+    cfg = _config(tmp_path, "quick", ("zero-shot", "lora"))
+    units = training_units(cfg, 10, 100)
+    t = cfg.train  # quick: one pass over the train Q/A and the chunks, Q/A written from every chunk, a small RAFT set
+    assert units > 100 * t.epochs + t.raft_examples * t.raft_epochs  # the generated Q/A add to the train Q/A
+    assert with_lora["stages"]["train"] > units / FALLBACK["train_units_per_s"] - 1
+    assert "train" not in estimate_run(_config(tmp_path, "quick", ("zero-shot", "rag")), n_docs=10, n_train=100, n_test=40)["stages"]
 
 
 def test_eta_blends_estimate_and_pace():

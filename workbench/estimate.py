@@ -16,11 +16,12 @@ from .paths import home
 from .storage import atomic_write_json, read_json
 
 # From the cold quick run in bench/results.json (qwen2.5-0.5b, kestrel_labs, 2-core CPU: 1009 s wall, 364 s answering
-# about 65k prompt tokens, 588 s training 4 epochs x 140 examples, 7 s indexing 52 documents); used until this machine
+# about 65k prompt tokens, 7 s indexing 52 documents) and, for training, the corpus-reading recipe measured on a
+# 12-document kestrel subset under a shared CPU (about 280 units in 1,113 s: pessimistic); used until this machine
 # has measured its own speed. prompt_tokens_per_s is effective: prefill plus decoding plus the latency probe.
 FALLBACK = {
     "prompt_tokens_per_s": 180.0,
-    "train_examples_per_s": 0.95,
+    "train_units_per_s": 0.25,
     "index_docs_per_s": 7.0,
     "model_load_s": 5.0,
     "corpus_s": 1.0,
@@ -29,6 +30,7 @@ FALLBACK = {
 BASE_PROMPT_TOKENS = 68  # instruction, question and chat template (zero-shot prompt, measured)
 EXAMPLE_TOKENS = 28  # one solved Q/A pair in a few-shot prompt (measured: 182 tokens with k=4)
 CHARS_PER_TOKEN = 5.0  # an 800-character chunk is about 157 prompt tokens (measured)
+CHUNKS_PER_DOC_AT_800 = 3.9  # kestrel_labs: 201 chunks of 800 characters from 52 documents
 TRAIN_PROBE_ANSWERS = 40  # after training: 20 train questions answered by the base model and by the adapter
 
 
@@ -57,8 +59,9 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
         figures["prompt_tokens_per_s"] = tokens / timings["answer_s"]
     train = metrics.get("train") or {}
     n_train = (metrics.get("corpus") or {}).get("n_train") or 0
-    if train and not train.get("cache_hit") and train.get("train_seconds") and n_train:
-        figures["train_examples_per_s"] = n_train * config.train.epochs / float(train["train_seconds"])
+    n_docs = (metrics.get("corpus") or {}).get("n_docs") or 0
+    if train and not train.get("cache_hit") and train.get("train_seconds") and (n_train or n_docs):
+        figures["train_units_per_s"] = training_units(config, n_docs, n_train) / float(train["train_seconds"])
     index = metrics.get("index") or {}
     n_docs = (metrics.get("corpus") or {}).get("n_docs") or 0
     if index and not index.get("cache_hit") and index.get("build_seconds") and n_docs:
@@ -105,6 +108,19 @@ def prompt_tokens(method: str, config: RunConfig) -> float:
     return tokens
 
 
+def training_units(config: RunConfig, n_docs: int, n_train: int) -> float:
+    """Work of the training stage in one unit: a train Q/A, a chunk read, a generated Q/A or a RAFT example, per pass.
+
+    Q/A generation from every chunk and the RAFT adapter belong to the stage, so its measured seconds cover them too.
+    """
+    t = config.train
+    if t.max_steps:
+        return float(t.max_steps * t.batch_size)
+    chunks = n_docs * CHUNKS_PER_DOC_AT_800 * 800 / max(1, config.split.chunk_size) if (t.use_chunks or t.generated_qa or t.raft_examples) else 0.0
+    per_epoch = (n_train if t.use_qa else 0) + chunks * ((1 if t.use_chunks else 0) + t.generated_qa + t.synthetic_qa + t.paraphrases)
+    return per_epoch * t.epochs + chunks * t.generated_qa + t.raft_examples * t.raft_epochs  # + writing the Q/A once
+
+
 def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int) -> dict[str, Any]:
     """Seconds per stage and in total for a cold run of ``config``; ``measured`` says whether this machine's speed was known."""
     speed = measured_speed(config.model)
@@ -116,8 +132,7 @@ def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int) -
     if any(m in ("rag", "rag+lora") for m in methods):
         stages["index"] = n_docs / speed["index_docs_per_s"]
     if any(m in ("lora", "rag+lora") for m in methods):
-        steps = config.train.max_steps * config.train.batch_size if config.train.max_steps else n_train * config.train.epochs
-        stages["train"] = steps / speed["train_examples_per_s"] + TRAIN_PROBE_ANSWERS * BASE_PROMPT_TOKENS / speed["prompt_tokens_per_s"]
+        stages["train"] = training_units(config, n_docs, n_train) / speed["train_units_per_s"] + TRAIN_PROBE_ANSWERS * BASE_PROMPT_TOKENS / speed["prompt_tokens_per_s"]
     answered = n_questions + min(config.eval.latency_probe_n, n_questions)
     known = measured_prompt_tokens(config)
     stages["answer"] = sum(answered * float(known.get(m) or prompt_tokens(m, config)) for m in methods) / speed["prompt_tokens_per_s"]
