@@ -28,9 +28,8 @@ from workbench.config import METHODS
 from workbench.cost import materiality_scores, monthly_break_even
 from workbench.eligibility import Floor, advice, baseline_rows, is_baseline, mcnemar_between, quality_floor
 from workbench.errors import WorkbenchError
+from workbench.labels import METHOD_LABELS, label  # noqa: F401  (re-exported: callers import label from here)
 
-METHOD_LABELS = {"zero-shot": "Zero-shot", "few-shot": "Few-shot", "rag": "RAG", "lora": "LoRA", "rag+lora": "RAG+LoRA",
-                 "prior": "Prior", "oracle-passage": "Oracle passage"}
 RAG_METHODS = ("rag", "rag+lora")
 ADAPTER_METHODS = ("lora", "rag+lora")
 FORMAT_METHODS = ("lora", "few-shot")
@@ -57,11 +56,6 @@ pct, ci_text = fmt.pct, fmt.pct_ci  # kept for callers that import them from her
 
 class DecisionError(WorkbenchError, ValueError):
     """The metrics or criteria cannot support a recommendation; the message says what to fix."""
-
-
-def label(method: str) -> str:
-    """Display name of a method (``rag+lora`` -> ``RAG+LoRA``)."""
-    return METHOD_LABELS.get(method, method)
 
 
 def _h(default: Any, help: str) -> Any:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench import fmt
+from workbench.labels import label
 
 EPS = 1e-9
 PRIOR = "prior"
@@ -52,7 +53,6 @@ def most_accurate(metrics: dict, candidates: list[str]) -> str | None:
 
 def quality_floor(metrics: dict, candidates: list[str], min_accuracy: float, tolerance: float, significance: float) -> Floor:
     """Apply the floor to ``candidates`` (in display order) and say why each one fails or passes."""
-    from workbench.decision import label
 
     methods = metrics["methods"]
     top = most_accurate(metrics, candidates)
