@@ -139,6 +139,11 @@ def _unknown(key: str, valid: list[str], where: str, what: str = "setting") -> C
     return ConfigError(f"{where}: unknown {what} {key!r}{hint}; valid: {', '.join(valid)}")
 
 
+def setting_type(section: str, name: str) -> Any:
+    """The annotated type of field ``name`` of settings section ``section`` (both already checked)."""
+    return _hints(_SECTIONS[section])[name]
+
+
 def section_settings(section: str, values: Any, where: str) -> dict[str, Any]:
     """``values`` checked as settings of ``section``: unknown sections and fields are errors naming the valid ones."""
     if section not in _SECTIONS:

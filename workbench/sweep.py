@@ -23,7 +23,7 @@ from typing import Any
 
 import tomllib
 
-from .config import _SECTIONS, METHODS, ConfigError, RunConfig, build_config, coerce_value, section_settings
+from .config import METHODS, ConfigError, RunConfig, build_config, coerce_value, section_settings, setting_type
 from .runstore import RunStatus, check_run_id, effective_state
 from .storage import FolderLock, atomic_write_json, read_json, read_jsonl, stable_hash
 
@@ -56,7 +56,7 @@ def _hint(key: str, where: str) -> Any:
             return typing.get_type_hints(RunConfig)[key]
         raise ConfigError(f"{where} {key!r}: use section.field (e.g. retrieval.top_k) or one of {', '.join(TOP_LEVEL_KEYS)}")
     section_settings(section, {name: None}, where)  # unknown section or field: the same message as --set
-    return typing.get_type_hints(_SECTIONS[section])[name]
+    return setting_type(section, name)
 
 
 def _split_values(text: str) -> list[Any]:
