@@ -134,3 +134,13 @@ def test_judge_scores_are_served_from_the_cache_on_a_rerun(tiny_lm_dir, monkeypa
     gen.judge_cache = None
     monkeypatch.undo()
     assert gen.score_yes(prompts, batch_size=2) == first
+
+
+def test_unknown_bench_section_is_one_clear_line(tmp_path):
+    import pytest
+
+    from workbench.bench import main
+
+    with pytest.raises(SystemExit, match="unknown section gpu"):
+        main(quick=True, out=str(tmp_path / "r.json"), sections="lora,gpu")
+    assert not (tmp_path / "r.json").exists()

@@ -455,9 +455,16 @@ def markdown_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool, out: str) -> int:
-    """CLI entry: run the harness, print the table, exit 1 when a section failed."""
-    result = run_bench(BenchSettings.for_mode(quick), out)
+def main(quick: bool, out: str, sections: str | None = None) -> int:
+    """CLI entry: run the harness (all sections, or the comma-separated ``sections``), print the table, exit 1 when a section failed."""
+    settings = BenchSettings.for_mode(quick)
+    if sections:
+        chosen = [x.strip() for x in sections.split(",") if x.strip()]
+        unknown = [x for x in chosen if x not in SECTIONS]
+        if unknown or not chosen:
+            raise SystemExit(f"error: bench --sections {sections!r}: unknown section {', '.join(unknown) or '(none given)'}; use a comma-separated subset of {','.join(SECTIONS)}")
+        settings.sections = chosen
+    result = run_bench(settings, out)
     report = markdown_report(result)
     atomic_write_text(Path(out).with_suffix(".md"), report + "\n")
     print(report)
