@@ -76,13 +76,11 @@ def torch_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def default_dtype() -> Any:
-    """bf16 on CPU (about 2x fp32 here) and on GPUs that support it."""
-    import torch
+def default_dtype(workload: str = "generate") -> Any:
+    """The number format for ``workload`` (generate, train, embed): measured per machine, see ``hardware.dtype_choice``."""
+    from .hardware import chosen_dtype
 
-    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
+    return chosen_dtype(workload)  # type: ignore[arg-type]
 
 
 def setup_threads() -> None:
@@ -275,8 +273,8 @@ def check_model_folder(folder: Path, what: str = "model") -> Path:
     return folder
 
 
-def load_generator(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | None = None, device: str | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) in eval mode, bf16, on the GPU when present; left padding for batching."""
+def load_generator(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | None = None, device: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) in eval mode, in the measured dtype (or ``dtype``), on the GPU when present; left padding for batching."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     setup_threads()
@@ -286,7 +284,7 @@ def load_generator(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | N
         check_model_folder(folder)
     try:  # never custom code, never pickles: transformers raises instead of prompting
         tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=default_dtype(), trust_remote_code=False, use_safetensors=True)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype or default_dtype(), trust_remote_code=False, use_safetensors=True)
     except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError...: one line naming the folder
         detail = " ".join(str(exc).split())[:200]
         raise ModelError(f"{folder}: cannot be loaded as a causal LM ({type(exc).__name__}: {detail})") from exc
@@ -313,7 +311,7 @@ def embedder_path(name: str = DEFAULT_EMBEDDER) -> Path:
 
 
 def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None) -> Any:
-    """A SentenceTransformer in bf16 (fp32 would be ~2x slower on this CPU)."""
+    """A SentenceTransformer in the measured embedding dtype (bf16 or fp32, see ``hardware``)."""
     from sentence_transformers import SentenceTransformer
 
     setup_threads()
@@ -326,7 +324,7 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None) -> An
     except Exception as exc:  # noqa: BLE001 - one line naming the folder
         detail = " ".join(str(exc).split())[:200]
         raise ModelError(f"embedder {folder}: cannot be loaded as a sentence-transformers model ({type(exc).__name__}: {detail})") from exc
-    return model.to(default_dtype())
+    return model.to(default_dtype("embed"))
 
 
 def describe_models() -> dict[str, Any]:
