@@ -19,6 +19,7 @@ import numpy as np
 
 from .config import ABSTAIN_REPLY
 from .errors import WorkbenchError
+from .language import abstain_replies
 from .textnorm import contains_tokens, normalize_answer
 from .types import Question
 
@@ -110,7 +111,7 @@ def same_answer(answer: str, q: Question) -> bool:
     away: two unanswerable paraphrases both trained to "I don't know" are not a leak.
     """
     a = normalize_answer(answer)
-    if not (q.answerable and q.answers) or not a or a == normalize_answer(ABSTAIN_REPLY):
+    if not (q.answerable and q.answers) or not a or a in {normalize_answer(r) for r in (ABSTAIN_REPLY, *abstain_replies())}:
         return False
     return any(a == normalize_answer(g) or contains_tokens(answer, g) or contains_tokens(g, answer) for g in q.answers)
 
