@@ -34,6 +34,7 @@ def tokens(text: str) -> list[str]:
 
 
 _KO_AFTER = r"(?=$|\s|[\uac00-\ud7a3])"  # Korean: a particle, ending or counter may follow ("부산에", "3200명")
+_KO_MAGNITUDE = re.compile(r"\d(?:만|억|천|백|조)")  # "35" is not "35만" (350,000)
 
 
 def occurs(needle: str, padded: str) -> bool:
@@ -45,7 +46,10 @@ def occurs(needle: str, padded: str) -> bool:
         return True
     if not (has_hangul(needle) or has_hangul(padded)):
         return False
-    return re.search(r"(?:^|\s)" + re.escape(needle) + _KO_AFTER, padded) is not None
+    for m in re.finditer(r"(?:^|\s)" + re.escape(needle) + _KO_AFTER, padded):
+        if not _KO_MAGNITUDE.match(padded, m.end() - 1):
+            return True
+    return False
 
 
 def contains_tokens(haystack: str, needle: str) -> bool:
