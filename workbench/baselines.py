@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .config import ABSTAIN_REPLY, BASELINES, RunConfig
+from .config import BASELINES, RunConfig
 from .eligibility import is_baseline
 from .strategies import Rag, StrategyError, example_answer
 from .textnorm import contains_tokens, normalize_answer, tokens
@@ -28,11 +28,11 @@ PRIOR, ORACLE = BASELINES
 RETRIEVAL_METHODS = ("rag", "rag+lora", ORACLE)
 
 
-def prior_reply(train: list[Question]) -> str:
-    """The most frequent reply the train split teaches (see the module doc for the exact rule)."""
-    replies = [example_answer(q) for q in train]
+def prior_reply(train: list[Question], language: str = "en") -> str:
+    """The most frequent reply the train split teaches (see the module doc for the exact rule); abstentions in ``language``."""
+    replies = [example_answer(q, language) for q in train]
     if not replies:
-        return ABSTAIN_REPLY
+        return example_answer(Question("", "", [], False), language)
     counts = Counter(normalize_answer(r) for r in replies)
     best = max(counts.values())
     return next(r for r in replies if counts[normalize_answer(r)] == best)
@@ -43,12 +43,12 @@ class Prior:
 
     name = PRIOR
 
-    def __init__(self, pool: list[Question]):
+    def __init__(self, pool: list[Question], language: str = "en"):
         leaked = [q for q in pool if q.split != "train"]
         if leaked:
             raise StrategyError(f"prior baseline pool question {leaked[0].id!r} is not in the train split; use train questions only")
-        self.reply = prior_reply(pool)
-        self.support = sum(normalize_answer(example_answer(q)) == normalize_answer(self.reply) for q in pool)
+        self.reply = prior_reply(pool, language)
+        self.support = sum(normalize_answer(example_answer(q, language)) == normalize_answer(self.reply) for q in pool)
         self.n_train = len(pool)
 
     def answer(self, questions: list[Question]) -> list[Answer]:
@@ -107,7 +107,7 @@ def baselines_for(methods: list[str], held_out: list[Question]) -> tuple[list[st
 def make_baseline(method: str, *, generator: Any, index: Any, embedder: Any, pool: list[Question], cfg: RunConfig, common: dict) -> Any:
     """The baseline strategy for ``method``, or None if ``method`` is not a baseline."""
     if method == PRIOR:
-        return Prior(pool)
+        return Prior(pool, common.get("language", "en"))
     if method == ORACLE:
         return OraclePassage(generator, index, cfg.retrieval, embedder, **common)
     return None

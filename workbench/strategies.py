@@ -19,6 +19,7 @@ from .answer_cache import AnswerCache
 from .config import ABSTAIN_REPLY, FewShotConfig, GenerationConfig, RetrievalConfig, RunConfig
 from .errors import WorkbenchError
 from .generation import Generator, GenResult
+from .language import language as _language
 from .storage import stable_hash
 from .textnorm import contains_tokens, normalize_answer
 from .types import Answer, Question, Retrieved, Strategy
@@ -58,9 +59,11 @@ class _PromptStrategy:
         gen_cfg: GenerationConfig | None = None,
         seed: int = 0,
         cache: AnswerCache | None = None,
+        language: str = "en",
     ):
         self.generator, self.instruction, self.seed, self.cache = generator, instruction, seed, cache
         self.gen_cfg = gen_cfg or GenerationConfig()
+        self.language = language  # the corpus's language: prompt wording and the abstention reply
 
     def _render(self, messages: prompts.Messages) -> str:
         return prompts.render(self.generator.tok, messages)
@@ -97,7 +100,7 @@ class ZeroShot(_PromptStrategy):
 
     def answer(self, questions: list[Question]) -> list[Answer]:
         """Answer each question with no context."""
-        rendered = [self._render(prompts.zero_shot_messages(q.question, self.instruction)) for q in questions]
+        rendered = [self._render(prompts.zero_shot_messages(q.question, self.instruction, self.language)) for q in questions]
         return self._run(questions, rendered, [[] for _ in questions], [{} for _ in questions])
 
 
@@ -107,9 +110,11 @@ class Lora(ZeroShot):
     name = "lora"
 
 
-def example_answer(q: Question) -> str:
-    """What a pool question teaches: its first gold alias, or the abstention reply when unanswerable."""
-    return q.answers[0] if q.answerable and q.answers else ABSTAIN_REPLY
+def example_answer(q: Question, language: str = "en") -> str:
+    """What a pool question teaches: its first gold alias, or the abstention reply (in ``language``) when unanswerable."""
+    if q.answerable and q.answers:
+        return q.answers[0]
+    return ABSTAIN_REPLY if language == "en" else _language(language).abstain_reply
 
 
 def _unit_rows(x: Any) -> np.ndarray:
@@ -132,8 +137,9 @@ class FewShot(_PromptStrategy):
         instruction: str = "",
         gen_cfg: GenerationConfig | None = None,
         cache: AnswerCache | None = None,
+        language: str = "en",
     ):
-        super().__init__(generator, instruction, gen_cfg, seed, cache)
+        super().__init__(generator, instruction, gen_cfg, seed, cache, language)
         self.cfg = cfg or FewShotConfig()
         leaked = [q for q in pool if q.split != "train"]
         if leaked:
@@ -182,7 +188,9 @@ class FewShot(_PromptStrategy):
         for q, examples in zip(questions, self.select(questions), strict=True):
             while True:  # drop the least relevant examples until the prompt fits
                 text, n = self._fits(
-                    prompts.few_shot_messages(q.question, [(e.question, example_answer(e)) for e in examples], self.instruction)
+                    prompts.few_shot_messages(
+                        q.question, [(e.question, example_answer(e, self.language)) for e in examples], self.instruction, self.language
+                    )
                 )
                 if n <= self.gen_cfg.max_prompt_tokens or not examples:
                     break
@@ -207,8 +215,9 @@ class Rag(_PromptStrategy):
         gen_cfg: GenerationConfig | None = None,
         seed: int = 0,
         cache: AnswerCache | None = None,
+        language: str = "en",
     ):
-        super().__init__(generator, instruction, gen_cfg, seed, cache)
+        super().__init__(generator, instruction, gen_cfg, seed, cache, language)
         if index is None or not hasattr(index, "search_batch"):
             raise StrategyError(f"method {self.name} needs a retrieval index with search_batch(); build the index first")
         self.index, self.retrieval_cfg, self.embedder = index, retrieval_cfg or RetrievalConfig(), embedder
@@ -218,7 +227,7 @@ class Rag(_PromptStrategy):
         limit = self.gen_cfg.max_prompt_tokens
         hits = list(hits)
         while True:
-            text, n = self._fits(prompts.rag_messages(question, [h.text for h in hits], self.instruction))
+            text, n = self._fits(prompts.rag_messages(question, [h.text for h in hits], self.instruction, self.language))
             if n <= limit or not hits:
                 return text, hits
             if len(hits) > 1:
@@ -287,10 +296,11 @@ def make_strategy(
     cfg: RunConfig,
     instruction: str = "",
     cache: AnswerCache | None | bool = True,
+    language: str = "en",
 ) -> Strategy:
     """The strategy for ``method`` built from a run's config; ``cache=True`` uses the shared answer cache."""
     store = default_cache() if cache is True else (None if cache is False else cache)
-    common = {"instruction": instruction, "gen_cfg": cfg.generation, "seed": cfg.seed, "cache": store}
+    common = {"instruction": instruction, "gen_cfg": cfg.generation, "seed": cfg.seed, "cache": store, "language": language}
     if method in ("lora", "rag+lora") and adapter_generator is None:
         raise StrategyError(f"method {method} needs a generator carrying a LoRA adapter; train one first (workbench.lora)")
     if method == "zero-shot":

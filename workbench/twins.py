@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .leakage import DEFAULT_THRESHOLD, embed_texts, same_answer
+from .leakage import DEFAULT_THRESHOLD, embed_texts, same_answer, threshold_for
 from .textnorm import normalize_answer
 from .types import Question
 
@@ -52,6 +52,7 @@ def twin_groups(questions: list[Question], embedder: Any = None, threshold: floa
     Same normalised text always joins; with an ``embedder``, so does cosine >= ``threshold`` with a
     matching answer (the leakage guard's definition of a near-duplicate).
     """
+    threshold = threshold_for(embedder, threshold)
     n = len(questions)
     union = _Union(n)
     joined = {"text": 0, "paraphrase": 0}
