@@ -8,7 +8,7 @@ import math
 
 from conftest import TINY_OVERRIDES
 
-from workbench.bench import TARGETS, BenchSettings, markdown_report, run_bench, summary_table
+from workbench.bench.harness import TARGETS, BenchSettings, markdown_report, run_bench, summary_table
 
 
 def _leaves(x, path=""):

@@ -255,7 +255,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main
+    from .bench.harness import main as bench_main
 
     return bench_main(quick=args.quick, out=args.out)
 

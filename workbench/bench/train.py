@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import ABSTAIN_REPLY, TrainConfig
-from .lora_data import IGNORE, Example, TrainingData, document_pieces, pack, qa_example, text_example
+from ..config import ABSTAIN_REPLY, TrainConfig
+from ..lora_data import IGNORE, Example, TrainingData, document_pieces, pack, qa_example, text_example
 
 
 def lora_examples(corpus_dir: str | Path, tokenizer: Any, seq_len: int, seed: int = 0) -> list[Example]:
     """The examples a LoRA run trains on (document pieces and train Q/A), shuffled with ``seed``."""
-    from .corpus import load_corpus
+    from ..corpus import load_corpus
 
     corpus = load_corpus(corpus_dir, seed=seed)
     examples = [text_example(tokenizer, text, "chunks", {"doc_id": d}) for d, text in document_pieces(corpus.documents, tokenizer, seq_len - 1)]
@@ -49,7 +49,7 @@ def _rate(tokens: list[int], seconds: list[float]) -> float:
 
 def ours(model_path: str, data: TrainingData, cfg: TrainConfig, seed: int = 0) -> dict[str, Any]:
     """Train ``cfg.max_steps`` steps with ``lora.train_adapter``; per-step times from its train log."""
-    from .lora import train_adapter
+    from ..lora import train_adapter
 
     with tempfile.TemporaryDirectory(prefix="wb-bench-lora-") as tmp:
         t0 = time.perf_counter()
@@ -76,7 +76,7 @@ def plain(model_path: str, examples: list[Example], cfg: TrainConfig, seed: int 
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from .models import load_generator
+    from ..models import load_generator
 
     torch.manual_seed(seed)
     model, tok = load_generator(model_path)
@@ -120,7 +120,7 @@ def plain(model_path: str, examples: list[Example], cfg: TrainConfig, seed: int 
 
 def bench_lora(model_path: str, corpus_dir: str | Path, cfg: TrainConfig, seed: int = 0) -> dict[str, Any]:
     """Training tokens/s of our loop vs the plain peft loop, same examples, same LoRA settings."""
-    from .models import resolve_generator
+    from ..models import resolve_generator
 
     folder = str(resolve_generator(model_path))
     from transformers import AutoTokenizer
@@ -149,8 +149,8 @@ def profile_training(model_path: str, corpus_dir: str | Path, cfg: TrainConfig, 
 
     from transformers import AutoTokenizer
 
-    from .bench_profile import torch_top_ops
-    from .models import resolve_generator
+    from ..models import resolve_generator
+    from .profile import torch_top_ops
 
     folder = str(resolve_generator(model_path))
     data = packed_data(lora_examples(corpus_dir, AutoTokenizer.from_pretrained(folder), cfg.seq_len, seed), cfg.seq_len)

@@ -52,7 +52,7 @@ def write_plots(raw: dict[str, Any], out_json: str | Path) -> list[str]:
     """Write ``<stem>_scaling.png`` and ``.svg`` next to the JSON; returns their paths."""
     import vl_convert
 
-    from .storage import atomic_write_bytes, atomic_write_text
+    from ..storage import atomic_write_bytes, atomic_write_text
 
     spec = scaling_chart(raw).to_dict()
     out = Path(out_json)

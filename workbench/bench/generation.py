@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import prompts
-from .generation import Generator, cut_at_stop
+from .. import prompts
+from ..generation import Generator, cut_at_stop
 
 # A run's five methods as prompt kinds: lora asks like zero-shot, rag+lora like rag (the adapter aside).
 EVAL_MIX = ("zero-shot", "few-shot", "rag", "zero-shot", "rag")
@@ -23,9 +23,9 @@ def build_prompts(corpus_dir: str | Path, generator: Generator, embedder: Any, n
     Returns prompts grouped by kind. ``rag`` prompts use the corpus's real (cached) index;
     ``few-shot`` the nearest train examples, as the strategies build them.
     """
-    from .config import build_config
-    from .corpus import load_corpus
-    from .strategies import FewShot, example_answer
+    from ..config import build_config
+    from ..corpus import load_corpus
+    from ..strategies import FewShot, example_answer
 
     corpus = load_corpus(corpus_dir, seed=seed)
     cfg = build_config(str(corpus_dir), "quick", corpus_defaults=corpus.defaults)
@@ -40,7 +40,7 @@ def build_prompts(corpus_dir: str | Path, generator: Generator, embedder: Any, n
             continue
         out = grouped.setdefault(kind, [])
         if kind == "rag":
-            from .index import get_or_build_index
+            from ..index import get_or_build_index
 
             index, idx_info = get_or_build_index(corpus.documents, cfg.split, cfg.index, embedder)
             info["index_chunks"] = idx_info["n_chunks"]
@@ -78,7 +78,7 @@ def plain_generate(generator: Generator, prompts_: list[str], max_new_tokens: in
 
 def _compare(generator: Generator, prompts_: list[str], max_new_tokens: int, batch_size: int) -> dict[str, Any]:
     """Both paths on one group of prompts: wall seconds, per-prompt plain times, agreement."""
-    from .textnorm import normalize_answer
+    from ..textnorm import normalize_answer
 
     stops = prompts.stop_strings(generator.tok)
     t0 = time.perf_counter()
@@ -159,7 +159,7 @@ def prefill_split(generator: Generator, prompts_: list[str], batch_size: int) ->
 
 def profile_generation(generator: Generator, prompts_: list[str], max_new_tokens: int, batch_size: int, top: int = 12) -> dict[str, Any]:
     """torch.profiler top ops (self CPU time) of one batched generate, plus the prefill/decode split."""
-    from .bench_profile import torch_top_ops
+    from .profile import torch_top_ops
 
     stops = prompts.stop_strings(generator.tok)
     batch = prompts_[:batch_size]

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS
-from .models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR
-from .paths import repo_root
-from .storage import atomic_write_json, atomic_write_text
+from ..config import PRESETS
+from ..models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR
+from ..paths import repo_root
+from ..storage import atomic_write_json, atomic_write_text
 
 # name -> (comparison, threshold, what it means); from issue 9. Reported, never asserted.
 TARGETS: dict[str, tuple[str, float, str]] = {
@@ -124,7 +124,7 @@ def machine_info() -> dict[str, Any]:
 
 def versions_info() -> dict[str, Any]:
     """Package versions and git revision."""
-    from .runstore import git_revision, versions
+    from ..runstore import git_revision, versions
 
     out = versions()
     for name in ("faiss-cpu", "bm25s", "numpy", "sentence-transformers", "peft", "transformers", "torch"):
@@ -161,14 +161,14 @@ class Bench:
     # ------------------------------------------------------------ sections
     def embedder(self) -> Any:
         if self._embedder is None:
-            from .embedding import Embedder
+            from ..embedding import Embedder
 
             self._embedder = Embedder(self.s.embedder)
         return self._embedder
 
     def generation(self) -> None:
-        from .bench_gen import bench_generation, build_prompts
-        from .generation import Generator
+        from ..generation import Generator
+        from .generation import bench_generation, build_prompts
 
         self._gen = Generator.from_name(self.s.model)
         self._prompts, info = build_prompts(self.s.corpus, self._gen, self.embedder(), self.s.n_prompts, tuple(self.s.prompt_kinds))
@@ -180,7 +180,7 @@ class Bench:
         self.say(f"generation: ours {res['ours_answers_per_s']:.2f} answers/s, plain {res['plain_answers_per_s']:.2f} -> x{res['speedup']:.2f}, agreement {res['agreement']:.0%}; by kind {self.figures['batched_vs_single_speedup_by_kind']}")
 
     def lora(self) -> None:
-        from .bench_train import bench_lora
+        from .train import bench_lora
 
         res = bench_lora(self.s.model, self.s.corpus, self._train_cfg())
         self.raw["lora"] = res
@@ -188,12 +188,12 @@ class Bench:
         self.say(f"lora: ours {res['ours']['tokens_per_s']:.0f} tok/s, plain {res['plain']['tokens_per_s']:.0f} tok/s -> x{res['ratio']:.2f}")
 
     def _train_cfg(self) -> Any:
-        from .config import TrainConfig
+        from ..config import TrainConfig
 
         return TrainConfig(max_steps=self.s.lora_steps, batch_size=self.s.lora_batch, seq_len=self.s.lora_seq_len, rank=self.s.lora_rank, alpha=2 * self.s.lora_rank, checkpoint_every=0)
 
     def embedding(self) -> None:
-        from .bench_index import bench_embedding, bench_index_scaling, real_chunks
+        from .index import bench_embedding, bench_index_scaling, real_chunks
 
         chunks = real_chunks(self.s.chunk_corpora, self.s.n_embed_texts)
         res = bench_embedding(self.embedder(), [c.text for c in chunks], reps=self.s.embed_reps)
@@ -203,8 +203,8 @@ class Bench:
         self.say(f"embedding: ours {res['ours_texts_per_s']:.0f} texts/s, raw {res['raw_texts_per_s']:.0f} -> x{res['ratio']:.3f}")
 
     def retrieval(self) -> None:
-        from .bench_index import bench_retrieval, label, real_chunks
-        from .corpus import load_corpus
+        from ..corpus import load_corpus
+        from .index import bench_retrieval, label, real_chunks
 
         texts = [c.text for c in real_chunks(self.s.chunk_corpora, 2000)]
         questions = [q.question for q in load_corpus(self.s.corpus).questions]
@@ -228,7 +228,7 @@ class Bench:
         self.say(f"retrieval: p50 ms {excl}; best at {largest}: {best} {dense[best]:.3f} ms")
 
     def runs(self) -> None:
-        from .bench_runs import bench_runs
+        from .runs import bench_runs
 
         res = bench_runs(self.s.corpus, self.s.model, self.s.run_overrides, self.s.run_methods)
         self.raw["runs"] = res
@@ -239,9 +239,9 @@ class Bench:
     # ------------------------------------------------------------ profiles
     def profiles(self, met: dict[str, bool | None]) -> None:
         """Profile what limits each missed target (or every one with profile='always')."""
-        from .bench_gen import profile_generation
-        from .bench_profile import python_top_calls
-        from .bench_train import profile_training
+        from .generation import profile_generation
+        from .profile import python_top_calls
+        from .train import profile_training
 
         want = {k for k, v in met.items() if v is False} if self.s.profile == "misses" else set(TARGETS) if self.s.profile == "always" else set()
         jobs = {
@@ -263,7 +263,7 @@ class Bench:
                 self.profile.append({"figure": name, "what": f"{which} run: seconds per pipeline stage (run.py timings)", "stages": sorted(({"stage": k, "s": v, "share": round(v / total, 3)} for k, v in stages.items()), key=lambda r: -r["s"])})
 
     def _some_texts(self, n: int) -> list[str]:
-        from .bench_index import real_chunks
+        from .index import real_chunks
 
         return [c.text for c in real_chunks(self.s.chunk_corpora, n)]
 
@@ -306,7 +306,7 @@ class Bench:
             self.write()
         self.profiles(self.result(False)["met"])
         try:
-            from .bench_plot import write_plots
+            from .plot import write_plots
 
             self.raw["plots"] = write_plots(self.raw, self.out)
         except Exception as exc:  # noqa: BLE001 - the JSON matters more than the picture
@@ -316,7 +316,7 @@ class Bench:
 
 def run_bench(settings: BenchSettings, out: str | Path, log: Any = sys.stderr) -> dict[str, Any]:
     """Run every section of ``settings`` and write the JSON (and plots) to ``out``; returns the result."""
-    from .models import setup_threads
+    from ..models import setup_threads
 
     setup_threads()
     return Bench(settings, out, log).run()

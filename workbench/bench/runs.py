@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .paths import models_dir
-from .storage import read_json
+from ..paths import models_dir
+from ..storage import read_json
 
 ENV = ("WORKBENCH_HOME", "WORKBENCH_RUNS", "WORKBENCH_NO_ANSWER_CACHE")
 
@@ -48,8 +48,8 @@ def _stage_timings(run_dir: Path) -> dict[str, float]:
 
 
 def _cached_share(run_dir: Path) -> float:
-    from .config import BASELINES
-    from .storage import read_jsonl
+    from ..config import BASELINES
+    from ..storage import read_jsonl
 
     # the compared methods only: the prior generates nothing, and oracle-passage reuses rag's cached
     # answers wherever its prompt is rag's (questions without gold sources)
@@ -68,9 +68,9 @@ def _results(run_dir: Path) -> dict[str, Any]:
 
 def bench_runs(corpus: str | Path, model: str, overrides: dict[str, dict[str, Any]], methods: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
     """Wall seconds of ``run()`` on an empty cache, then of the unchanged run again, with per-stage timings."""
-    from .cli import corpus_defaults
-    from .config import METHODS, build_config
-    from .run import run
+    from ..cli import corpus_defaults
+    from ..config import METHODS, build_config
+    from ..run import run
 
     cfg = build_config(str(corpus), "quick", corpus_defaults=corpus_defaults(str(corpus)), overrides=overrides, model=model, methods=list(methods or METHODS), seed=seed)
     out: dict[str, Any] = {"config": {"corpus": str(corpus), "preset": "quick", "overrides": overrides, "methods": cfg.methods, "model": model}}
