@@ -24,7 +24,7 @@ from workbench.config import (
     TrainConfig,
     build_config,
 )
-from workbench.loaders import CorpusError
+from workbench.corpus.loaders import CorpusError
 from workbench.storage import read_json
 
 SECTIONS: dict[str, tuple[str, type]] = {

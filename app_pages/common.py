@@ -180,7 +180,7 @@ def folder_signature(path: Path) -> tuple[int, int, int]:
 
 @st.cache_resource(show_spinner="Reading the corpus…", max_entries=16)
 def _load_corpus_cached(path: str, signature: tuple[int, int, int], test_fraction: float, seed: int) -> Any:
-    from workbench.corpus import load_corpus
+    from workbench.corpus.load import load_corpus
 
     return load_corpus(path, allow_unreadable=True, test_fraction=test_fraction, seed=seed)
 
@@ -193,7 +193,7 @@ def load_corpus_cached(path: str | Path, test_fraction: float = 0.4, seed: int =
 
 @st.cache_resource(show_spinner="Checking the corpus…", max_entries=16)
 def _check_corpus_cached(path: str, signature: tuple[int, int, int]) -> Any:
-    from workbench.check import check_corpus
+    from workbench.corpus.check import check_corpus
 
     return check_corpus(path)
 

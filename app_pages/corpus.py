@@ -31,8 +31,8 @@ from app_pages.common import (
 from app_pages.textview import code_span, escape_markdown
 from workbench import fmt, jobs
 from workbench.config import METHODS, ConfigError, build_config
+from workbench.corpus.loaders import SUPPORTED_SUFFIXES, CorpusError, DocumentError, load_document
 from workbench.estimate import estimate_run
-from workbench.loaders import SUPPORTED_SUFFIXES, CorpusError, DocumentError, load_document
 from workbench.paths import bundled_corpora
 
 MAX_FILE_MB = 50
@@ -218,7 +218,7 @@ def sync_uploads(files: list[Any], folder: Path) -> list[dict[str, Any]]:
 
 def sync_questions(upload: Any, root: Path) -> tuple[bool, list[str], int]:
     """Save the question file as root/questions.<ext> and validate it: (ok, problems, number of questions)."""
-    from workbench.corpus import read_questions
+    from workbench.corpus.load import read_questions
 
     for name in ("questions.jsonl", "questions.csv", "questions.json"):
         (root / name).unlink(missing_ok=True)

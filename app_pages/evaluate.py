@@ -11,8 +11,8 @@ from app_pages.jobview import job_panel
 from app_pages.textview import code_span, escape_markdown
 from workbench import fmt, jobs
 from workbench.config import METHODS, ConfigError, EvalConfig, build_config, help_of
+from workbench.corpus.loaders import CorpusError
 from workbench.estimate import estimate_run
-from workbench.loaders import CorpusError
 
 METHOD_HELP = {
     "zero-shot": "Closed book: the question alone.",

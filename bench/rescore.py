@@ -15,7 +15,7 @@ from pathlib import Path
 
 from workbench.aggregate import aggregate
 from workbench.baselines import PRIOR, Prior, mark_baselines, prior_flag_text
-from workbench.corpus import load_corpus
+from workbench.corpus.load import load_corpus
 from workbench.evaluate import rescore_rows
 from workbench.scoring import score_answer
 from workbench.storage import read_jsonl

@@ -15,11 +15,11 @@ import pytest
 from conftest import TINY_QUESTIONS, make_tiny_corpus
 from test_loaders import _bomb_pdf, make_pdf
 
-from workbench.check import check_corpus
 from workbench.chunking import split_documents
 from workbench.config import ConfigError, SplitConfig, build_config
-from workbench.corpus import load_corpus
-from workbench.loaders import CorpusError, DocumentError, load_document, scan_documents
+from workbench.corpus.check import check_corpus
+from workbench.corpus.load import load_corpus
+from workbench.corpus.loaders import CorpusError, DocumentError, load_document, scan_documents
 from workbench.prompts import rag_messages, render
 from workbench.report import render_csv, render_html, render_markdown
 

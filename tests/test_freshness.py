@@ -12,7 +12,7 @@ import pytest
 from conftest import TINY_OVERRIDES
 
 from workbench.config import build_config
-from workbench.corpus import load_corpus
+from workbench.corpus.load import load_corpus
 from workbench.freshness import (
     EDITS_FILE,
     FactEdit,

@@ -68,7 +68,7 @@ def test_fact_corpus_gold_supported_and_invented_answers_flagged():
 
     if not (FACT_CORPUS / "questions.jsonl").is_file():
         pytest.skip("fact corpus not present")
-    from workbench.corpus import load_corpus
+    from workbench.corpus.load import load_corpus
 
     corpus = load_corpus(str(FACT_CORPUS))
     sup = corpus_support_text([d.text for d in corpus.documents])

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from conftest import make_tiny_corpus
 
-from workbench.check import check_corpus
 from workbench.cli import build_parser, config_from_args, main
 from workbench.config import ConfigError, RunConfig, build_config
-from workbench.corpus import load_corpus, read_questions
+from workbench.corpus.check import check_corpus
+from workbench.corpus.load import load_corpus, read_questions
+from workbench.corpus.loaders import CorpusError, DocumentError, load_documents
 from workbench.errors import WorkbenchError
-from workbench.loaders import CorpusError, DocumentError, load_documents
 from workbench.runstore import UnreadableRunError, check_run_id, list_runs, load_run, prepare_run_folder
 
 SECRET = "TOP-SECRET-OUTSIDE-THE-CORPUS 31337"
@@ -89,7 +89,7 @@ def test_questions_file_or_docs_folder_linked_outside_are_errors(tmp_path, corpu
 
 
 def test_duplicate_document_ids_name_both_files(corpus, monkeypatch):
-    from workbench import loaders
+    from workbench.corpus import loaders
 
     monkeypatch.setattr(loaders, "doc_id_for", lambda path, root: "same.md")  # e.g. two names that normalise alike
     with pytest.raises(DocumentError) as exc:

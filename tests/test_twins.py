@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.corpus import assign_splits
+from workbench.corpus.load import assign_splits
+from workbench.corpus.twins import WITHHELD, summary, twin_groups
 from workbench.leakage import check_leakage, same_answer
 from workbench.strategies import FewShotLeakError, few_shot_leakage
-from workbench.twins import WITHHELD, summary, twin_groups
 from workbench.types import Question
 
 

@@ -28,7 +28,7 @@ def build(
     progress: Progress | None = None,
 ) -> Path:
     """Build one artefact; returns the job folder holding status.json, result.json (and train_log.jsonl)."""
-    from .corpus import load_corpus
+    from .corpus.load import load_corpus
     from .run import Cancelled, RunError, _build_index, _embedder, _one_line, _train, select_held_out
 
     jobs = Path(out_dir) if out_dir else default_runs_dir() / "_jobs"

@@ -68,8 +68,8 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
 
 def corpus_defaults(corpus: str) -> dict[str, Any]:
     """corpus.toml [defaults], read and checked exactly as the corpus loader does."""
-    from .corpus import read_corpus_toml
-    from .loaders import CorpusError
+    from .corpus.load import read_corpus_toml
+    from .corpus.loaders import CorpusError
 
     try:
         return read_corpus_toml(Path(corpus))["defaults"]
@@ -238,7 +238,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import main as check_main
+    from .corpus.check import main as check_main
 
     return check_main(args.path)
 

@@ -243,8 +243,8 @@ def load_patch(path: str | Path) -> list[FactEdit]:
 
 def _rewrite_questions(src_root: Path, dst_root: Path, new_answers: dict[str, list[str]]) -> None:
     """Set the edited questions' answers in the copy (JSONL kept line by line; CSV/SQuAD rewritten as JSONL)."""
-    from .corpus import find_questions_file, read_questions
-    from .importers import write_questions_jsonl
+    from .corpus.importers import write_questions_jsonl
+    from .corpus.load import find_questions_file, read_questions
 
     qfile = find_questions_file(src_root)
     found: set[str] = set()
@@ -276,7 +276,7 @@ def _rewrite_questions(src_root: Path, dst_root: Path, new_answers: dict[str, li
 
 def apply_edits_report(corpus_dir: str | Path, edits: list[FactEdit], out_dir: str | Path) -> tuple[Path, list[FactEdit], list[dict[str, str]]]:
     """Like ``apply_edits`` but also returns (applied edits, skipped edits with the reason)."""
-    from .loaders import decode_text
+    from .corpus.loaders import decode_text
 
     src, dst = Path(corpus_dir).resolve(), Path(out_dir).resolve()
     if not (src / "docs").is_dir():
@@ -386,7 +386,7 @@ def run_freshness(
     Per method the result carries ``retrain_seconds`` and (adapter methods) ``stale_accuracy``, the
     keys ``decision.recommend`` reads from ``metrics["freshness"]``.
     """
-    from .corpus import load_corpus
+    from .corpus.load import load_corpus
     from .embedding import Embedder
     from .generation import Generator
     from .index import get_or_build_index

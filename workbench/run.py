@@ -161,7 +161,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     status = RunStatus(run_dir)  # the answering heartbeat writes here directly (a cancel is checked between batches)
     from . import aggregate
     from .baselines import RETRIEVAL_METHODS, baselines_for, mark_baselines
-    from .corpus import corpus_fingerprint, load_corpus
+    from .corpus.load import corpus_fingerprint, load_corpus
     from .evaluate import score_predictions
     from .generation import Generator
     from .latency import latency_probe, probe_sample

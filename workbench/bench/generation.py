@@ -24,7 +24,7 @@ def build_prompts(corpus_dir: str | Path, generator: Generator, embedder: Any, n
     ``few-shot`` the nearest train examples, as the strategies build them.
     """
     from ..config import build_config
-    from ..corpus import load_corpus
+    from ..corpus.load import load_corpus
     from ..strategies import FewShot, example_answer
 
     corpus = load_corpus(corpus_dir, seed=seed)

@@ -203,7 +203,7 @@ class Bench:
         self.say(f"embedding: ours {res['ours_texts_per_s']:.0f} texts/s, raw {res['raw_texts_per_s']:.0f} -> x{res['ratio']:.3f}")
 
     def retrieval(self) -> None:
-        from ..corpus import load_corpus
+        from ..corpus.load import load_corpus
         from .index import bench_retrieval, label, real_chunks
 
         texts = [c.text for c in real_chunks(self.s.chunk_corpora, 2000)]

@@ -22,7 +22,7 @@ from ..types import Chunk
 def real_chunks(corpus_dirs: list[str | Path], n: int) -> list[Chunk]:
     """Up to ``n`` distinct real chunks: the corpora split at several chunk sizes (800, 400, 200 characters)."""
     from ..chunking import split_documents
-    from ..loaders import load_documents
+    from ..corpus.loaders import load_documents
 
     docs = []
     for root in corpus_dirs:

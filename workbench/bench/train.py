@@ -21,7 +21,7 @@ from ..lora_data import IGNORE, Example, TrainingData, document_pieces, pack, qa
 
 def lora_examples(corpus_dir: str | Path, tokenizer: Any, seq_len: int, seed: int = 0) -> list[Example]:
     """The examples a LoRA run trains on (document pieces and train Q/A), shuffled with ``seed``."""
-    from ..corpus import load_corpus
+    from ..corpus.load import load_corpus
 
     corpus = load_corpus(corpus_dir, seed=seed)
     examples = [text_example(tokenizer, text, "chunks", {"doc_id": d}) for d, text in document_pieces(corpus.documents, tokenizer, seq_len - 1)]

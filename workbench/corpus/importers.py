@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..storage import atomic_write_jsonl, atomic_write_text
+from ..types import Question
 from .loaders import CorpusError
-from .storage import atomic_write_jsonl, atomic_write_text
-from .types import Question
 
 MAX_QUESTION_CHARS = 4000
 MAX_QUESTION_FILE_BYTES = 200 * 1024 * 1024

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .corpus import QUESTION_FILES, assign_splits, read_corpus_toml, read_questions
+from ..textnorm import normalize_answer, tokens
+from ..types import Document, Question
+from .load import QUESTION_FILES, assign_splits, read_corpus_toml, read_questions
 from .loaders import CorpusError, scan_documents
-from .textnorm import normalize_answer, tokens
-from .types import Document, Question
 
 NEAR_DUPLICATE_JACCARD = 0.9
 

@@ -17,8 +17,8 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import WorkbenchError
-from .types import Document
+from ..errors import WorkbenchError
+from ..types import Document
 
 Progress = Callable[[str, float], None]  # (message, fraction 0..1), same as models.Progress
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from .leakage import DEFAULT_THRESHOLD, embed_texts, same_answer
-from .textnorm import normalize_answer
-from .types import Question
+from ..leakage import DEFAULT_THRESHOLD, embed_texts, same_answer
+from ..textnorm import normalize_answer
+from ..types import Question
 
 WITHHELD = "withheld"
 

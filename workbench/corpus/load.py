@@ -16,13 +16,13 @@ from typing import Any
 
 import tomllib
 
-from .config import ConfigError, build_config, corpus_default_sections
+from ..config import ConfigError, build_config, corpus_default_sections
+from ..storage import stable_hash
+from ..types import Corpus, Document, Question
 from .importers import check_unique_id, parse_json, question_from_record, read_questions_csv, read_squad_v2, read_text_file
 from .loaders import DEFAULT_MAX_BYTES, CorpusError, DocumentError, Progress, check_inside, load_documents
-from .storage import stable_hash
 from .twins import resolve_explicit, twin_groups
 from .twins import summary as twin_summary
-from .types import Corpus, Document, Question
 
 __all__ = [
     "CorpusError",
