@@ -15,13 +15,13 @@ import pytest
 from conftest import TINY_QUESTIONS, make_tiny_corpus
 from test_loaders import _bomb_pdf, make_pdf
 
-from workbench.chunking import split_documents
 from workbench.config import ConfigError, SplitConfig, build_config
 from workbench.corpus.check import check_corpus
 from workbench.corpus.load import load_corpus
 from workbench.corpus.loaders import CorpusError, DocumentError, load_document, scan_documents
 from workbench.prompts import rag_messages, render
 from workbench.report import render_csv, render_html, render_markdown
+from workbench.retrieval.chunking import split_documents
 
 
 def one_line(exc: pytest.ExceptionInfo) -> str:
@@ -354,7 +354,7 @@ def test_uploaded_index_files_are_refused(tmp_path):
     import faiss
     import numpy as np
 
-    from workbench.index import IndexLoadError, RetrievalIndex
+    from workbench.retrieval.index import IndexLoadError, RetrievalIndex
 
     folder = tmp_path / "upload"
     folder.mkdir()

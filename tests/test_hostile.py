@@ -403,15 +403,15 @@ def test_malformed_run_folders_are_listed_as_unreadable(finished_run, capsys):
 
 @pytest.fixture(scope="module")
 def embedder():
-    from workbench.embedding import Embedder
+    from workbench.retrieval.embedding import Embedder
 
     return Embedder()
 
 
 def test_edited_index_entry_with_updated_manifest_is_rebuilt(tmp_path, embedder):
     from workbench.config import IndexConfig, SplitConfig
-    from workbench.index import _sha256, get_or_build_index
     from workbench.paths import cache_dir
+    from workbench.retrieval.index import _sha256, get_or_build_index
     from workbench.types import Document
 
     docs = [Document("a.md", "Kestrel Labs was founded in 1987 in Tartu. " * 5), Document("b.md", "The returns desk is in Kaunas. " * 5)]

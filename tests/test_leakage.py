@@ -17,7 +17,7 @@ CHUNKS = ["Kestrel Labs builds flight controllers in Tromso.", "The Merlin radio
 
 @pytest.fixture(scope="module")
 def embedder():
-    from workbench.embedding import Embedder
+    from workbench.retrieval.embedding import Embedder
 
     return Embedder()
 

@@ -108,7 +108,7 @@ def test_few_shot_random_is_seeded_and_uses_first_alias(gen):
 
 
 def test_few_shot_nearest_picks_the_obvious_neighbour(gen, tiny_embedder_dir):
-    from workbench.embedding import Embedder
+    from workbench.retrieval.embedding import Embedder
 
     strat = FewShot(gen, POOL, FewShotConfig(k=1, selection="nearest"), embedder=Embedder(str(tiny_embedder_dir)), gen_cfg=GEN)
     assert [[e.id for e in ex] for ex in strat.select(HELD_OUT)] == [["t2"], ["t3"]]

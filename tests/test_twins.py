@@ -13,7 +13,7 @@ from workbench.types import Question
 
 @pytest.fixture(scope="module")
 def embedder():
-    from workbench.embedding import Embedder
+    from workbench.retrieval.embedding import Embedder
 
     return Embedder()
 

@@ -387,10 +387,10 @@ def run_freshness(
     keys ``decision.recommend`` reads from ``metrics["freshness"]``.
     """
     from .corpus.load import load_corpus
-    from .embedding import Embedder
     from .generation import Generator
-    from .index import get_or_build_index
     from .lora import get_or_train_adapter, load_adapter_model
+    from .retrieval.embedding import Embedder
+    from .retrieval.index import get_or_build_index
     from .strategies import make_strategy
 
     def report(stage: str, fraction: float, message: str) -> None:

@@ -67,7 +67,7 @@ class LeakageReport:
 def embed_texts(embedder: Any, texts: list[str]) -> np.ndarray:
     """Unit-length float32 embeddings from an Embedder, a SentenceTransformer, a name, or None (the default embedder)."""
     if embedder is None or isinstance(embedder, str):
-        from .embedding import Embedder
+        from .retrieval.embedding import Embedder
 
         embedder = Embedder(embedder) if embedder else Embedder()
     vecs = np.asarray(embedder.encode(list(texts)), dtype=np.float32).reshape(len(texts), -1)

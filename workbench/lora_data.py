@@ -143,7 +143,7 @@ def document_pieces(docs: list[Document], tokenizer: Any, max_tokens: int) -> li
 def source_chunks(docs: list[Document], tokenizer: Any, split_cfg: SplitConfig | None, max_tokens: int) -> list[tuple[str, str]]:
     """Passages for synthetic Q/A and paraphrases: the RAG chunks when a recursive split is given."""
     if split_cfg is not None and split_cfg.mode == "recursive":
-        from .chunking import split_documents
+        from .retrieval.chunking import split_documents
 
         return [(c.doc_id, c.text) for c in split_documents(docs, split_cfg) if c.text.strip()]
     return document_pieces(docs, tokenizer, max_tokens)

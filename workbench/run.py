@@ -338,14 +338,14 @@ def what_each_method_saw(methods: list[str], corpus: Corpus, extra: dict[str, An
 
 
 def _embedder(config: RunConfig, load_embedder: Callable[..., Any]) -> Any:
-    from .embedding import Embedder
+    from .retrieval.embedding import Embedder
 
     return Embedder(config.index.embedder)
 
 
 def _build_index(config: RunConfig, corpus: Corpus, held_out: list[Question], embedder: Any, report: Callable[[str, float, str], None]) -> tuple[Any, dict, dict]:
-    from .index import get_or_build_index
-    from .retrieval_eval import retrieval_quality
+    from .retrieval.index import get_or_build_index
+    from .retrieval.quality import retrieval_quality
 
     report("index", 0.0, "chunking and embedding the corpus")
     index, info = get_or_build_index(

@@ -40,7 +40,7 @@ def build_prompts(corpus_dir: str | Path, generator: Generator, embedder: Any, n
             continue
         out = grouped.setdefault(kind, [])
         if kind == "rag":
-            from ..index import get_or_build_index
+            from ..retrieval.index import get_or_build_index
 
             index, idx_info = get_or_build_index(corpus.documents, cfg.split, cfg.index, embedder)
             info["index_chunks"] = idx_info["n_chunks"]

@@ -161,7 +161,7 @@ class Bench:
     # ------------------------------------------------------------ sections
     def embedder(self) -> Any:
         if self._embedder is None:
-            from ..embedding import Embedder
+            from ..retrieval.embedding import Embedder
 
             self._embedder = Embedder(self.s.embedder)
         return self._embedder

@@ -21,8 +21,8 @@ from ..types import Chunk
 
 def real_chunks(corpus_dirs: list[str | Path], n: int) -> list[Chunk]:
     """Up to ``n`` distinct real chunks: the corpora split at several chunk sizes (800, 400, 200 characters)."""
-    from ..chunking import split_documents
     from ..corpus.loaders import load_documents
+    from ..retrieval.chunking import split_documents
 
     docs = []
     for root in corpus_dirs:
@@ -127,7 +127,7 @@ def bench_retrieval(embedder: Any, texts: list[str], questions: list[str], sizes
     ``types_at`` maps a size to the FAISS types measured there; at ``keyword_at`` chunks BM25 and
     hybrid are measured too (chunk texts are the real ``texts`` repeated to that size).
     """
-    from ..index import RetrievalIndex, _faiss_index, build_index
+    from ..retrieval.index import RetrievalIndex, _faiss_index, build_index
 
     rng = np.random.default_rng(seed)
     dim = int(embedder.dim)
@@ -175,7 +175,7 @@ def bench_retrieval(embedder: Any, texts: list[str], questions: list[str], sizes
 
 def bench_index_scaling(embedder: Any, chunks: list[Chunk], sizes: list[int]) -> list[dict[str, Any]]:
     """Seconds of ``build_index`` (embedding + FAISS flat + BM25) on the first k real chunks, per k."""
-    from ..index import build_index
+    from ..retrieval.index import build_index
 
     rows = []
     for k in sorted({min(k, len(chunks)) for k in sizes}):

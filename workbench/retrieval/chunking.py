@@ -13,8 +13,8 @@ from typing import Any
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from .config import ConfigError, SplitConfig
-from .types import Chunk, Document
+from ..config import ConfigError, SplitConfig
+from ..types import Chunk, Document
 
 SEPARATORS = ["\n\n", "\n", " ", ""]
 CHARS_PER_TOKEN = 4  # window size for whitespace-free runs in tokens mode (a conservative estimate)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .config import RetrievalConfig
-from .types import Question
+from ..config import RetrievalConfig
+from ..types import Question
 
 
 def retrieval_quality(

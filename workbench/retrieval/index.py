@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from ..config import IndexConfig, RetrievalConfig, SplitConfig
+from ..errors import WorkbenchError
+from ..models import Progress
+from ..paths import cache_dir
+from ..storage import atomic_write_json, atomic_write_jsonl, atomic_write_text, pid_alive, read_jsonl, stable_hash
+from ..types import Chunk, Document, Retrieved
 from .chunking import split_documents
-from .config import IndexConfig, RetrievalConfig, SplitConfig
-from .errors import WorkbenchError
-from .models import Progress
-from .paths import cache_dir
-from .storage import atomic_write_json, atomic_write_jsonl, atomic_write_text, pid_alive, read_jsonl, stable_hash
-from .types import Chunk, Document, Retrieved
 
 FORMAT = "workbench-index/1"
 HNSW_EF_SEARCH = 64
