@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from workbench.backends.hf import GenerationError, GenResult, cut_at_stop
 from workbench.config import ABSTAIN_REPLY
-from workbench.generation import GenerationError, GenResult, cut_at_stop
 from workbench.storage import stable_hash
 
 SECONDS_PER_TOKEN = 0.001

@@ -103,9 +103,9 @@ def test_quick_settings_record_what_was_shrunk():
 
 def test_judge_scores_are_served_from_the_cache_on_a_rerun(tiny_lm_dir, monkeypatch):
     """warm_rerun_s depends on it: an unchanged run must not judge the same answers again."""
-    from workbench.answer_cache import AnswerCache
-    from workbench.generation import Generator
-    from workbench.models import load_generator
+    from workbench.backends.answer_cache import AnswerCache
+    from workbench.backends.hf import Generator
+    from workbench.backends.models import load_generator
 
     gen = Generator(*load_generator(str(tiny_lm_dir)))
     prompts = ["Is the sky green? Answer Yes or No.", "Is water wet? Answer Yes or No.", "Is 2 > 1?"]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from workbench.backends.hf import GenResult
 from workbench.config import ABSTAIN_REPLY, TrainConfig
 from workbench.corpus_qa import generate_pairs, parse_pairs, quality_check
-from workbench.generation import GenResult
 from workbench.lora_data import IGNORE, build_training_data, dev_slice, dialogue_example, qa_example, raft_examples
 from workbench.tuned import data_counts, raft_config
 from workbench.types import Corpus, Document, Question

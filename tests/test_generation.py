@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 import torch
 
-from workbench.answer_cache import AnswerCache
-from workbench.generation import GenerationError, Generator, GenResult, cut_at_stop
+from workbench.backends.answer_cache import AnswerCache
+from workbench.backends.hf import GenerationError, Generator, GenResult, cut_at_stop
 from workbench.prompts import render, zero_shot_messages
 
 QUESTIONS = [

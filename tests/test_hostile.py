@@ -102,7 +102,7 @@ def test_duplicate_document_ids_name_both_files(corpus, monkeypatch):
 
 
 def test_model_folder_with_custom_code_is_refused_without_running_it(tmp_path, tiny_lm_dir):
-    from workbench.models import ModelError, load_generator
+    from workbench.backends.models import ModelError, load_generator
 
     folder = tmp_path / "evil"
     shutil.copytree(tiny_lm_dir, folder)
@@ -124,7 +124,7 @@ def test_model_folder_with_custom_code_is_refused_without_running_it(tmp_path, t
 
 
 def test_model_folder_with_only_pickled_weights_is_refused(tmp_path, tiny_lm_dir):
-    from workbench.models import ModelError, load_generator
+    from workbench.backends.models import ModelError, load_generator
 
     folder = tmp_path / "pickled"
     shutil.copytree(tiny_lm_dir, folder)
@@ -135,7 +135,7 @@ def test_model_folder_with_only_pickled_weights_is_refused(tmp_path, tiny_lm_dir
 
 
 def test_embedder_folder_with_custom_modules_is_refused(tmp_path, tiny_embedder_dir):
-    from workbench.models import ModelError, embedder_path
+    from workbench.backends.models import ModelError, embedder_path
 
     folder = tmp_path / "emb"
     shutil.copytree(tiny_embedder_dir, folder)
@@ -437,8 +437,8 @@ def test_edited_index_entry_with_updated_manifest_is_rebuilt(tmp_path, embedder)
 
 @pytest.mark.parametrize("damage", ["garbage", "truncate", "wrong-schema"])
 def test_damaged_answer_cache_is_set_aside_and_rebuilt(tmp_path, damage, caplog):
-    from workbench.answer_cache import AnswerCache
-    from workbench.generation import GenResult
+    from workbench.backends.answer_cache import AnswerCache
+    from workbench.backends.hf import GenResult
 
     path = tmp_path / "answers.sqlite"
     with AnswerCache(path) as cache:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from lookup_generator import DECODE_FACTOR, SECONDS_PER_TOKEN, LookupGenerator
 
+from workbench.backends.hf import GenerationError, Generator
 from workbench.config import ABSTAIN_REPLY, BASELINES, build_config
-from workbench.generation import GenerationError, Generator
 from workbench.run import run
 
 DOCS = {
@@ -227,7 +227,7 @@ def test_lookup_backend_is_chosen_by_its_name_prefix(tmp_path, qwen_tokenizer):
     assert (res.text, res.output_tokens) == (first.strip(), 1)  # cut to max_new_tokens like a real model
     with pytest.raises(GenerationError, match="no question"):
         gen.generate(["What is the airspeed of a swallow?"], max_new_tokens=8)
-    from workbench.models import ModelError
+    from workbench.backends.models import ModelError
 
     with pytest.raises(ModelError, match="not found"):
         Generator.from_name("nolookup:whatever")  # an unregistered prefix is a model name like any other

@@ -115,7 +115,7 @@ def test_sigkill_mid_training_then_resume(tiny_lm_dir, tmp_path):
     meta = json.loads((out / "adapter" / "workbench.json").read_text())
     assert meta["resumed_from"] == [step] and meta["steps"] == 8
 
-    from workbench.models import load_generator
+    from workbench.backends.models import load_generator
 
     base, tok = load_generator(str(tiny_lm_dir))
     model = load_adapter_model(base, out / "adapter")
@@ -174,7 +174,7 @@ def test_leaked_held_out_question_refuses_training(tiny_lm_dir):
 
 
 def test_load_adapter_refuses_foreign_or_pickled_files(tiny_lm_dir, tmp_path):
-    from workbench.models import load_generator
+    from workbench.backends.models import load_generator
 
     cfg = TrainConfig(rank=4, alpha=8, max_steps=1, seq_len=128, batch_size=2)
     adapter, _ = get_or_train_adapter(str(tiny_lm_dir), tiny_corpus(), None, cfg, seed=0)
@@ -207,8 +207,8 @@ INVENTED = [
 def test_real_model_learns_invented_facts():
     """A few SFT steps on the default model teach it invented answers the base model cannot know."""
     from workbench import prompts
-    from workbench.generation import Generator
-    from workbench.models import load_generator
+    from workbench.backends.hf import Generator
+    from workbench.backends.models import load_generator
     from workbench.textnorm import contains_tokens
 
     qs = [Question(f"f{i}", q, [a], split="train") for i, (q, a) in enumerate(INVENTED)]

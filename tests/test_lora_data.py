@@ -134,8 +134,8 @@ def test_save_and_load_round_trip(qwen_tokenizer, tmp_path):
 
 
 def test_synthetic_parts_need_the_model_and_are_marked(qwen_tokenizer, tiny_lm_dir):
+    from workbench.backends.models import load_generator
     from workbench.lora_data import LoraDataError
-    from workbench.models import load_generator
 
     corpus = small_corpus()
     cfg = TrainConfig(seq_len=128, use_qa=False, use_chunks=False, synthetic_qa=2, paraphrases=1)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from workbench.models import BUNDLED, ModelError, embedder_path, gguf_parts, load_embedder, load_generator, resolve_generator
+from workbench.backends.models import BUNDLED, ModelError, embedder_path, gguf_parts, load_embedder, load_generator, resolve_generator
 
 
 def test_import_workbench_does_not_import_streamlit():

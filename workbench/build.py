@@ -56,7 +56,7 @@ def build(
                 _, quality, info = _build_index(config, corpus, held_out, embedder, report)
                 result = {"index": info, "retrieval": quality}
             else:
-                from .generation import Generator
+                from .backends.hf import Generator
 
                 generator = Generator.from_name(config.model)
 

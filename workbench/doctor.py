@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .models import DEFAULT_GENERATOR, ModelError, cli_progress, describe_models, resolve_generator
+from .backends.models import DEFAULT_GENERATOR, ModelError, cli_progress, describe_models, resolve_generator
 from .paths import bundled_corpora, home
 from .runstore import git_revision, machine, versions
 
@@ -18,7 +18,7 @@ def _size_mb(path: Path) -> float:
 
 
 def doctor_info() -> dict[str, Any]:
-    from .models import default_dtype
+    from .backends.models import default_dtype
 
     root = home()
     return {

@@ -386,8 +386,8 @@ def run_freshness(
     Per method the result carries ``retrain_seconds`` and (adapter methods) ``stale_accuracy``, the
     keys ``decision.recommend`` reads from ``metrics["freshness"]``.
     """
+    from .backends.hf import Generator
     from .corpus.load import load_corpus
-    from .generation import Generator
     from .lora import get_or_train_adapter, load_adapter_model
     from .retrieval.embedding import Embedder
     from .retrieval.index import get_or_build_index

@@ -160,12 +160,12 @@ def _one_line(exc: BaseException) -> str:
 def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, str], None], timings: dict[str, float]) -> dict[str, Any]:
     status = RunStatus(run_dir)  # the answering heartbeat writes here directly (a cancel is checked between batches)
     from . import aggregate
+    from .backends.hf import Generator
+    from .backends.models import load_embedder
     from .baselines import RETRIEVAL_METHODS, baselines_for, mark_baselines
     from .corpus.load import corpus_fingerprint, load_corpus
     from .evaluate import score_predictions
-    from .generation import Generator
     from .latency import latency_probe, probe_sample
-    from .models import load_embedder
     from .strategies import make_strategy
 
     _seed_everything(config.seed)

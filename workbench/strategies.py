@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from . import prompts
-from .answer_cache import AnswerCache
+from .backends.answer_cache import AnswerCache
+from .backends.hf import Generator, GenResult
 from .config import ABSTAIN_REPLY, FewShotConfig, GenerationConfig, RetrievalConfig, RunConfig
 from .errors import WorkbenchError
-from .generation import Generator, GenResult
 from .storage import stable_hash
 from .textnorm import contains_tokens, normalize_answer
 from .types import Answer, Question, Retrieved, Strategy

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .answer_cache import AnswerCache
+from .backends.answer_cache import AnswerCache
 from .config import RunConfig, TrainConfig
 from .paths import cache_dir
 from .types import Corpus, Question
@@ -90,7 +90,7 @@ def learning_curve(
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from .generation import Generator
+    from .backends.hf import Generator
     from .lora import load_adapter_model, snapshots
     from .strategies import make_strategy
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import prompts
-from ..generation import Generator, cut_at_stop
+from ..backends.hf import Generator, cut_at_stop
 
 # A run's five methods as prompt kinds: lora asks like zero-shot, rag+lora like rag (the adapter aside).
 EVAL_MIX = ("zero-shot", "few-shot", "rag", "zero-shot", "rag")

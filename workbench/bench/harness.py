@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..backends.models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR
 from ..config import PRESETS
-from ..models import DEFAULT_EMBEDDER, DEFAULT_GENERATOR
 from ..paths import repo_root
 from ..storage import atomic_write_json, atomic_write_text
 
@@ -167,7 +167,7 @@ class Bench:
         return self._embedder
 
     def generation(self) -> None:
-        from ..generation import Generator
+        from ..backends.hf import Generator
         from .generation import bench_generation, build_prompts
 
         self._gen = Generator.from_name(self.s.model)
@@ -316,7 +316,7 @@ class Bench:
 
 def run_bench(settings: BenchSettings, out: str | Path, log: Any = sys.stderr) -> dict[str, Any]:
     """Run every section of ``settings`` and write the JSON (and plots) to ``out``; returns the result."""
-    from ..models import setup_threads
+    from ..backends.models import setup_threads
 
     setup_threads()
     return Bench(settings, out, log).run()

@@ -48,7 +48,7 @@ def bench_embedding(embedder: Any, texts: list[str], batch_size: int = 64, reps:
     """
     from sentence_transformers import SentenceTransformer
 
-    from ..models import embedder_path
+    from ..backends.models import embedder_path
 
     raw = embedder.model
     embedder.encode(texts[:batch_size], batch_size=batch_size)

@@ -76,7 +76,7 @@ def plain(model_path: str, examples: list[Example], cfg: TrainConfig, seed: int 
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from ..models import load_generator
+    from ..backends.models import load_generator
 
     torch.manual_seed(seed)
     model, tok = load_generator(model_path)
@@ -120,7 +120,7 @@ def plain(model_path: str, examples: list[Example], cfg: TrainConfig, seed: int 
 
 def bench_lora(model_path: str, corpus_dir: str | Path, cfg: TrainConfig, seed: int = 0) -> dict[str, Any]:
     """Training tokens/s of our loop vs the plain peft loop, same examples, same LoRA settings."""
-    from ..models import resolve_generator
+    from ..backends.models import resolve_generator
 
     folder = str(resolve_generator(model_path))
     from transformers import AutoTokenizer
@@ -149,7 +149,7 @@ def profile_training(model_path: str, corpus_dir: str | Path, cfg: TrainConfig, 
 
     from transformers import AutoTokenizer
 
-    from ..models import resolve_generator
+    from ..backends.models import resolve_generator
     from .profile import torch_top_ops
 
     folder = str(resolve_generator(model_path))

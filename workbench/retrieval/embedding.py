@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..models import DEFAULT_EMBEDDER, Progress, load_embedder
+from ..backends.models import DEFAULT_EMBEDDER, Progress, load_embedder
 
 
 class Embedder:

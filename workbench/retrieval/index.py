@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.models import Progress
 from ..config import IndexConfig, RetrievalConfig, SplitConfig
 from ..errors import WorkbenchError
-from ..models import Progress
 from ..paths import cache_dir
 from ..storage import atomic_write_json, atomic_write_jsonl, atomic_write_text, pid_alive, read_jsonl, stable_hash
 from ..types import Chunk, Document, Retrieved

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import WorkbenchError
+from ..errors import WorkbenchError
+from ..storage import sha256_file, stable_hash
 from .models import Progress, load_generator
-from .storage import sha256_file, stable_hash
 
 if TYPE_CHECKING:
     from .answer_cache import AnswerCache

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import WorkbenchError
-from .paths import models_dir
-from .storage import sha256_file
+from ..errors import WorkbenchError
+from ..paths import models_dir
+from ..storage import sha256_file
 
 Progress = Callable[[str, float], None]  # (message, fraction 0..1)
 

@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .errors import WorkbenchError
-from .generation import GenResult
-from .paths import cache_dir
+from ..errors import WorkbenchError
+from ..paths import cache_dir
+from .hf import GenResult
 
 log = logging.getLogger(__name__)
 
