@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from workbench.aggregate import aggregate
-from workbench.baselines import PRIOR, Prior, mark_baselines, prior_flag_text
 from workbench.corpus.load import load_corpus
 from workbench.evaluate import rescore_rows
+from workbench.methods.baselines import PRIOR, Prior, mark_baselines, prior_flag_text
 from workbench.scoring import score_answer
 from workbench.storage import read_jsonl
 

@@ -19,7 +19,7 @@ from workbench.config import ConfigError, SplitConfig, build_config
 from workbench.corpus.check import check_corpus
 from workbench.corpus.load import load_corpus
 from workbench.corpus.loaders import CorpusError, DocumentError, load_document, scan_documents
-from workbench.prompts import rag_messages, render
+from workbench.methods.prompts import rag_messages, render
 from workbench.report import render_csv, render_html, render_markdown
 from workbench.retrieval.chunking import split_documents
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.baselines import OraclePassage, Prior, baselines_for, mark_baselines, no_better_than_prior, prior_flag_text, prior_reply
 from workbench.config import ABSTAIN_REPLY, RetrievalConfig
 from workbench.decision import recommend
+from workbench.methods.baselines import (
+    OraclePassage,
+    Prior,
+    baselines_for,
+    mark_baselines,
+    no_better_than_prior,
+    prior_flag_text,
+    prior_reply,
+)
+from workbench.methods.strategies import StrategyError
 from workbench.scoring import score_answer
-from workbench.strategies import StrategyError
 from workbench.types import Chunk, Question, Retrieved
 
 

@@ -9,7 +9,7 @@ import torch
 
 from workbench.backends.answer_cache import AnswerCache
 from workbench.backends.hf import GenerationError, Generator, GenResult, cut_at_stop
-from workbench.prompts import render, zero_shot_messages
+from workbench.methods.prompts import render, zero_shot_messages
 
 QUESTIONS = [
     "What is the warranty period?",

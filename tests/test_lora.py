@@ -206,9 +206,9 @@ INVENTED = [
 @pytest.mark.slow
 def test_real_model_learns_invented_facts():
     """A few SFT steps on the default model teach it invented answers the base model cannot know."""
-    from workbench import prompts
     from workbench.backends.hf import Generator
     from workbench.backends.models import load_generator
+    from workbench.methods import prompts
     from workbench.textnorm import contains_tokens
 
     qs = [Question(f"f{i}", q, [a], split="train") for i, (q, a) in enumerate(INVENTED)]

@@ -115,7 +115,7 @@ def test_latency_probe_bypasses_the_answer_cache(tiny_corpus, tiny_lm_dir, tmp_p
     from workbench.backends.hf import Generator
     from workbench.corpus.load import load_corpus
     from workbench.latency import latency_probe, probe_sample
-    from workbench.strategies import make_strategy
+    from workbench.methods.strategies import make_strategy
 
     class CountingCache(AnswerCache):
         reads = 0

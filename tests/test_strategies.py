@@ -7,7 +7,7 @@ import torch
 
 from workbench.backends.hf import Generator
 from workbench.config import FewShotConfig, GenerationConfig, RetrievalConfig, build_config
-from workbench.strategies import FewShot, FewShotLeakError, Rag, StrategyError, ZeroShot, citations, make_strategy
+from workbench.methods.strategies import FewShot, FewShotLeakError, Rag, StrategyError, ZeroShot, citations, make_strategy
 from workbench.types import Question, Retrieved, Strategy
 
 GEN = GenerationConfig(max_new_tokens=4, batch_size=8)

@@ -7,7 +7,7 @@ import pytest
 from workbench.corpus.load import assign_splits
 from workbench.corpus.twins import WITHHELD, summary, twin_groups
 from workbench.leakage import check_leakage, same_answer
-from workbench.strategies import FewShotLeakError, few_shot_leakage
+from workbench.methods.strategies import FewShotLeakError, few_shot_leakage
 from workbench.types import Question
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import prompts
+from .methods import prompts
 from .paths import cache_dir
 from .storage import atomic_write_json, stable_hash
 from .textnorm import contains_tokens, normalize_answer

@@ -28,7 +28,7 @@ from workbench.config import METHODS
 from workbench.cost import materiality_scores, monthly_break_even
 from workbench.eligibility import Floor, advice, baseline_rows, is_baseline, mcnemar_between, quality_floor
 from workbench.errors import WorkbenchError
-from workbench.labels import METHOD_LABELS, label  # noqa: F401  (re-exported: callers import label from here)
+from workbench.methods.labels import METHOD_LABELS, label  # noqa: F401  (re-exported: callers import label from here)
 
 RAG_METHODS = ("rag", "rag+lora")
 ADAPTER_METHODS = ("lora", "rag+lora")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench import fmt
-from workbench.labels import label
+from workbench.methods.labels import label
 
 EPS = 1e-9
 PRIOR = "prior"

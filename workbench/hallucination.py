@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from .prompts import format_contexts, render
+from .methods.prompts import format_contexts, render
 from .scoring import is_abstention, strip_citations
 from .textnorm import normalize_answer
 

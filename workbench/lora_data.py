@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import prompts
 from .config import ABSTAIN_REPLY, SplitConfig, TrainConfig
 from .errors import WorkbenchError
+from .methods import prompts
 from .storage import atomic_write_json, stable_hash
 from .textnorm import contains_tokens, normalize_answer
 from .types import Corpus, Document, Question

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench import __version__, fmt
-from workbench.baselines import prior_flag_text
 from workbench.config import METHODS
 from workbench.decision import BREAKDOWN_LABELS, BREAKDOWN_ORDER, label, recommend
 from workbench.errors import WorkbenchError
+from workbench.methods.baselines import prior_flag_text
 from workbench.scoring import METRIC_HELP
 from workbench.storage import atomic_write_bytes, read_json, read_jsonl
 

@@ -162,11 +162,11 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     from . import aggregate
     from .backends.hf import Generator
     from .backends.models import load_embedder
-    from .baselines import RETRIEVAL_METHODS, baselines_for, mark_baselines
     from .corpus.load import corpus_fingerprint, load_corpus
     from .evaluate import score_predictions
     from .latency import latency_probe, probe_sample
-    from .strategies import make_strategy
+    from .methods.baselines import RETRIEVAL_METHODS, baselines_for, mark_baselines
+    from .methods.strategies import make_strategy
 
     _seed_everything(config.seed)
     methods = list(config.methods)
@@ -209,7 +209,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         extra["index"] = info
 
     if "few-shot" in methods:
-        from .strategies import few_shot_leakage
+        from .methods.strategies import few_shot_leakage
 
         extra["few_shot"] = {"pool": len(corpus.train), "leakage": few_shot_leakage(corpus.train, held_out, embedder)}
 
@@ -263,7 +263,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     t0 = time.perf_counter()
     report("score", 0.0, "scoring answers")
     if config.eval.groundedness:
-        from .strategies import default_cache
+        from .methods.strategies import default_cache
 
         generator.judge_cache = default_cache()  # an unchanged re-run does not judge the same answers again
     predictions = score_predictions(answers, held_out, corpus, embedder=embedder, generator=generator if config.eval.groundedness else None)
@@ -419,8 +419,8 @@ def _train(
 def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter_generator: Any, report: Callable[[str, float, str], None], n: int = 20) -> dict:
     """Proof the adapter learned: accuracy on train-split questions it was taught, base model vs adapter."""
     from .lora_data import dev_slice
+    from .methods.strategies import make_strategy
     from .scoring import score_answer
-    from .strategies import make_strategy
 
     dev = {q.id for q in dev_slice(corpus, config.train.dev_fraction, config.seed)}  # kept out of training: not taught
     taught = [q for q in corpus.train if q.answerable and q.id not in dev][:n]

@@ -92,7 +92,7 @@ def learning_curve(
 
     from .backends.hf import Generator
     from .lora import load_adapter_model, snapshots
-    from .strategies import make_strategy
+    from .methods.strategies import make_strategy
 
     # Its own answer cache: an unchanged rerun redraws the curve from it, and a cold run's evaluation
     # is not served answers the curve happened to compute first.

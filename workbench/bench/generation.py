@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import prompts
 from ..backends.hf import Generator, cut_at_stop
+from ..methods import prompts
 
 # A run's five methods as prompt kinds: lora asks like zero-shot, rag+lora like rag (the adapter aside).
 EVAL_MIX = ("zero-shot", "few-shot", "rag", "zero-shot", "rag")
@@ -25,7 +25,7 @@ def build_prompts(corpus_dir: str | Path, generator: Generator, embedder: Any, n
     """
     from ..config import build_config
     from ..corpus.load import load_corpus
-    from ..strategies import FewShot, example_answer
+    from ..methods.strategies import FewShot, example_answer
 
     corpus = load_corpus(corpus_dir, seed=seed)
     cfg = build_config(str(corpus_dir), "quick", corpus_defaults=corpus.defaults)

@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from .config import ABSTAIN_REPLY, BASELINES, RunConfig
-from .eligibility import is_baseline
+from ..config import ABSTAIN_REPLY, BASELINES, RunConfig
+from ..eligibility import is_baseline
+from ..textnorm import contains_tokens, normalize_answer, tokens
+from ..types import Answer, Question, Retrieved
 from .strategies import Rag, StrategyError, example_answer
-from .textnorm import contains_tokens, normalize_answer, tokens
-from .types import Answer, Question, Retrieved
 
 PRIOR, ORACLE = BASELINES
 RETRIEVAL_METHODS = ("rag", "rag+lora", ORACLE)

@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.answer_cache import AnswerCache
+from ..backends.hf import Generator, GenResult
+from ..config import ABSTAIN_REPLY, FewShotConfig, GenerationConfig, RetrievalConfig, RunConfig
+from ..errors import WorkbenchError
+from ..storage import stable_hash
+from ..textnorm import contains_tokens, normalize_answer
+from ..types import Answer, Question, Retrieved, Strategy
 from . import prompts
-from .backends.answer_cache import AnswerCache
-from .backends.hf import Generator, GenResult
-from .config import ABSTAIN_REPLY, FewShotConfig, GenerationConfig, RetrievalConfig, RunConfig
-from .errors import WorkbenchError
-from .storage import stable_hash
-from .textnorm import contains_tokens, normalize_answer
-from .types import Answer, Question, Retrieved, Strategy
 
 
 class StrategyError(WorkbenchError, ValueError):
@@ -39,7 +39,7 @@ def default_cache() -> AnswerCache | None:
 
 def few_shot_leakage(pool: list[Question], held_out: list[Question], embedder: Any = None) -> dict[str, Any]:
     """The leakage guard over the few-shot pool (questions and the answers they teach); raises FewShotLeakError on a leak."""
-    from .leakage import check_leakage
+    from ..leakage import check_leakage
 
     report = check_leakage([], held_out, embedder, questions=[q.question for q in pool], answers=[example_answer(q) for q in pool])
     report.raise_if_leaked(where="the few-shot pool", error=FewShotLeakError)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .config import ABSTAIN_REPLY
+from ..config import ABSTAIN_REPLY
 
 SYSTEM_FACTS = (
     "You answer questions about a specific organisation's documents. Reply with the short answer only "
