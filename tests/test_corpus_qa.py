@@ -8,9 +8,9 @@ import pytest
 
 from workbench.backends.hf import GenResult
 from workbench.config import ABSTAIN_REPLY, TrainConfig
-from workbench.corpus_qa import generate_pairs, parse_pairs, quality_check
-from workbench.lora_data import IGNORE, build_training_data, dev_slice, dialogue_example, qa_example, raft_examples
-from workbench.tuned import data_counts, raft_config
+from workbench.tuning.corpus_qa import generate_pairs, parse_pairs, quality_check
+from workbench.tuning.lora_data import IGNORE, build_training_data, dev_slice, dialogue_example, qa_example, raft_examples
+from workbench.tuning.tuned import data_counts, raft_config
 from workbench.types import Corpus, Document, Question
 
 DOCS = {
@@ -114,7 +114,7 @@ def test_raft_recipe_builds_its_own_data(qwen_tokenizer):
 
 
 def test_generated_qa_needs_a_generator(qwen_tokenizer):
-    from workbench.lora_data import LoraDataError
+    from workbench.tuning.lora_data import LoraDataError
 
     with pytest.raises(LoraDataError, match="generated Q/A needs the base model"):
         build_training_data(corpus(), qwen_tokenizer, TrainConfig(generated_qa=2), seed=0)

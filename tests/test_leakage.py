@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.leakage import LeakageError, check_leakage, exact_matches, leaking_indices
+from workbench.tuning.leakage import LeakageError, check_leakage, exact_matches, leaking_indices
 from workbench.types import Question
 
 HELD_OUT = [

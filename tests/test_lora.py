@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from workbench.config import TrainConfig
-from workbench.leakage import LeakageError
-from workbench.lora import LoraError, get_or_train_adapter, latest_checkpoint, load_adapter_model, train_adapter, train_info
-from workbench.lora_data import build_training_data
 from workbench.storage import LockedError, read_jsonl
+from workbench.tuning.leakage import LeakageError
+from workbench.tuning.lora import LoraError, get_or_train_adapter, latest_checkpoint, load_adapter_model, train_adapter, train_info
+from workbench.tuning.lora_data import build_training_data
 from workbench.types import Corpus, Document, Question
 
 HELPER = Path(__file__).with_name("lora_train_helper.py")
@@ -146,10 +146,10 @@ def test_cache_hit_reuses_adapter_without_training(tiny_lm_dir):
 def test_second_process_on_same_adapter_fails_fast(tiny_lm_dir, qwen_tokenizer):
     from pathlib import Path as P
 
-    from workbench.lora import adapter_key
-    from workbench.lora_data import data_fingerprint
     from workbench.paths import cache_dir
     from workbench.storage import FolderLock
+    from workbench.tuning.lora import adapter_key
+    from workbench.tuning.lora_data import data_fingerprint
 
     cfg = TrainConfig(rank=4, alpha=8, max_steps=1, seq_len=128, batch_size=2)
     corpus = tiny_corpus()

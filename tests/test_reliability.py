@@ -160,7 +160,7 @@ def test_torn_last_line_of_an_appended_log_is_dropped(tmp_path):
 
 
 def test_incomplete_checkpoints_are_ignored_on_resume(tmp_path):
-    from workbench.lora import COMPLETE, latest_checkpoint
+    from workbench.tuning.lora import COMPLETE, latest_checkpoint
 
     root = tmp_path / "checkpoints"
     for name, complete in (("step-2", True), ("step-4", True), ("step-6", False), (".tmp-step-8", True)):

@@ -388,10 +388,10 @@ def run_freshness(
     """
     from .backends.hf import Generator
     from .corpus.load import load_corpus
-    from .lora import get_or_train_adapter, load_adapter_model
     from .methods.strategies import make_strategy
     from .retrieval.embedding import Embedder
     from .retrieval.index import get_or_build_index
+    from .tuning.lora import get_or_train_adapter, load_adapter_model
 
     def report(stage: str, fraction: float, message: str) -> None:
         if progress:

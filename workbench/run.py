@@ -370,9 +370,9 @@ def _train(
     methods: tuple[str, ...] = ("lora",),
 ) -> tuple[Any, dict]:
     """Train (or reuse) the tuned methods' adapters; returns (lora generator, info) and puts the rag+lora one in info["raft_generator"]."""
-    from .lora import get_or_train_adapter
-    from .lora_data import LoraDataError, dev_slice
-    from .tuned import data_counts, learning_curve, raft_config
+    from .tuning.lora import get_or_train_adapter
+    from .tuning.lora_data import LoraDataError, dev_slice
+    from .tuning.tuned import data_counts, learning_curve, raft_config
 
     t0 = time.perf_counter()
     report("train", 0.0, "preparing LoRA training data (chunks, generated Q/A, train Q/A)")
@@ -418,9 +418,9 @@ def _train(
 
 def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter_generator: Any, report: Callable[[str, float, str], None], n: int = 20) -> dict:
     """Proof the adapter learned: accuracy on train-split questions it was taught, base model vs adapter."""
-    from .lora_data import dev_slice
     from .methods.strategies import make_strategy
     from .scoring import score_answer
+    from .tuning.lora_data import dev_slice
 
     dev = {q.id for q in dev_slice(corpus, config.train.dev_fraction, config.seed)}  # kept out of training: not taught
     taught = [q for q in corpus.train if q.answerable and q.id not in dev][:n]

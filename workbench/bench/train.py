@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ABSTAIN_REPLY, TrainConfig
-from ..lora_data import IGNORE, Example, TrainingData, document_pieces, pack, qa_example, text_example
+from ..tuning.lora_data import IGNORE, Example, TrainingData, document_pieces, pack, qa_example, text_example
 
 
 def lora_examples(corpus_dir: str | Path, tokenizer: Any, seq_len: int, seed: int = 0) -> list[Example]:
@@ -49,7 +49,7 @@ def _rate(tokens: list[int], seconds: list[float]) -> float:
 
 def ours(model_path: str, data: TrainingData, cfg: TrainConfig, seed: int = 0) -> dict[str, Any]:
     """Train ``cfg.max_steps`` steps with ``lora.train_adapter``; per-step times from its train log."""
-    from ..lora import train_adapter
+    from ..tuning.lora import train_adapter
 
     with tempfile.TemporaryDirectory(prefix="wb-bench-lora-") as tmp:
         t0 = time.perf_counter()

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..leakage import DEFAULT_THRESHOLD, embed_texts, same_answer
 from ..textnorm import normalize_answer
+from ..tuning.leakage import DEFAULT_THRESHOLD, embed_texts, same_answer
 from ..types import Question
 
 WITHHELD = "withheld"

@@ -39,7 +39,7 @@ def default_cache() -> AnswerCache | None:
 
 def few_shot_leakage(pool: list[Question], held_out: list[Question], embedder: Any = None) -> dict[str, Any]:
     """The leakage guard over the few-shot pool (questions and the answers they teach); raises FewShotLeakError on a leak."""
-    from ..leakage import check_leakage
+    from ..tuning.leakage import check_leakage
 
     report = check_leakage([], held_out, embedder, questions=[q.question for q in pool], answers=[example_answer(q) for q in pool])
     report.raise_if_leaked(where="the few-shot pool", error=FewShotLeakError)

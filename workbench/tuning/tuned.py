@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .backends.answer_cache import AnswerCache
-from .config import RunConfig, TrainConfig
-from .paths import cache_dir
-from .types import Corpus, Question
+from ..backends.answer_cache import AnswerCache
+from ..config import RunConfig, TrainConfig
+from ..paths import cache_dir
+from ..types import Corpus, Question
 
 Report = Callable[[str, float, str], None]
 
@@ -54,7 +54,7 @@ def data_counts(stats: dict[str, Any], n_docs: int) -> dict[str, Any]:
 
 
 def _accuracy(strategy: Any, questions: list[Question]) -> tuple[float | None, int]:
-    from .scoring import score_answer
+    from ..scoring import score_answer
 
     qs = [q for q in questions if q.answerable and q.answers]
     if not qs:
@@ -90,9 +90,9 @@ def learning_curve(
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from .backends.hf import Generator
+    from ..backends.hf import Generator
+    from ..methods.strategies import make_strategy
     from .lora import load_adapter_model, snapshots
-    from .methods.strategies import make_strategy
 
     # Its own answer cache: an unchanged rerun redraws the curve from it, and a cold run's evaluation
     # is not served answers the curve happened to compute first.

@@ -21,14 +21,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .backends.models import default_dtype, load_generator, resolve_generator, setup_threads
-from .config import SplitConfig, TrainConfig
-from .errors import WorkbenchError
+from ..backends.models import default_dtype, load_generator, resolve_generator, setup_threads
+from ..config import SplitConfig, TrainConfig
+from ..errors import WorkbenchError
+from ..paths import cache_dir
+from ..storage import FolderLock, LockedError, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
+from ..types import Corpus, Question
 from .leakage import DEFAULT_THRESHOLD, check_leakage
 from .lora_data import IGNORE, PLAIN_PARTS, TrainingData, build_training_data, data_fingerprint
-from .paths import cache_dir
-from .storage import FolderLock, LockedError, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
-from .types import Corpus, Question
 
 log = logging.getLogger("workbench.lora")
 LORA_VERSION = 1  # bump when the training recipe changes so cached adapters are not reused

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ABSTAIN_REPLY, SplitConfig, TrainConfig
-from .errors import WorkbenchError
-from .methods import prompts
-from .storage import atomic_write_json, stable_hash
-from .textnorm import contains_tokens, normalize_answer
-from .types import Corpus, Document, Question
+from ..config import ABSTAIN_REPLY, SplitConfig, TrainConfig
+from ..errors import WorkbenchError
+from ..methods import prompts
+from ..storage import atomic_write_json, stable_hash
+from ..textnorm import contains_tokens, normalize_answer
+from ..types import Corpus, Document, Question
 
 DATA_VERSION = 2  # bump when the recipe changes so cached adapters are not reused
 IGNORE = -100
@@ -143,7 +143,7 @@ def document_pieces(docs: list[Document], tokenizer: Any, max_tokens: int) -> li
 def source_chunks(docs: list[Document], tokenizer: Any, split_cfg: SplitConfig | None, max_tokens: int) -> list[tuple[str, str]]:
     """Passages for synthetic Q/A and paraphrases: the RAG chunks when a recursive split is given."""
     if split_cfg is not None and split_cfg.mode == "recursive":
-        from .retrieval.chunking import split_documents
+        from ..retrieval.chunking import split_documents
 
         return [(c.doc_id, c.text) for c in split_documents(docs, split_cfg) if c.text.strip()]
     return document_pieces(docs, tokenizer, max_tokens)
@@ -258,7 +258,7 @@ def pack(examples: list[Example], seq_len: int) -> tuple[list[list[int]], list[l
 
 
 def _generate(model: Any, tokenizer: Any, prompts_: list[str], max_new_tokens: int, temperature: float, seed: int, progress: Progress | None) -> list[str]:
-    from .backends.hf import Generator
+    from ..backends.hf import Generator
 
     gen = Generator(model, tokenizer)
     rendered = [prompts.render(tokenizer, [{"role": "user", "content": p}]) for p in prompts_]
@@ -415,7 +415,7 @@ def build_training_data(
     examples: list[Example] = []
     stats: dict[str, Any] = {"examples": {"chunks": 0, "qa": 0, "synthetic_qa": 0, "paraphrases": 0, "generated_qa": 0, "raft": 0}, "skipped_too_long": 0, "seq_len": cfg.seq_len, "recipe": cfg.recipe}
     if (cfg.generated_qa or cfg.recipe == "raft") and generator is None and model is not None:
-        from .backends.hf import Generator
+        from ..backends.hf import Generator
 
         generator = Generator(model, tokenizer)
     dev_ids = {q.id for q in dev_slice(corpus, cfg.dev_fraction, seed)}

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import ABSTAIN_REPLY
-from .errors import WorkbenchError
-from .textnorm import contains_tokens, normalize_answer
-from .types import Question
+from ..config import ABSTAIN_REPLY
+from ..errors import WorkbenchError
+from ..textnorm import contains_tokens, normalize_answer
+from ..types import Question
 
 MIN_CONTAINED_TOKENS = 5  # shorter questions ("Who is the CEO?") count only as whole-text matches
 DEFAULT_THRESHOLD = 0.92
@@ -67,7 +67,7 @@ class LeakageReport:
 def embed_texts(embedder: Any, texts: list[str]) -> np.ndarray:
     """Unit-length float32 embeddings from an Embedder, a SentenceTransformer, a name, or None (the default embedder)."""
     if embedder is None or isinstance(embedder, str):
-        from .retrieval.embedding import Embedder
+        from ..retrieval.embedding import Embedder
 
         embedder = Embedder(embedder) if embedder else Embedder()
     vecs = np.asarray(embedder.encode(list(texts)), dtype=np.float32).reshape(len(texts), -1)
