@@ -11,8 +11,8 @@ import streamlit as st
 from app_pages.common import label, load_run_cached, num, ordered, pct, scoreboard_frame, select_run, user_message
 from app_pages.textview import code_span, escape_markdown, find_spans, highlight_markdown
 from workbench import fmt
+from workbench.evaluation.scoring import METRIC_HELP
 from workbench.methods.baselines import prior_flag_text
-from workbench.scoring import METRIC_HELP
 
 
 def scoreboard(metrics: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from workbench.config import ABSTAIN_REPLY, RetrievalConfig
 from workbench.decision import recommend
+from workbench.evaluation.scoring import score_answer
 from workbench.methods.baselines import (
     OraclePassage,
     Prior,
@@ -16,7 +17,6 @@ from workbench.methods.baselines import (
     prior_reply,
 )
 from workbench.methods.strategies import StrategyError
-from workbench.scoring import score_answer
 from workbench.types import Chunk, Question, Retrieved
 
 
@@ -102,7 +102,7 @@ def test_a_baseline_is_never_recommended():
 
 
 def _run_folder(tmp_path):
-    from workbench.aggregate import aggregate
+    from workbench.evaluation.aggregate import aggregate
     from workbench.storage import atomic_write_json, atomic_write_jsonl
 
     rows = []

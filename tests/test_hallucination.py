@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.hallucination import corpus_support_text, groundedness, groundedness_prompt, unsupported_content
+from workbench.evaluation.hallucination import corpus_support_text, groundedness, groundedness_prompt, unsupported_content
 
 CORPUS = corpus_support_text(
     [

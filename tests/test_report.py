@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from workbench import charts
-from workbench.aggregate import aggregate
 from workbench.config import build_config
 from workbench.decision import ci_text, pct, recommend
+from workbench.evaluation.aggregate import aggregate
 from workbench.report import (
     ReportError,
     csv_safe,

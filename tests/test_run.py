@@ -7,9 +7,9 @@ import json
 import pytest
 from conftest import TINY_OVERRIDES
 
-from workbench.aggregate import aggregate
 from workbench.cli import main as cli_main
 from workbench.config import BASELINES, METHODS, build_config
+from workbench.evaluation.aggregate import aggregate
 from workbench.run import RunError, run
 from workbench.runstore import list_runs, load_run
 
@@ -114,7 +114,7 @@ def test_latency_probe_bypasses_the_answer_cache(tiny_corpus, tiny_lm_dir, tmp_p
     from workbench.backends.answer_cache import AnswerCache
     from workbench.backends.hf import Generator
     from workbench.corpus.load import load_corpus
-    from workbench.latency import latency_probe, probe_sample
+    from workbench.evaluation.latency import latency_probe, probe_sample
     from workbench.methods.strategies import make_strategy
 
     class CountingCache(AnswerCache):

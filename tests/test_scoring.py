@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.scoring import is_abstention, score_answer, semantic_similarity, strip_citations, token_f1
+from workbench.evaluation.scoring import is_abstention, score_answer, semantic_similarity, strip_citations, token_f1
 
 SCORES = ("abstained", "correct", "hallucinated", "exact_match", "f1")
 

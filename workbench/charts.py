@@ -12,9 +12,9 @@ import altair as alt
 import pandas as pd
 
 from workbench.config import METHODS
-from workbench.cost import cumulative_cost
 from workbench.decision import label
 from workbench.errors import WorkbenchError
+from workbench.evaluation.cost import cumulative_cost
 
 PALETTE = {"zero-shot": "#8c8c8c", "few-shot": "#e69f00", "rag": "#0072b2", "lora": "#d55e00", "rag+lora": "#009e73"}
 FONT = "Helvetica, Arial, sans-serif"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, RunConfig
-from .scoring import is_abstention, score_answer, strip_citations
+from .evaluation.scoring import is_abstention, score_answer, strip_citations
 from .storage import atomic_write_json, atomic_write_text
 from .textnorm import contains_tokens, normalize_answer
 from .types import Corpus, Question

@@ -19,8 +19,8 @@ from workbench import __version__, fmt
 from workbench.config import METHODS
 from workbench.decision import BREAKDOWN_LABELS, BREAKDOWN_ORDER, label, recommend
 from workbench.errors import WorkbenchError
+from workbench.evaluation.scoring import METRIC_HELP
 from workbench.methods.baselines import prior_flag_text
-from workbench.scoring import METRIC_HELP
 from workbench.storage import atomic_write_bytes, read_json, read_jsonl
 
 FORMATS = ("html", "pdf", "md", "csv", "json")

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import BASELINES, RunConfig
-from .cost import RssSampler
 from .errors import WorkbenchError
+from .evaluation.cost import RssSampler
 from .paths import default_runs_dir
 from .runstore import RunStatus, new_run_id, prepare_run_folder, write_meta
 from .storage import FolderLock, atomic_write_json, atomic_write_jsonl
@@ -159,12 +159,12 @@ def _one_line(exc: BaseException) -> str:
 
 def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, str], None], timings: dict[str, float]) -> dict[str, Any]:
     status = RunStatus(run_dir)  # the answering heartbeat writes here directly (a cancel is checked between batches)
-    from . import aggregate
     from .backends.hf import Generator
     from .backends.models import load_embedder
     from .corpus.load import corpus_fingerprint, load_corpus
-    from .evaluate import score_predictions
-    from .latency import latency_probe, probe_sample
+    from .evaluation import aggregate
+    from .evaluation.latency import latency_probe, probe_sample
+    from .evaluation.predictions import score_predictions
     from .methods.baselines import RETRIEVAL_METHODS, baselines_for, mark_baselines
     from .methods.strategies import make_strategy
 
@@ -418,8 +418,8 @@ def _train(
 
 def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter_generator: Any, report: Callable[[str, float, str], None], n: int = 20) -> dict:
     """Proof the adapter learned: accuracy on train-split questions it was taught, base model vs adapter."""
+    from .evaluation.scoring import score_answer
     from .methods.strategies import make_strategy
-    from .scoring import score_answer
     from .tuning.lora_data import dev_slice
 
     dev = {q.id for q in dev_slice(corpus, config.train.dev_fraction, config.seed)}  # kept out of training: not taught

@@ -54,7 +54,7 @@ def data_counts(stats: dict[str, Any], n_docs: int) -> dict[str, Any]:
 
 
 def _accuracy(strategy: Any, questions: list[Question]) -> tuple[float | None, int]:
-    from ..scoring import score_answer
+    from ..evaluation.scoring import score_answer
 
     qs = [q for q in questions if q.answerable and q.answers]
     if not qs:

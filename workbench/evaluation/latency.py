@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from .types import Question, Strategy
+from ..types import Question, Strategy
 
 
 def probe_sample(questions: Sequence[Question], n: int, seed: int) -> list[Question]:

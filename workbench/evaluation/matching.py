@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from .textnorm import concept_key, concept_tokens, normalize_answer, words
+from ..textnorm import concept_key, concept_tokens, normalize_answer, words
 
 F1_MATCH = 0.8  # concept-token F1 with an alias at or above this counts as correct
 LONG_FACTOR, LONG_SLACK = 4, 10  # containment ignored when the reply has > 4 * longest alias + 10 words

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from .methods.prompts import format_contexts, render
+from ..methods.prompts import format_contexts, render
+from ..textnorm import normalize_answer
 from .scoring import is_abstention, strip_citations
-from .textnorm import normalize_answer
 
 # A token: letters/digits with inner joiners, so "1,299", "2.3", "2024-03-01", "Oyelaran-Stone", "WPA3" stay whole.
 _TOKEN = re.compile(r"[^\W_]+(?:['’.,:/_-][^\W_]+)*")

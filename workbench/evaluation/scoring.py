@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import ABSTAIN_REPLY
+from ..config import ABSTAIN_REPLY
+from ..textnorm import normalize_answer, tokens
 from .matching import match_answer
-from .textnorm import normalize_answer, tokens
 
 # Plain words for the figures, shown wherever they appear (app captions, report notes).
 METRIC_HELP = {

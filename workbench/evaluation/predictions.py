@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .types import Answer, Corpus, Question
+from ..types import Answer, Corpus, Question
 
 SCORE_KEYS = ("correct", "abstained", "hallucinated", "exact_match", "f1", "match", "why")  # match/why: the rule and its reason
 
