@@ -15,7 +15,7 @@ import streamlit as st
 from app_pages.textview import escape_markdown
 from workbench import fmt
 from workbench.config import METHODS, RunConfig
-from workbench.decision import label as decision_label
+from workbench.decision.recommend import label as decision_label
 from workbench.methods.baselines import prior_flag_text
 from workbench.paths import bundled_corpora, default_runs_dir, home, repo_root
 

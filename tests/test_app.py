@@ -54,7 +54,7 @@ def _row(method: str, q: dict, answer: str, correct: bool, abstained: bool, cont
 
 def write_run(runs: Path, corpus: Path, run_id: str = "20250101-000000-tiny-abcd", acc_shift: float = 0.0) -> Path:
     """A finished run folder written by hand to the run-folder contract (predictions, metrics, config, status)."""
-    from workbench.decision import recommend
+    from workbench.decision.recommend import recommend
 
     run_dir = runs / run_id
     test = [q for q in QUESTIONS if q["split"] == "test"]
@@ -503,7 +503,7 @@ def test_real_run_through_every_results_page(real_run, isolated_home, monkeypatc
     assert any(f"`{top['doc_id']}`" in m.value for m in at.markdown), "the retrieved chunk's document is not shown"
 
     at = app("decide")
-    from workbench.decision import label, recommend
+    from workbench.decision.recommend import label, recommend
 
     metrics = json.loads((real_run / "metrics.json").read_text())
     ranked = recommend(metrics)["ranked"]  # the page's defaults are the library's default criteria and weights
@@ -652,7 +652,7 @@ def example(tmp_path, tiny_corpus, monkeypatch) -> Path:
 
 
 def test_first_page_shows_the_example_when_the_user_has_no_run(runs, example):
-    from workbench.decision import label
+    from workbench.decision.recommend import label
 
     at = app()
     shown = texts(at)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workbench.config import ABSTAIN_REPLY, RetrievalConfig
-from workbench.decision import recommend
+from workbench.decision.recommend import recommend
 from workbench.evaluation.scoring import score_answer
 from workbench.methods.baselines import (
     OraclePassage,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from workbench.decision import Criteria, DecisionError, Weights, recommend
+from workbench.decision.recommend import Criteria, DecisionError, Weights, recommend
 
 
 def _method(acc, ci, hall, hci, *, per_1k=0.01, build=0.0, p95=1.0, em=None, n=40, unsupported=None):

@@ -14,7 +14,7 @@ import pytest
 
 from workbench.charts import decision_path_dot
 from workbench.cli import main as cli_main
-from workbench.decision import FAVOURED, NONE_GOOD_ENOUGH, Criteria, label, recommend
+from workbench.decision.recommend import FAVOURED, NONE_GOOD_ENOUGH, Criteria, label, recommend
 from workbench.evaluation.aggregate import aggregate
 from workbench.storage import atomic_write_json
 

@@ -40,7 +40,7 @@ def test_headline_scoreboard_cli_and_report_agree_on_a_half_percent(tmp_path):
     from test_decision_floor import _metrics
 
     from workbench.cli import format_scoreboard
-    from workbench.decision import recommend
+    from workbench.decision.recommend import recommend
     from workbench.report import scoreboard
 
     answerable = [True] * 8

@@ -173,7 +173,7 @@ def test_classify_tells_new_from_stale():
 
 
 def test_freshness_end_to_end_on_tiny_model_stores_into_a_run(tiny_corpus, tiny_lm_dir, tmp_path):
-    from workbench.decision import recommend
+    from workbench.decision.recommend import recommend
 
     before = _snapshot(tiny_corpus)
     config = build_config(

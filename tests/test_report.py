@@ -13,7 +13,7 @@ import pytest
 
 from workbench import charts
 from workbench.config import build_config
-from workbench.decision import ci_text, pct, recommend
+from workbench.decision.recommend import ci_text, pct, recommend
 from workbench.evaluation.aggregate import aggregate
 from workbench.report import (
     ReportError,

@@ -12,7 +12,7 @@ import altair as alt
 import pandas as pd
 
 from workbench.config import METHODS
-from workbench.decision import label
+from workbench.decision.recommend import label
 from workbench.errors import WorkbenchError
 from workbench.evaluation.cost import cumulative_cost
 

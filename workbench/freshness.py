@@ -513,7 +513,7 @@ def store_in_run(run_dir: str | Path, result: dict[str, Any]) -> None:
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
         metrics["freshness"] = {k: v for k, v in result.items() if k != "per_question"}
         if metrics.get("recommendation"):
-            from .decision import recommend
+            from .decision.recommend import recommend
 
             inputs = metrics["recommendation"].get("inputs") or {}
             metrics["recommendation"] = recommend(metrics, inputs.get("criteria"), inputs.get("weights"))

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from workbench import __version__, fmt
 from workbench.config import METHODS
-from workbench.decision import BREAKDOWN_LABELS, BREAKDOWN_ORDER, label, recommend
+from workbench.decision.recommend import BREAKDOWN_LABELS, BREAKDOWN_ORDER, label, recommend
 from workbench.errors import WorkbenchError
 from workbench.evaluation.scoring import METRIC_HELP
 from workbench.methods.baselines import prior_flag_text

@@ -290,7 +290,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         "warnings": warnings,
     }
     try:
-        from .decision import recommend
+        from .decision.recommend import recommend
 
         metrics["recommendation"] = recommend(metrics)
     except ImportError:

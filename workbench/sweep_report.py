@@ -14,7 +14,7 @@ from typing import Any
 
 from . import fmt
 from .config import METHODS
-from .decision import label
+from .decision.recommend import label
 from .errors import WorkbenchError
 from .report import CSS, _e, _md_cell, csv_safe
 from .storage import atomic_write_bytes

@@ -19,7 +19,7 @@ from collections import Counter
 from typing import Any
 
 from ..config import ABSTAIN_REPLY, BASELINES, RunConfig
-from ..eligibility import is_baseline
+from ..decision.eligibility import is_baseline
 from ..textnorm import contains_tokens, normalize_answer, tokens
 from ..types import Answer, Question, Retrieved
 from .strategies import Rag, StrategyError, example_answer

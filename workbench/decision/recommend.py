@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from workbench import fmt
 from workbench.config import METHODS
-from workbench.eligibility import Floor, advice, baseline_rows, is_baseline, mcnemar_between, quality_floor
+from workbench.decision.eligibility import Floor, advice, baseline_rows, is_baseline, mcnemar_between, quality_floor
 from workbench.errors import WorkbenchError
 from workbench.evaluation.cost import materiality_scores, monthly_break_even
 from workbench.methods.labels import METHOD_LABELS, label  # noqa: F401  (re-exported: callers import label from here)
