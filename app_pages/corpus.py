@@ -29,11 +29,12 @@ from app_pages.common import (
     uploads_dir,
 )
 from app_pages.textview import code_span, escape_markdown
-from workbench import fmt, jobs
+from workbench import fmt
 from workbench.config import METHODS, ConfigError, build_config
 from workbench.corpus.loaders import SUPPORTED_SUFFIXES, CorpusError, DocumentError, load_document
-from workbench.estimate import estimate_run
 from workbench.paths import bundled_corpora
+from workbench.pipeline import jobs
+from workbench.pipeline.estimate import estimate_run
 
 MAX_FILE_MB = 50
 MAX_SESSION_MB = 200

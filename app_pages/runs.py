@@ -40,7 +40,7 @@ FORMATS = {
 
 def planned_methods(run_dir: str) -> list[str]:
     """The methods a run was started with (for a run still going, before metrics.json exists)."""
-    from workbench.jobs import job_settings
+    from workbench.pipeline.jobs import job_settings
     from workbench.storage import read_json
 
     try:

@@ -252,7 +252,7 @@ def test_build_page_widgets_come_from_the_dataclasses(runs, tiny_corpus):
 
 
 def test_evaluate_page_starts_a_background_run_and_shows_its_status(runs, tiny_corpus, monkeypatch):
-    from workbench import jobs
+    from workbench.pipeline import jobs
 
     started = {}
 
@@ -466,7 +466,7 @@ def test_highlight_is_escaped_and_case_insensitive():
 def real_run(tmp_path_factory, tiny_lm_dir) -> Path:
     """A real comparison (tiny random model, tiny corpus): zero-shot, RAG and a 2-step LoRA, written by workbench.run."""
     from workbench.config import build_config
-    from workbench.run import run
+    from workbench.pipeline.run import run
 
     root = tmp_path_factory.mktemp("realrun")
     corpus = make_corpus(root / "tiny")
@@ -525,7 +525,7 @@ def test_real_run_through_every_results_page(real_run, isolated_home, monkeypatc
 def test_job_that_fails_reads_as_failed_with_the_cli_line(isolated_home, tmp_path):
     from conftest import wait_for
 
-    from workbench import jobs
+    from workbench.pipeline import jobs
 
     job = jobs.start_run(tmp_path / "no-such-corpus", methods=["zero-shot"], out_dir=tmp_path / "runs", run_id="r-missing")
     assert job.job_dir == (tmp_path / "runs" / "r-missing").resolve()
@@ -540,7 +540,7 @@ def test_job_cancel_then_terminate_after_grace(isolated_home, tmp_path):
 
     from conftest import wait_for
 
-    from workbench import jobs
+    from workbench.pipeline import jobs
 
     job = jobs._spawn("run", [sys.executable, "-c", "import time; time.sleep(120)"], tmp_path / "sleeper")
     assert jobs.job_status(job.job_dir)["alive"]
@@ -553,8 +553,8 @@ def test_job_cancel_then_terminate_after_grace(isolated_home, tmp_path):
 
 
 def test_run_command_passes_overrides_as_cli_settings(tmp_path):
-    from workbench import jobs
     from workbench.cli import parse_overrides
+    from workbench.pipeline import jobs
 
     cmd = jobs.run_command(
         "c", methods=["rag"], preset="quick", out_dir=tmp_path, run_id="x", model="m", seed=3,
@@ -603,7 +603,7 @@ def test_build_page_follows_the_real_build_job(runs, tiny_corpus, tiny_lm_dir, i
     """jobs.start_build runs `python -m workbench build` in the background; the page shows what that process wrote."""
     from conftest import wait_for
 
-    from workbench import jobs
+    from workbench.pipeline import jobs
     from workbench.storage import read_json, read_jsonl
 
     train = {"max_steps": 3, "rank": 2, "alpha": 4, "seq_len": 128, "batch_size": 2, "checkpoint_every": 0}

@@ -176,8 +176,8 @@ def _stand_in_example(tmp_path: Path, tiny_lm_dir: Path) -> tuple[Path, dict]:
     from test_app import make_corpus
 
     from workbench.config import build_config
-    from workbench.examples import copy_example
-    from workbench.run import run
+    from workbench.pipeline.examples import copy_example
+    from workbench.pipeline.run import run
 
     corpus = make_corpus(tmp_path / "example-src" / "tiny")
     overrides = {"generation": {"max_new_tokens": 8}, "eval": {"bootstrap_samples": 200}}

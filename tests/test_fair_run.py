@@ -7,8 +7,8 @@ import json
 from conftest import TINY_OVERRIDES
 
 from workbench.config import build_config
+from workbench.pipeline.run import run
 from workbench.report import render_html, render_markdown
-from workbench.run import run
 
 
 def fake_pairs(generator, chunks, per_chunk, seed=0, progress=None, batch_size=16):

@@ -19,7 +19,7 @@ from workbench.corpus.check import check_corpus
 from workbench.corpus.load import load_corpus, read_questions
 from workbench.corpus.loaders import CorpusError, DocumentError, load_documents
 from workbench.errors import WorkbenchError
-from workbench.runstore import UnreadableRunError, check_run_id, list_runs, load_run, prepare_run_folder
+from workbench.pipeline.runstore import UnreadableRunError, check_run_id, list_runs, load_run, prepare_run_folder
 
 SECRET = "TOP-SECRET-OUTSIDE-THE-CORPUS 31337"
 
@@ -220,7 +220,7 @@ def test_report_out_never_overwrites_a_runs_files(finished_run, tmp_path, capsys
 
 
 def test_os_errors_reaching_the_cli_are_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
-    from workbench import runstore
+    from workbench.pipeline import runstore
 
     def boom(runs_dir):
         raise PermissionError(13, "Permission denied", str(tmp_path / "runs"))

@@ -19,7 +19,7 @@ from lookup_generator import DECODE_FACTOR, SECONDS_PER_TOKEN, LookupGenerator
 
 from workbench.backends.hf import GenerationError, Generator
 from workbench.config import ABSTAIN_REPLY, BASELINES, build_config
-from workbench.run import run
+from workbench.pipeline.run import run
 
 DOCS = {
     "products/vantor.md": "# Vantor-9\n\nThe Vantor-9 sensor was designed by Ilse Marwick. It weighs 412 grams.\n\n"

@@ -10,8 +10,8 @@ from conftest import TINY_OVERRIDES
 from workbench.cli import main as cli_main
 from workbench.config import BASELINES, METHODS, build_config
 from workbench.evaluation.aggregate import aggregate
-from workbench.run import RunError, run
-from workbench.runstore import list_runs, load_run
+from workbench.pipeline.run import RunError, run
+from workbench.pipeline.runstore import list_runs, load_run
 
 
 def _config(corpus, model, **kw):

@@ -93,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .run import run
+    from .pipeline.run import run
 
     config = config_from_args(args)
     bar = _StageProgress()
@@ -192,7 +192,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .build import build
+    from .pipeline.build import build
 
     config = config_from_args(args)
     bar = _StageProgress()
@@ -222,7 +222,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from . import fmt
-    from .runstore import list_runs
+    from .pipeline.runstore import list_runs
 
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ConfigError(f"{args.out}: is not a folder of runs; give the folder that holds the run folders")

@@ -8,7 +8,7 @@ from typing import Any
 
 from .backends.models import DEFAULT_GENERATOR, ModelError, cli_progress, describe_models, resolve_generator
 from .paths import bundled_corpora, home
-from .runstore import git_revision, machine, versions
+from .pipeline.runstore import git_revision, machine, versions
 
 
 def _size_mb(path: Path) -> float:

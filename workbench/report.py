@@ -565,7 +565,7 @@ REPORT_SUFFIXES = {"html": (".html", ".htm"), "pdf": (".pdf",), "md": (".md", ".
 
 def report_target(run_dir: Path, fmt: str, out: Path | None) -> Path:
     """Where a report goes: ``out`` (inside it as report.<fmt> when it is a folder); never a run's own file or a file of another kind."""
-    from workbench.runstore import RUN_FILES
+    from workbench.pipeline.runstore import RUN_FILES
 
     if out is None:
         return run_dir / f"report.{fmt}"

@@ -24,7 +24,7 @@ from typing import Any
 import tomllib
 
 from .config import METHODS, ConfigError, RunConfig, build_config, coerce_value, section_settings, setting_type
-from .runstore import RunStatus, check_run_id, effective_state
+from .pipeline.runstore import RunStatus, check_run_id, effective_state
 from .storage import FolderLock, atomic_write_json, read_json, read_jsonl, stable_hash
 
 SWEEP_FILE = "sweep.json"

@@ -33,7 +33,7 @@ class SweepError(WorkbenchError, RuntimeError):
 
 
 def run_local(sweep: Sweep, cells: list[Cell], progress: Progress, on_done: Callable[[str, float], None], **_: Any) -> None:
-    from .run import run
+    from .pipeline.run import run
 
     for cell in cells:
         sweep.mark_started(cell, "local")
@@ -63,7 +63,7 @@ def run_cell_task(config: dict, sweep_dir: str, run_id: str, token: str, queue: 
 
         os.environ["WORKBENCH_THREADS"] = str(threads)
         torch.set_num_threads(threads)
-    from .run import run
+    from .pipeline.run import run
 
     shared = _shares_folder(sweep_dir, token)
     out = Path(sweep_dir) if shared else Path(tempfile.mkdtemp(prefix="workbench-cell-"))

@@ -124,7 +124,7 @@ def machine_info() -> dict[str, Any]:
 
 def versions_info() -> dict[str, Any]:
     """Package versions and git revision."""
-    from ..runstore import git_revision, versions
+    from ..pipeline.runstore import git_revision, versions
 
     out = versions()
     for name in ("faiss-cpu", "bm25s", "numpy", "sentence-transformers", "peft", "transformers", "torch"):

@@ -70,7 +70,7 @@ def bench_runs(corpus: str | Path, model: str, overrides: dict[str, dict[str, An
     """Wall seconds of ``run()`` on an empty cache, then of the unchanged run again, with per-stage timings."""
     from ..cli import corpus_defaults
     from ..config import METHODS, build_config
-    from ..run import run
+    from ..pipeline.run import run
 
     cfg = build_config(str(corpus), "quick", corpus_defaults=corpus_defaults(str(corpus)), overrides=overrides, model=model, methods=list(methods or METHODS), seed=seed)
     out: dict[str, Any] = {"config": {"corpus": str(corpus), "preset": "quick", "overrides": overrides, "methods": cfg.methods, "model": model}}

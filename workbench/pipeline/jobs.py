@@ -21,9 +21,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import WorkbenchError
-from .paths import default_runs_dir, home, repo_root
-from .storage import atomic_write_json, pid_alive, read_json, read_jsonl
+from ..errors import WorkbenchError
+from ..paths import default_runs_dir, home, repo_root
+from ..storage import atomic_write_json, pid_alive, read_json, read_jsonl
 
 LOG_NAME = "job.log"
 CANCEL_NAME = "CANCEL"

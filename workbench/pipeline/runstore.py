@@ -13,9 +13,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
-from .errors import WorkbenchError
-from .storage import atomic_write_json, pid_alive, read_json, read_jsonl, stable_hash
+from ..config import ConfigError
+from ..errors import WorkbenchError
+from ..storage import atomic_write_json, pid_alive, read_json, read_jsonl, stable_hash
 
 PACKAGES = ("torch", "transformers", "peft", "sentence-transformers", "faiss-cpu", "langchain-text-splitters", "bm25s", "streamlit", "numpy")
 HEADLINE = ("accuracy", "hallucination_rate", "latency_p50_s", "usd_per_1k_queries")

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import BASELINES, RunConfig
-from .errors import WorkbenchError
-from .evaluation.cost import RssSampler
-from .paths import default_runs_dir
+from ..config import BASELINES, RunConfig
+from ..errors import WorkbenchError
+from ..evaluation.cost import RssSampler
+from ..paths import default_runs_dir
+from ..storage import FolderLock, atomic_write_json, atomic_write_jsonl
+from ..types import Answer, Corpus, Question
 from .runstore import RunStatus, new_run_id, prepare_run_folder, write_meta
-from .storage import FolderLock, atomic_write_json, atomic_write_jsonl
-from .types import Answer, Corpus, Question
 
 Progress = Callable[[str, float, str], None]  # (stage, fraction of that stage, message)
 
@@ -159,14 +159,14 @@ def _one_line(exc: BaseException) -> str:
 
 def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, str], None], timings: dict[str, float]) -> dict[str, Any]:
     status = RunStatus(run_dir)  # the answering heartbeat writes here directly (a cancel is checked between batches)
-    from .backends.hf import Generator
-    from .backends.models import load_embedder
-    from .corpus.load import corpus_fingerprint, load_corpus
-    from .evaluation import aggregate
-    from .evaluation.latency import latency_probe, probe_sample
-    from .evaluation.predictions import score_predictions
-    from .methods.baselines import RETRIEVAL_METHODS, baselines_for, mark_baselines
-    from .methods.strategies import make_strategy
+    from ..backends.hf import Generator
+    from ..backends.models import load_embedder
+    from ..corpus.load import corpus_fingerprint, load_corpus
+    from ..evaluation import aggregate
+    from ..evaluation.latency import latency_probe, probe_sample
+    from ..evaluation.predictions import score_predictions
+    from ..methods.baselines import RETRIEVAL_METHODS, baselines_for, mark_baselines
+    from ..methods.strategies import make_strategy
 
     _seed_everything(config.seed)
     methods = list(config.methods)
@@ -209,7 +209,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         extra["index"] = info
 
     if "few-shot" in methods:
-        from .methods.strategies import few_shot_leakage
+        from ..methods.strategies import few_shot_leakage
 
         extra["few_shot"] = {"pool": len(corpus.train), "leakage": few_shot_leakage(corpus.train, held_out, embedder)}
 
@@ -263,7 +263,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     t0 = time.perf_counter()
     report("score", 0.0, "scoring answers")
     if config.eval.groundedness:
-        from .methods.strategies import default_cache
+        from ..methods.strategies import default_cache
 
         generator.judge_cache = default_cache()  # an unchanged re-run does not judge the same answers again
     predictions = score_predictions(answers, held_out, corpus, embedder=embedder, generator=generator if config.eval.groundedness else None)
@@ -290,7 +290,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         "warnings": warnings,
     }
     try:
-        from .decision.recommend import recommend
+        from ..decision.recommend import recommend
 
         metrics["recommendation"] = recommend(metrics)
     except ImportError:
@@ -338,14 +338,14 @@ def what_each_method_saw(methods: list[str], corpus: Corpus, extra: dict[str, An
 
 
 def _embedder(config: RunConfig, load_embedder: Callable[..., Any]) -> Any:
-    from .retrieval.embedding import Embedder
+    from ..retrieval.embedding import Embedder
 
     return Embedder(config.index.embedder)
 
 
 def _build_index(config: RunConfig, corpus: Corpus, held_out: list[Question], embedder: Any, report: Callable[[str, float, str], None]) -> tuple[Any, dict, dict]:
-    from .retrieval.index import get_or_build_index
-    from .retrieval.quality import retrieval_quality
+    from ..retrieval.index import get_or_build_index
+    from ..retrieval.quality import retrieval_quality
 
     report("index", 0.0, "chunking and embedding the corpus")
     index, info = get_or_build_index(
@@ -370,9 +370,9 @@ def _train(
     methods: tuple[str, ...] = ("lora",),
 ) -> tuple[Any, dict]:
     """Train (or reuse) the tuned methods' adapters; returns (lora generator, info) and puts the rag+lora one in info["raft_generator"]."""
-    from .tuning.lora import get_or_train_adapter
-    from .tuning.lora_data import LoraDataError, dev_slice
-    from .tuning.tuned import data_counts, learning_curve, raft_config
+    from ..tuning.lora import get_or_train_adapter
+    from ..tuning.lora_data import LoraDataError, dev_slice
+    from ..tuning.tuned import data_counts, learning_curve, raft_config
 
     t0 = time.perf_counter()
     report("train", 0.0, "preparing LoRA training data (chunks, generated Q/A, train Q/A)")
@@ -418,9 +418,9 @@ def _train(
 
 def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter_generator: Any, report: Callable[[str, float, str], None], n: int = 20) -> dict:
     """Proof the adapter learned: accuracy on train-split questions it was taught, base model vs adapter."""
-    from .evaluation.scoring import score_answer
-    from .methods.strategies import make_strategy
-    from .tuning.lora_data import dev_slice
+    from ..evaluation.scoring import score_answer
+    from ..methods.strategies import make_strategy
+    from ..tuning.lora_data import dev_slice
 
     dev = {q.id for q in dev_slice(corpus, config.train.dev_fraction, config.seed)}  # kept out of training: not taught
     taught = [q for q in corpus.train if q.answerable and q.id not in dev][:n]

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from .config import RunConfig
-from .paths import default_runs_dir
+from ..config import RunConfig
+from ..paths import default_runs_dir
+from ..storage import FolderLock, atomic_write_json
 from .runstore import RunStatus, new_run_id, prepare_run_folder
-from .storage import FolderLock, atomic_write_json
 
 Progress = Callable[[str, float, str], None]
 
@@ -28,7 +28,7 @@ def build(
     progress: Progress | None = None,
 ) -> Path:
     """Build one artefact; returns the job folder holding status.json, result.json (and train_log.jsonl)."""
-    from .corpus.load import load_corpus
+    from ..corpus.load import load_corpus
     from .run import Cancelled, RunError, _build_index, _embedder, _one_line, _train, select_held_out
 
     jobs = Path(out_dir) if out_dir else default_runs_dir() / "_jobs"
@@ -56,7 +56,7 @@ def build(
                 _, quality, info = _build_index(config, corpus, held_out, embedder, report)
                 result = {"index": info, "retrieval": quality}
             else:
-                from .backends.hf import Generator
+                from ..backends.hf import Generator
 
                 generator = Generator.from_name(config.model)
 

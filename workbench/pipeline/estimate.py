@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
-from .paths import home
-from .storage import atomic_write_json, read_json
+from ..config import RunConfig
+from ..paths import home
+from ..storage import atomic_write_json, read_json
 
 # From the cold quick run in bench/results.json (qwen2.5-0.5b, kestrel_labs, 2-core CPU: 1009 s wall, 364 s answering
 # about 65k prompt tokens, 7 s indexing 52 documents) and, for training, the corpus-reading recipe measured on a

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .paths import repo_root
+from ..paths import repo_root
+from ..storage import read_json
 from .runstore import list_runs
-from .storage import read_json
 
 # The run-folder files an example needs; job logs, locks, training logs and caches stay behind.
 EXAMPLE_FILES = ("config.json", "meta.json", "metrics.json", "predictions.jsonl", "status.json")
