@@ -111,7 +111,7 @@ def scoreboard(metrics: dict[str, Any]) -> None:
 
 def charts(metrics: dict[str, Any]) -> None:
     try:
-        from workbench import charts as ch
+        from workbench.reports import charts as ch
     except ImportError as exc:  # pragma: no cover - charts ship with the library
         st.info(f"Charts unavailable: {exc}")
         return
@@ -137,7 +137,7 @@ def charts(metrics: dict[str, Any]) -> None:
 
 def what_each_method_saw(metrics: dict[str, Any], run: dict[str, Any]) -> None:
     """Per method: documents indexed or trained on, Q/A used, synthetic pairs, few-shot pool, withheld twins."""
-    from workbench.report import curve_table, seen_table
+    from workbench.reports.export import curve_table, seen_table
 
     data = {"metrics": metrics, "predictions": run.get("predictions") or [], "config": run.get("config") or {}}
     head, rows = seen_table(data)

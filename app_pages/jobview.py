@@ -23,7 +23,7 @@ def loss_chart(rows: list[dict[str, Any]]) -> None:
         st.caption("The loss curve appears after the first optimiser step.")
         return
     try:
-        from workbench.charts import loss_chart as make_loss_chart
+        from workbench.reports.charts import loss_chart as make_loss_chart
 
         st.altair_chart(make_loss_chart(rows), width="stretch", theme=None)
     except (ImportError, TypeError, KeyError, ValueError):

@@ -112,7 +112,7 @@ def compare_two(done: list[dict[str, Any]]) -> None:
 
 def _report_bytes(run_dir: str, fmt: str, recommendation: dict | None) -> Callable[[], bytes]:
     def make() -> bytes:
-        from workbench import report
+        from workbench.reports import export as report
 
         if fmt == "html":
             return report.render_html(run_dir, recommendation).encode("utf-8")
@@ -148,7 +148,7 @@ def export(done: list[dict[str, Any]]) -> None:
         if recommendation
         else "Reports use the default priorities (set your own on **Decide**)."
     )
-    from workbench.report import ReportError, load_run_data
+    from workbench.reports.export import ReportError, load_run_data
 
     try:
         load_run_data(by_id[run_id]["dir"])
@@ -171,7 +171,7 @@ def export(done: list[dict[str, Any]]) -> None:
 
 
 def load_back() -> None:
-    from workbench.report import ReportError, load_report_html
+    from workbench.reports.export import ReportError, load_report_html
 
     upload = st.file_uploader("A report exported from the workbench (.html)", type=["html", "htm"], key="report-upload")
     if upload is None:

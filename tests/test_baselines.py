@@ -122,7 +122,7 @@ def _run_folder(tmp_path):
 
 
 def test_reports_flag_methods_within_the_prior_and_explain_the_figures(tmp_path):
-    from workbench.report import render_csv, render_html, render_markdown
+    from workbench.reports.export import render_csv, render_html, render_markdown
 
     run_dir, metrics = _run_folder(tmp_path)
     assert metrics["methods"]["lora"]["no_better_than_prior"] and not metrics["methods"]["rag"]["no_better_than_prior"]

@@ -12,10 +12,10 @@ import json
 
 import pytest
 
-from workbench.charts import decision_path_dot
 from workbench.cli import main as cli_main
 from workbench.decision.recommend import FAVOURED, NONE_GOOD_ENOUGH, Criteria, label, recommend
 from workbench.evaluation.aggregate import aggregate
+from workbench.reports.charts import decision_path_dot
 from workbench.storage import atomic_write_json
 
 GRID = [0.0, 0.25, 0.5, 1.0]

@@ -468,7 +468,7 @@ def test_damaged_answer_cache_is_set_aside_and_rebuilt(tmp_path, damage, caplog)
 
 
 def test_every_report_format_escapes_hostile_labels_and_text(finished_run, tmp_path):
-    from workbench.report import render_csv, render_html, render_json, render_markdown, write_report
+    from workbench.reports.export import render_csv, render_html, render_json, render_markdown, write_report
 
     hostile = "<img src=x onerror=alert(1)>[click](http://evil.example)![](http://evil.example/t.png)"
     metrics = json.loads((finished_run / "metrics.json").read_text())
@@ -493,7 +493,7 @@ def test_every_report_format_escapes_hostile_labels_and_text(finished_run, tmp_p
 
 
 def test_report_of_a_run_holding_a_lone_surrogate_does_not_crash(finished_run, tmp_path):
-    from workbench.report import write_report
+    from workbench.reports.export import write_report
 
     rows = [json.loads(line) for line in (finished_run / "predictions.jsonl").read_text().splitlines()]
     rows[0]["answer"] = "bad \ud800 text"

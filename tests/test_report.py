@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from workbench import charts
 from workbench.config import build_config
 from workbench.decision.recommend import ci_text, pct, recommend
 from workbench.evaluation.aggregate import aggregate
-from workbench.report import (
+from workbench.reports import charts
+from workbench.reports.export import (
     ReportError,
     csv_safe,
     load_report_html,

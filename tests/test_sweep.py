@@ -16,10 +16,10 @@ from test_known_answers import make_known_corpus
 
 from workbench.cli import main
 from workbench.config import ConfigError
+from workbench.reports.sweep_report import points
 from workbench.storage import read_json, read_jsonl
 from workbench.sweep import Sweep, load_sweep, make_spec, parse_grid, plan
 from workbench.sweep_executors import run_sweep
-from workbench.sweep_report import points
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -299,7 +299,7 @@ def test_sweep_report_exports_every_format_escaped(local_sweep, tmp_path, capsys
     assert "a sweep report is exported as html, md, csv, json" in capsys.readouterr().err
     # text from the sweep (a cell error, here) is escaped, never rendered
     evil = dict(data, cells=[dict(data["cells"][0], id="<script>alert(1)</script>")] + data["cells"][1:])
-    from workbench.sweep_report import render_html, render_markdown
+    from workbench.reports.sweep_report import render_html, render_markdown
 
     assert "<script>alert" not in render_html(evil) and "&lt;script&gt;" in render_html(evil)
     assert "<script>" not in render_markdown(evil)

@@ -205,11 +205,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .reports.export import write_report
 
     run_dir = Path(args.run_dir)
     if (run_dir / "sweep.json").is_file():  # a sweep folder: the sweep summary
-        from .sweep_report import write_sweep_report
+        from .reports.sweep_report import write_sweep_report
 
         print(write_sweep_report(run_dir, args.format, Path(args.out) if args.out else None))
         return 0
@@ -267,9 +267,9 @@ def cmd_freshness(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .reports.sweep_report import format_sweep
     from .sweep import Sweep, make_spec, parse_grid
     from .sweep_executors import run_sweep
-    from .sweep_report import format_sweep
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     spec = make_spec(args.corpus, parse_grid(args.grid or []), args.file, methods=methods, preset=args.preset,

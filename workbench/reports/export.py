@@ -357,7 +357,7 @@ def _html_table(table: Table, best: str | None = None, num_from: int = 1) -> str
 
 def _charts(run: dict) -> list[tuple[str, Any]]:
     """(title, altair chart) for every chart the run's data supports."""
-    from workbench import charts
+    from workbench.reports import charts
 
     out = []
     for title, build in (("Accuracy vs hallucination", charts.accuracy_hallucination_chart), ("Accuracy vs cost", charts.accuracy_cost_chart),
@@ -384,7 +384,7 @@ def _embed_json(data: Any) -> str:
 
 def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
     """A standalone HTML report (inline CSS and SVG, no scripts but the run's data as JSON, no network)."""
-    from workbench.charts import to_svg
+    from workbench.reports.charts import to_svg
 
     run = load_run_data(run_dir)
     rec = _recommendation(run, recommendation)
@@ -617,7 +617,7 @@ def render_pdf(run_dir: str | Path, recommendation: dict | None = None) -> bytes
     from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, TableStyle
     from reportlab.platypus import Table as PdfTable
 
-    from workbench.charts import to_png
+    from workbench.reports.charts import to_png
 
     run = load_run_data(run_dir)
     rec = _recommendation(run, recommendation)

@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import fmt
-from .config import METHODS
-from .decision.recommend import label
-from .errors import WorkbenchError
-from .report import CSS, _e, _md_cell, csv_safe
-from .storage import atomic_write_bytes
-from .sweep import load_sweep
+from .. import fmt
+from ..config import METHODS
+from ..decision.recommend import label
+from ..errors import WorkbenchError
+from ..storage import atomic_write_bytes
+from ..sweep import load_sweep
+from .export import CSS, _e, _md_cell, csv_safe
 
 SWEEP_FORMATS = ("html", "md", "csv", "json")
 COST_KEY = "usd_per_1k_queries"
@@ -245,7 +245,7 @@ def write_sweep_report(sweep_dir: str | Path, fmt_name: str = "html", out: Path 
     if fmt_name not in SWEEP_FORMATS:
         raise SweepReportError(f"a sweep report is exported as {', '.join(SWEEP_FORMATS)}, not {fmt_name!r}; pick one of those")
     data = load_sweep(sweep_dir)
-    from .sweep import best_per_method
+    from ..sweep import best_per_method
 
     data["best"] = best_per_method(data["cells"])
     text = {"html": render_html, "md": render_markdown, "csv": render_csv}.get(fmt_name, lambda d: json.dumps(_summary(d), indent=2, default=str))(data)
