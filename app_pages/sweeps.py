@@ -10,6 +10,7 @@ import streamlit as st
 from app_pages.common import label, show_error
 from app_pages.textview import code_span, escape_markdown
 from workbench import fmt
+from workbench.experiments.sweep import default_sweeps_dir, list_sweeps, load_sweep
 from workbench.reports.sweep_report import (
     SWEEP_FORMATS,
     cell_rows,
@@ -20,7 +21,6 @@ from workbench.reports.sweep_report import (
     render_markdown,
     setting_chart,
 )
-from workbench.sweep import default_sweeps_dir, list_sweeps, load_sweep
 
 HOW_TO = (
     "python -m workbench sweep --corpus corpora/kestrel_labs --methods zero-shot,rag --set eval.max_questions=6 "

@@ -303,8 +303,8 @@ def test_sweeps_page_shows_the_grid_and_pareto_chart(server, tmp_path):
     from test_known_answers import make_known_corpus
     from test_sweep import _spec
 
-    from workbench.sweep import Sweep
-    from workbench.sweep_executors import run_sweep
+    from workbench.experiments.sweep import Sweep
+    from workbench.experiments.sweep_executors import run_sweep
 
     sweeps = Path(os.environ["WORKBENCH_HOME"]) / "sweeps"
     data = run_sweep(Sweep(_spec(*make_known_corpus(tmp_path / "known")), sweeps), "local")

@@ -13,7 +13,7 @@ from conftest import TINY_OVERRIDES
 
 from workbench.config import build_config
 from workbench.corpus.load import load_corpus
-from workbench.freshness import (
+from workbench.experiments.freshness import (
     EDITS_FILE,
     FactEdit,
     FreshnessError,

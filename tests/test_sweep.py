@@ -16,10 +16,10 @@ from test_known_answers import make_known_corpus
 
 from workbench.cli import main
 from workbench.config import ConfigError
+from workbench.experiments.sweep import Sweep, load_sweep, make_spec, parse_grid, plan
+from workbench.experiments.sweep_executors import run_sweep
 from workbench.reports.sweep_report import points
 from workbench.storage import read_json, read_jsonl
-from workbench.sweep import Sweep, load_sweep, make_spec, parse_grid, plan
-from workbench.sweep_executors import run_sweep
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -183,7 +183,7 @@ def test_ray_sweep_matches_local_cell_by_cell(local_sweep, known, tmp_path, real
 
 
 def test_a_worker_that_cannot_see_the_sweep_folder_sends_the_run_folder_back(known, tmp_path):
-    from workbench.sweep_executors import run_cell_task
+    from workbench.experiments.sweep_executors import run_cell_task
 
     sweep = Sweep(_spec(*known, grid=["retrieval.top_k=1"]), tmp_path / "sweeps").open()
     cell = sweep.cells[0]

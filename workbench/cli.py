@@ -261,15 +261,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_freshness(args: argparse.Namespace) -> int:
-    from .freshness import main as fresh_main
+    from .experiments.freshness import main as fresh_main
 
     return fresh_main(args)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .experiments.sweep import Sweep, make_spec, parse_grid
+    from .experiments.sweep_executors import run_sweep
     from .reports.sweep_report import format_sweep
-    from .sweep import Sweep, make_spec, parse_grid
-    from .sweep_executors import run_sweep
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     spec = make_spec(args.corpus, parse_grid(args.grid or []), args.file, methods=methods, preset=args.preset,

@@ -16,8 +16,8 @@ from .. import fmt
 from ..config import METHODS
 from ..decision.recommend import label
 from ..errors import WorkbenchError
+from ..experiments.sweep import load_sweep
 from ..storage import atomic_write_bytes
-from ..sweep import load_sweep
 from .export import CSS, _e, _md_cell, csv_safe
 
 SWEEP_FORMATS = ("html", "md", "csv", "json")
@@ -245,7 +245,7 @@ def write_sweep_report(sweep_dir: str | Path, fmt_name: str = "html", out: Path 
     if fmt_name not in SWEEP_FORMATS:
         raise SweepReportError(f"a sweep report is exported as {', '.join(SWEEP_FORMATS)}, not {fmt_name!r}; pick one of those")
     data = load_sweep(sweep_dir)
-    from ..sweep import best_per_method
+    from ..experiments.sweep import best_per_method
 
     data["best"] = best_per_method(data["cells"])
     text = {"html": render_html, "md": render_markdown, "csv": render_csv}.get(fmt_name, lambda d: json.dumps(_summary(d), indent=2, default=str))(data)

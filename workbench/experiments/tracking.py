@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError
-from .errors import WorkbenchError
-from .storage import read_json
+from ..config import ConfigError
+from ..errors import WorkbenchError
+from ..storage import read_json
 
 LOGGED = ("accuracy", "hallucination_rate", "abstention_rate", "exact_match", "f1", "usd_per_1k_queries", "cost_per_correct_usd",
           "latency_p50_s", "latency_p95_s", "throughput_qps", "build_seconds", "prompt_tokens_mean", "output_tokens_mean")  # fmt: skip

@@ -23,9 +23,9 @@ from typing import Any
 
 import tomllib
 
-from .config import METHODS, ConfigError, RunConfig, build_config, coerce_value, section_settings, setting_type
-from .pipeline.runstore import RunStatus, check_run_id, effective_state
-from .storage import FolderLock, atomic_write_json, read_json, read_jsonl, stable_hash
+from ..config import METHODS, ConfigError, RunConfig, build_config, coerce_value, section_settings, setting_type
+from ..pipeline.runstore import RunStatus, check_run_id, effective_state
+from ..storage import FolderLock, atomic_write_json, read_json, read_jsonl, stable_hash
 
 SWEEP_FILE = "sweep.json"
 MAX_CELLS = 512
@@ -165,7 +165,7 @@ class SweepSpec:
 
     def cell_config(self, settings: dict[str, Any]) -> RunConfig:
         """The full run config of one cell: base settings, then the cell's grid values; ConfigError naming the cell."""
-        from .cli import corpus_defaults
+        from ..cli import corpus_defaults
 
         overrides = {s: dict(v) for s, v in self.base.items()}
         top: dict[str, Any] = {"methods": list(self.methods), "seed": self.seed}

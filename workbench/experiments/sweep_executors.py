@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import BASELINES, ConfigError, RunConfig
-from .errors import WorkbenchError
-from .storage import atomic_write_bytes, read_json
+from ..config import BASELINES, ConfigError, RunConfig
+from ..errors import WorkbenchError
+from ..storage import atomic_write_bytes, read_json
 from .sweep import SWEEP_FILE, Cell, Progress, Sweep, lock
 
 EXECUTORS = ("local", "ray")
@@ -33,7 +33,7 @@ class SweepError(WorkbenchError, RuntimeError):
 
 
 def run_local(sweep: Sweep, cells: list[Cell], progress: Progress, on_done: Callable[[str, float], None], **_: Any) -> None:
-    from .pipeline.run import run
+    from ..pipeline.run import run
 
     for cell in cells:
         sweep.mark_started(cell, "local")
@@ -63,7 +63,7 @@ def run_cell_task(config: dict, sweep_dir: str, run_id: str, token: str, queue: 
 
         os.environ["WORKBENCH_THREADS"] = str(threads)
         torch.set_num_threads(threads)
-    from .pipeline.run import run
+    from ..pipeline.run import run
 
     shared = _shares_folder(sweep_dir, token)
     out = Path(sweep_dir) if shared else Path(tempfile.mkdtemp(prefix="workbench-cell-"))
@@ -104,7 +104,7 @@ def _connect(address: str | None) -> bool:
         raise SweepError("the ray executor needs Ray; install it with: pip install 'ray==2.60.0'") from None
     if ray.is_initialized():
         return False
-    from .paths import repo_root
+    from ..paths import repo_root
 
     if address:  # the cluster runs this same workbench code
         env = {"py_modules": [str(repo_root() / "workbench")]}

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, RunConfig
-from .evaluation.scoring import is_abstention, score_answer, strip_citations
-from .storage import atomic_write_json, atomic_write_text
-from .textnorm import contains_tokens, normalize_answer
-from .types import Corpus, Question
+from ..config import ConfigError, RunConfig
+from ..evaluation.scoring import is_abstention, score_answer, strip_citations
+from ..storage import atomic_write_json, atomic_write_text
+from ..textnorm import contains_tokens, normalize_answer
+from ..types import Corpus, Question
 
 Progress = Callable[[str, float, str], None]  # (stage, fraction of that stage, message), as run.Progress
 EDITABLE_SUFFIXES = (".txt", ".md", ".markdown")  # PDF/HTML facts cannot be rewritten faithfully
@@ -243,8 +243,8 @@ def load_patch(path: str | Path) -> list[FactEdit]:
 
 def _rewrite_questions(src_root: Path, dst_root: Path, new_answers: dict[str, list[str]]) -> None:
     """Set the edited questions' answers in the copy (JSONL kept line by line; CSV/SQuAD rewritten as JSONL)."""
-    from .corpus.importers import write_questions_jsonl
-    from .corpus.load import find_questions_file, read_questions
+    from ..corpus.importers import write_questions_jsonl
+    from ..corpus.load import find_questions_file, read_questions
 
     qfile = find_questions_file(src_root)
     found: set[str] = set()
@@ -276,7 +276,7 @@ def _rewrite_questions(src_root: Path, dst_root: Path, new_answers: dict[str, li
 
 def apply_edits_report(corpus_dir: str | Path, edits: list[FactEdit], out_dir: str | Path) -> tuple[Path, list[FactEdit], list[dict[str, str]]]:
     """Like ``apply_edits`` but also returns (applied edits, skipped edits with the reason)."""
-    from .corpus.loaders import decode_text
+    from ..corpus.loaders import decode_text
 
     src, dst = Path(corpus_dir).resolve(), Path(out_dir).resolve()
     if not (src / "docs").is_dir():
@@ -386,12 +386,12 @@ def run_freshness(
     Per method the result carries ``retrain_seconds`` and (adapter methods) ``stale_accuracy``, the
     keys ``decision.recommend`` reads from ``metrics["freshness"]``.
     """
-    from .backends.hf import Generator
-    from .corpus.load import load_corpus
-    from .methods.strategies import make_strategy
-    from .retrieval.embedding import Embedder
-    from .retrieval.index import get_or_build_index
-    from .tuning.lora import get_or_train_adapter, load_adapter_model
+    from ..backends.hf import Generator
+    from ..corpus.load import load_corpus
+    from ..methods.strategies import make_strategy
+    from ..retrieval.embedding import Embedder
+    from ..retrieval.index import get_or_build_index
+    from ..tuning.lora import get_or_train_adapter, load_adapter_model
 
     def report(stage: str, fraction: float, message: str) -> None:
         if progress:
@@ -488,8 +488,8 @@ def run_freshness(
 
 def _config_for(args: Any, run_dir: Path | None) -> RunConfig:
     """The run folder's own settings when --out is a run (same cached index/adapter), else preset + corpus.toml."""
-    from .cli import corpus_defaults
-    from .config import build_config
+    from ..cli import corpus_defaults
+    from ..config import build_config
 
     if run_dir is not None and (run_dir / "config.json").is_file():
         config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
@@ -506,14 +506,14 @@ def _config_for(args: Any, run_dir: Path | None) -> RunConfig:
 
 def store_in_run(run_dir: str | Path, result: dict[str, Any]) -> None:
     """Put the result under metrics["freshness"] of a run folder (atomic) and refresh its recommendation."""
-    from .storage import FolderLock
+    from ..storage import FolderLock
 
     run_dir = Path(run_dir)
     with FolderLock(run_dir):
         metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
         metrics["freshness"] = {k: v for k, v in result.items() if k != "per_question"}
         if metrics.get("recommendation"):
-            from .decision.recommend import recommend
+            from ..decision.recommend import recommend
 
             inputs = metrics["recommendation"].get("inputs") or {}
             metrics["recommendation"] = recommend(metrics, inputs.get("criteria"), inputs.get("weights"))
@@ -523,7 +523,7 @@ def store_in_run(run_dir: str | Path, result: dict[str, Any]) -> None:
 
 def main(args: Any) -> int:
     """`python -m workbench freshness`: run the experiment, print progress and the summary, write JSON to --out."""
-    from .cli import _StageProgress
+    from ..cli import _StageProgress
 
     if not Path(args.corpus).is_dir():
         raise FreshnessError(f"{args.corpus}: corpus folder not found; give a folder with docs/ and questions.jsonl")
