@@ -381,7 +381,7 @@ def test_decide_updates_live_with_weights_and_criteria(runs, tiny_corpus):
 
 
 def test_decide_page_and_cli_decide_agree(runs, tiny_corpus, capsys):
-    from workbench.cli import main as cli_main
+    from workbench.cli.main import main as cli_main
 
     run_dir = write_run(runs, tiny_corpus)
     at = app("decide")
@@ -553,7 +553,7 @@ def test_job_cancel_then_terminate_after_grace(isolated_home, tmp_path):
 
 
 def test_run_command_passes_overrides_as_cli_settings(tmp_path):
-    from workbench.cli import parse_overrides
+    from workbench.cli.main import parse_overrides
     from workbench.pipeline import jobs
 
     cmd = jobs.run_command(

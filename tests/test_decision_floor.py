@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from workbench.cli import main as cli_main
+from workbench.cli.main import main as cli_main
 from workbench.decision.recommend import FAVOURED, NONE_GOOD_ENOUGH, Criteria, label, recommend
 from workbench.evaluation.aggregate import aggregate
 from workbench.reports.charts import decision_path_dot

@@ -39,7 +39,7 @@ def test_headline_scoreboard_cli_and_report_agree_on_a_half_percent(tmp_path):
     """RAG at 5/8 reads 63% in the recommendation, the CLI scoreboard, the report table and the app's rounded column."""
     from test_decision_floor import _metrics
 
-    from workbench.cli import format_scoreboard
+    from workbench.cli.main import format_scoreboard
     from workbench.decision.recommend import recommend
     from workbench.reports.export import scoreboard
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import make_tiny_corpus
 
-from workbench.cli import build_parser, config_from_args, main
+from workbench.cli.main import build_parser, config_from_args, main
 from workbench.config import ConfigError, RunConfig, build_config
 from workbench.corpus.check import check_corpus
 from workbench.corpus.load import load_corpus, read_questions

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import TINY_OVERRIDES
 
-from workbench.cli import main as cli_main
+from workbench.cli.main import main as cli_main
 from workbench.config import BASELINES, METHODS, build_config
 from workbench.evaluation.aggregate import aggregate
 from workbench.pipeline.run import RunError, run

@@ -14,7 +14,7 @@ import pytest
 from conftest import wait_for
 from test_known_answers import make_known_corpus
 
-from workbench.cli import main
+from workbench.cli.main import main
 from workbench.config import ConfigError
 from workbench.experiments.sweep import Sweep, load_sweep, make_spec, parse_grid, plan
 from workbench.experiments.sweep_executors import run_sweep
@@ -30,7 +30,7 @@ TIMING_WORDS = ("latency", "seconds", "_s", "throughput", "qps", "rss", "usd", "
 
 
 def _spec(corpus: Path, table: Path, grid=GRID, **kw):
-    from workbench.cli import parse_overrides
+    from workbench.cli.main import parse_overrides
 
     return make_spec(str(corpus), parse_grid(grid), methods=["zero-shot", "rag"], model=f"lookup:{table}", base=parse_overrides(BASE), **kw)
 
@@ -206,7 +206,7 @@ def generate(self, *a, **k):
     time.sleep(0.4)  # slow enough that the kill lands inside a later cell
     return slow(self, *a, **k)
 lookup_generator.LookupGenerator.generate = generate
-from workbench.cli import main
+from workbench.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

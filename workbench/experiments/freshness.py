@@ -488,7 +488,7 @@ def run_freshness(
 
 def _config_for(args: Any, run_dir: Path | None) -> RunConfig:
     """The run folder's own settings when --out is a run (same cached index/adapter), else preset + corpus.toml."""
-    from ..cli import corpus_defaults
+    from ..cli.main import corpus_defaults
     from ..config import build_config
 
     if run_dir is not None and (run_dir / "config.json").is_file():
@@ -523,7 +523,7 @@ def store_in_run(run_dir: str | Path, result: dict[str, Any]) -> None:
 
 def main(args: Any) -> int:
     """`python -m workbench freshness`: run the experiment, print progress and the summary, write JSON to --out."""
-    from ..cli import _StageProgress
+    from ..cli.main import _StageProgress
 
     if not Path(args.corpus).is_dir():
         raise FreshnessError(f"{args.corpus}: corpus folder not found; give a folder with docs/ and questions.jsonl")

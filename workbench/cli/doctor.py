@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .backends.models import DEFAULT_GENERATOR, ModelError, cli_progress, describe_models, resolve_generator
-from .paths import bundled_corpora, home
-from .pipeline.runstore import git_revision, machine, versions
+from ..backends.models import DEFAULT_GENERATOR, ModelError, cli_progress, describe_models, resolve_generator
+from ..paths import bundled_corpora, home
+from ..pipeline.runstore import git_revision, machine, versions
 
 
 def _size_mb(path: Path) -> float:
@@ -18,7 +18,7 @@ def _size_mb(path: Path) -> float:
 
 
 def doctor_info() -> dict[str, Any]:
-    from .backends.models import default_dtype
+    from ..backends.models import default_dtype
 
     root = home()
     return {

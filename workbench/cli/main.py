@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import METHODS, PRESETS, ConfigError, RunConfig, build_config, section_settings
-from .paths import default_runs_dir
+from ..config import METHODS, PRESETS, ConfigError, RunConfig, build_config, section_settings
+from ..paths import default_runs_dir
 
 
 class _StageProgress:
@@ -68,8 +68,8 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
 
 def corpus_defaults(corpus: str) -> dict[str, Any]:
     """corpus.toml [defaults], read and checked exactly as the corpus loader does."""
-    from .corpus.load import read_corpus_toml
-    from .corpus.loaders import CorpusError
+    from ..corpus.load import read_corpus_toml
+    from ..corpus.loaders import CorpusError
 
     try:
         return read_corpus_toml(Path(corpus))["defaults"]
@@ -93,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline.run import run
+    from ..pipeline.run import run
 
     config = config_from_args(args)
     bar = _StageProgress()
@@ -111,8 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def format_scoreboard(metrics: dict[str, Any]) -> str:
     """The run's scoreboard as text, every number through workbench.fmt (the same rounding as app and reports)."""
-    from . import fmt
-    from .decision.recommend import label
+    from .. import fmt
+    from ..decision.recommend import label
 
     cols = ("method", "accuracy [95% CI]", "halluc. [95% CI]", "abstain", "p50 / p95 per query", "q/s batched", "$/1k q", "$/correct", "build")
     rows = []
@@ -152,8 +152,8 @@ def _key_values(items: list[str], flag: str) -> dict[str, Any]:
 
 def format_decision(rec: dict[str, Any]) -> str:
     """The recommendation as plain text: headline, ranking with eligibility, reasons, caveats, advice."""
-    from . import fmt
-    from .decision.recommend import label
+    from .. import fmt
+    from ..decision.recommend import label
 
     out = [rec["summary"], ""]
     out.append(f"{'#':>2}  {'method':<10} {'score':>6}  {'$/month':>9}  {'$/correct':>10}  eligible")
@@ -172,8 +172,8 @@ def format_decision(rec: dict[str, Any]) -> str:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from .decision.recommend import DecisionError, recommend
-    from .storage import read_json
+    from ..decision.recommend import DecisionError, recommend
+    from ..storage import read_json
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "metrics.json").is_file():
@@ -192,7 +192,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .pipeline.build import build
+    from ..pipeline.build import build
 
     config = config_from_args(args)
     bar = _StageProgress()
@@ -205,11 +205,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .reports.export import write_report
+    from ..reports.export import write_report
 
     run_dir = Path(args.run_dir)
     if (run_dir / "sweep.json").is_file():  # a sweep folder: the sweep summary
-        from .reports.sweep_report import write_sweep_report
+        from ..reports.sweep_report import write_sweep_report
 
         print(write_sweep_report(run_dir, args.format, Path(args.out) if args.out else None))
         return 0
@@ -221,8 +221,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from . import fmt
-    from .pipeline.runstore import list_runs
+    from .. import fmt
+    from ..pipeline.runstore import list_runs
 
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ConfigError(f"{args.out}: is not a folder of runs; give the folder that holds the run folders")
@@ -238,7 +238,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .corpus.check import main as check_main
+    from ..corpus.check import main as check_main
 
     return check_main(args.path)
 
@@ -255,21 +255,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench.harness import main as bench_main
+    from ..bench.harness import main as bench_main
 
     return bench_main(quick=args.quick, out=args.out)
 
 
 def cmd_freshness(args: argparse.Namespace) -> int:
-    from .experiments.freshness import main as fresh_main
+    from ..experiments.freshness import main as fresh_main
 
     return fresh_main(args)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .experiments.sweep import Sweep, make_spec, parse_grid
-    from .experiments.sweep_executors import run_sweep
-    from .reports.sweep_report import format_sweep
+    from ..experiments.sweep import Sweep, make_spec, parse_grid
+    from ..experiments.sweep_executors import run_sweep
+    from ..reports.sweep_report import format_sweep
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     spec = make_spec(args.corpus, parse_grid(args.grid or []), args.file, methods=methods, preset=args.preset,
@@ -391,8 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import WorkbenchError
-    from .storage import LockedError
+    from ..errors import WorkbenchError
+    from ..storage import LockedError
 
     args = build_parser().parse_args(argv)
     try:
