@@ -237,10 +237,10 @@ def test_every_library_error_class_has_the_one_base():
     import workbench
 
     errors = []
-    for info in pkgutil.iter_modules(workbench.__path__):
-        if info.name == "__main__":
+    for info in pkgutil.walk_packages(workbench.__path__, "workbench."):
+        if info.name.endswith("__main__"):
             continue
-        module = __import__(f"workbench.{info.name}", fromlist=["x"])
+        module = __import__(info.name, fromlist=["x"])
         errors += [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__ and issubclass(c, Exception)]
     assert len(errors) >= 18 and all(issubclass(c, WorkbenchError) for c in errors), [c for c in errors if not issubclass(c, WorkbenchError)]
 

@@ -2,7 +2,7 @@
 
 They live in ``examples/<corpus>/<run-id>/`` (``WORKBENCH_EXAMPLES`` moves the folder), are made by the tool itself
 (``make examples``) and are never mixed into the user's own runs: the run listing reads ``WORKBENCH_RUNS`` only.
-``python -m workbench.examples copy RUN_DIR`` copies the files a run folder needs (no caches, logs or locks).
+``python -m workbench.pipeline.examples copy RUN_DIR`` copies the files a run folder needs (no caches, logs or locks).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def copy_example(run_dir: str | Path, root: str | Path | None = None) -> Path:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "copy":
-        print("usage: python -m workbench.examples copy RUN_DIR", file=sys.stderr)
+        print("usage: python -m workbench.pipeline.examples copy RUN_DIR", file=sys.stderr)
         return 2
     print(copy_example(argv[1]))
     return 0
