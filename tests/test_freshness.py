@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_OVERRIDES
 
+from workbench.cli.freshness import main
 from workbench.config import build_config
 from workbench.corpus.load import load_corpus
 from workbench.experiments.freshness import (
@@ -21,7 +22,6 @@ from workbench.experiments.freshness import (
     classify,
     generate_edits,
     load_patch,
-    main,
     new_value,
 )
 

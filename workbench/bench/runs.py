@@ -68,8 +68,8 @@ def _results(run_dir: Path) -> dict[str, Any]:
 
 def bench_runs(corpus: str | Path, model: str, overrides: dict[str, dict[str, Any]], methods: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
     """Wall seconds of ``run()`` on an empty cache, then of the unchanged run again, with per-stage timings."""
-    from ..cli.main import corpus_defaults
     from ..config import METHODS, build_config
+    from ..corpus.load import corpus_defaults
     from ..pipeline.run import run
 
     cfg = build_config(str(corpus), "quick", corpus_defaults=corpus_defaults(str(corpus)), overrides=overrides, model=model, methods=list(methods or METHODS), seed=seed)

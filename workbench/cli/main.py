@@ -10,40 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import METHODS, PRESETS, ConfigError, RunConfig, build_config, section_settings
+from ..corpus.load import corpus_defaults
 from ..paths import default_runs_dir
-
-
-class _StageProgress:
-    """One progress line per stage: redrawn in place on a terminal, throttled lines otherwise."""
-
-    def __init__(self, stream: Any = sys.stderr):
-        self.stream = stream
-        self.tty = stream.isatty()
-        self.stage = ""
-        self.last = 0.0
-
-    def __call__(self, stage: str, fraction: float, message: str) -> None:
-        if message.startswith("warning:"):  # on a line of its own, never redrawn over
-            self.stream.write(("\n" if self.tty and self.stage else "") + message + "\n")
-            self.stream.flush()
-            self.stage = ""
-            return
-        now = time.monotonic()
-        new_stage = stage != self.stage
-        if not (self.tty or new_stage or fraction >= 1.0 or now - self.last > 5):
-            return
-        if new_stage and self.stage and self.tty:
-            self.stream.write("\n")
-        self.stage, self.last = stage, now
-        width = 24
-        filled = int(width * max(0.0, min(1.0, fraction)))
-        line = f"[{stage:<9}] |{'#' * filled}{'.' * (width - filled)}| {fraction * 100:5.1f}% {message[:80]}"
-        self.stream.write(("\r" + line.ljust(130)) if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self.stage:
-            self.stream.write("\n")
+from .progress import StageProgress
 
 
 def _parse_value(text: str) -> Any:
@@ -66,17 +35,6 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def corpus_defaults(corpus: str) -> dict[str, Any]:
-    """corpus.toml [defaults], read and checked exactly as the corpus loader does."""
-    from ..corpus.load import read_corpus_toml
-    from ..corpus.loaders import CorpusError
-
-    try:
-        return read_corpus_toml(Path(corpus))["defaults"]
-    except CorpusError as exc:
-        raise ConfigError(str(exc)) from None
-
-
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     corpus = Path(args.corpus)
     if not corpus.is_dir():
@@ -96,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..pipeline.run import run
 
     config = config_from_args(args)
-    bar = _StageProgress()
+    bar = StageProgress()
     t0 = time.perf_counter()
     try:
         run_dir = run(config, out_dir=args.out, run_id=args.run_id, progress=bar)
@@ -195,7 +153,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from ..pipeline.build import build
 
     config = config_from_args(args)
-    bar = _StageProgress()
+    bar = StageProgress()
     try:
         job_dir = build(config, args.what, out_dir=args.out, job_id=args.job_id, progress=bar)
     finally:
@@ -261,7 +219,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_freshness(args: argparse.Namespace) -> int:
-    from ..experiments.freshness import main as fresh_main
+    from .freshness import main as fresh_main
 
     return fresh_main(args)
 

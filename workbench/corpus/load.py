@@ -207,3 +207,11 @@ def load_corpus(
         defaults=info["defaults"],
         twins=twin_summary(questions, groups, joined, embedder is not None),
     )
+
+
+def corpus_defaults(corpus: str) -> dict[str, Any]:
+    """corpus.toml [defaults], read and checked exactly as the corpus loader does."""
+    try:
+        return read_corpus_toml(Path(corpus))["defaults"]
+    except CorpusError as exc:
+        raise ConfigError(str(exc)) from None

@@ -165,7 +165,7 @@ class SweepSpec:
 
     def cell_config(self, settings: dict[str, Any]) -> RunConfig:
         """The full run config of one cell: base settings, then the cell's grid values; ConfigError naming the cell."""
-        from ..cli.main import corpus_defaults
+        from ..corpus.load import corpus_defaults
 
         overrides = {s: dict(v) for s, v in self.base.items()}
         top: dict[str, Any] = {"methods": list(self.methods), "seed": self.seed}
