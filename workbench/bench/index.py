@@ -127,7 +127,7 @@ def bench_retrieval(embedder: Any, texts: list[str], questions: list[str], sizes
     ``types_at`` maps a size to the FAISS types measured there; at ``keyword_at`` chunks BM25 and
     hybrid are measured too (chunk texts are the real ``texts`` repeated to that size).
     """
-    from ..retrieval.index import RetrievalIndex, _faiss_index, build_index
+    from ..retrieval.index import RetrievalIndex, build_index, make_faiss_index
 
     rng = np.random.default_rng(seed)
     dim = int(embedder.dim)
@@ -151,7 +151,7 @@ def bench_retrieval(embedder: Any, texts: list[str], questions: list[str], sizes
             bm25 = built.bm25
         for kind in ["flat", *[t for t in types_at.get(n, []) if t != "flat"]]:
             t0 = time.perf_counter()
-            faiss_index = _faiss_index(base, IndexConfig(index_type=kind))
+            faiss_index = make_faiss_index(base, IndexConfig(index_type=kind))
             build_s = time.perf_counter() - t0
             index = RetrievalIndex(chunks, faiss_index, bm25, {"index_type": kind, "n_chunks": n})
             cfg = RetrievalConfig(mode="dense", top_k=top_k)

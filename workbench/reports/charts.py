@@ -38,7 +38,7 @@ def _color(methods: list[str]) -> alt.Color:
     return alt.Color("label:N", title="Method", scale=alt.Scale(domain=labels, range=colors), sort=labels)
 
 
-def _style(chart: alt.TopLevelMixin, title: str) -> alt.TopLevelMixin:
+def style_chart(chart: alt.TopLevelMixin, title: str) -> alt.TopLevelMixin:
     return (
         chart.properties(title=title)
         .configure(font=FONT, background="white")
@@ -120,7 +120,7 @@ def accuracy_hallucination_chart(metrics: dict) -> alt.TopLevelMixin:
         base.mark_circle(size=110, opacity=1).encode(x=x, y=y, color=_color(methods), tooltip=tip),
         *_point_labels(df, "hallucination", "accuracy", ("Hallucination rate (lower is better)", "Accuracy (higher is better)"), _color(methods), 1.0),
     ).properties(width=WIDTH, height=HEIGHT)
-    return _style(chart, "Accuracy vs hallucination (95% intervals)")
+    return style_chart(chart, "Accuracy vs hallucination (95% intervals)")
 
 
 def accuracy_cost_chart(metrics: dict) -> alt.TopLevelMixin:
@@ -138,7 +138,7 @@ def accuracy_cost_chart(metrics: dict) -> alt.TopLevelMixin:
         base.mark_circle(size=110, opacity=1).encode(x=x, y=y, color=_color(methods), tooltip=tip),
         *_point_labels(df, "usd_per_1k", "accuracy", ("USD per 1,000 queries (lower is better)", "Accuracy"), _color(methods), float(df["usd_per_1k"].max() or 0.0)),
     ).properties(width=WIDTH, height=HEIGHT)
-    return _style(chart, "Accuracy vs cost")
+    return style_chart(chart, "Accuracy vs cost")
 
 
 def rates_chart(metrics: dict) -> alt.TopLevelMixin:
@@ -165,7 +165,7 @@ def rates_chart(metrics: dict) -> alt.TopLevelMixin:
         )
         .properties(width=WIDTH + 60, height=HEIGHT - 40)
     )
-    return _style(chart, "Accuracy, hallucination and abstention per method")
+    return style_chart(chart, "Accuracy, hallucination and abstention per method")
 
 
 def _default_volumes(metrics: dict) -> list[float]:
@@ -219,7 +219,7 @@ def break_even_chart(metrics: dict, volumes: Sequence[float] | None = None) -> a
         )
         layers.append(pts.mark_text(dx=8, dy=12, align="left", fontSize=10, color="#374151").encode(x=x, y=y, text="text:N"))
     chart = alt.layer(*layers).properties(width=WIDTH + 60, height=HEIGHT)
-    return _style(chart, "Cumulative cost by query volume (break-even points marked)")
+    return style_chart(chart, "Cumulative cost by query volume (break-even points marked)")
 
 
 def loss_chart(history: Sequence[dict]) -> alt.TopLevelMixin:
@@ -237,7 +237,7 @@ def loss_chart(history: Sequence[dict]) -> alt.TopLevelMixin:
         )
         .properties(width=WIDTH, height=HEIGHT - 60)
     )
-    return _style(chart, "LoRA training loss")
+    return style_chart(chart, "LoRA training loss")
 
 
 def decision_path_dot(path: Sequence[dict]) -> str:
@@ -300,7 +300,7 @@ def learning_curve_chart(metrics: dict) -> alt.TopLevelMixin:
         )
         .properties(width=WIDTH, height=HEIGHT - 60)
     )
-    return _style(chart, "Learning curve (accuracy by training step)")
+    return style_chart(chart, "Learning curve (accuracy by training step)")
 
 
 def to_svg(chart: alt.TopLevelMixin) -> str:

@@ -338,7 +338,7 @@ footer{margin-top:36px;color:#6b7280;font-size:12px;border-top:1px solid #d9dde3
 """
 
 
-def _e(text: Any) -> str:
+def esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
@@ -346,10 +346,10 @@ def _html_table(table: Table, best: str | None = None, num_from: int = 1) -> str
     head, rows = table
     if not rows:
         return '<p class="note">Not measured in this run.</p>'
-    out = ["<table><thead><tr>", "".join(f"<th>{_e(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    out = ["<table><thead><tr>", "".join(f"<th>{esc(h)}</th>" for h in head), "</tr></thead><tbody>"]
     for row in rows:
         cls = ' class="best"' if best is not None and row and row[0] == best else ""
-        cells = "".join(f'<td class="num">{_e(c)}</td>' if i >= num_from else f"<td>{_e(c)}</td>" for i, c in enumerate(row))
+        cells = "".join(f'<td class="num">{esc(c)}</td>' if i >= num_from else f"<td>{esc(c)}</td>" for i, c in enumerate(row))
         out.append(f"<tr{cls}>{cells}</tr>")
     out.append("</tbody></table>")
     return "".join(out)
@@ -394,30 +394,30 @@ def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
            f"{corpus.get('n_test_evaluated', '?')} held-out questions", f"Run: {run['run_id']}", f"Date: {_when(run)}",
            f"Model: {run['config'].get('model', '')}"]
     parts = [
-        f"<header><h1>RAG vs fine-tuning vs few-shot: {_e(_title(run))}</h1>",
-        '<div class="sub">' + "".join(f"<span>{_e(s)}</span>" for s in sub if not s.endswith(": ")) + "</div></header>",
-        f'<section class="card verdict{"" if rec.get("best") else " none"}"><p class="best">{_e(title)}</p>',
-        f'<p class="summary">{_e(rec["summary"])}</p><h3>Why</h3><ul>' + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>",
+        f"<header><h1>RAG vs fine-tuning vs few-shot: {esc(_title(run))}</h1>",
+        '<div class="sub">' + "".join(f"<span>{esc(s)}</span>" for s in sub if not s.endswith(": ")) + "</div></header>",
+        f'<section class="card verdict{"" if rec.get("best") else " none"}"><p class="best">{esc(title)}</p>',
+        f'<p class="summary">{esc(rec["summary"])}</p><h3>Why</h3><ul>' + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>",
     ]
     if notes:
-        parts.append(f'<h3>{"Caveats" if rec.get("best") else "What would help"}</h3><ul class="caveats">' + "".join(f"<li>{_e(c)}</li>" for c in notes) + "</ul>")
+        parts.append(f'<h3>{"Caveats" if rec.get("best") else "What would help"}</h3><ul class="caveats">' + "".join(f"<li>{esc(c)}</li>" for c in notes) + "</ul>")
     parts += [
         "</section>", "<h2>Decision path</h2>", _html_table(decision_path(rec), num_from=99),
         "<h2>Quality floor</h2>", _html_table(eligibility_table(rec), num_from=3),
         "<h2>Ranking</h2>", _html_table(ranking(rec), best=None, num_from=2),
         '<p class="note">Only methods that pass the quality floor can be recommended. Score = weighted accuracy, net useful answers (right answers and '
         "correct \"I don't know\"s minus confident wrong answers), monthly cost and p95 per-query latency (differences below what matters at your "
-        f"volume score the same), then the adjustments shown. Weights: {_e(', '.join(f'{k} {v:.2f}' for k, v in rec['inputs']['weights'].items()))}.</p>",
-        "<h3>Other methods</h3><ul>" + "".join(f"<li>{_e(r['reasons'][0])}" + "".join(f"; {_e(x)}" for x in r.get("ineligible_because") or []) + "</li>"
+        f"volume score the same), then the adjustments shown. Weights: {esc(', '.join(f'{k} {v:.2f}' for k, v in rec['inputs']['weights'].items()))}.</p>",
+        "<h3>Other methods</h3><ul>" + "".join(f"<li>{esc(r['reasons'][0])}" + "".join(f"; {esc(x)}" for x in r.get("ineligible_because") or []) + "</li>"
                                                 for r in rec["ranked"] if r["method"] != rec.get("best")) + "</ul>",
         "<h2>Scoreboard</h2>", _html_table(scoreboard(run), best=_best_label(rec)),
         f'<p class="note">Accuracy over answerable held-out questions; hallucination = confident wrong answers over all held-out questions; '
         f"95% bootstrap intervals. Per-query p50 / p95: seconds to answer one question alone (latency probe, answer cache bypassed; n in brackets); "
-        f"batched q/s: throughput of the batched evaluation, which the cost is based on. Cost at {_e(fmt.money(metrics.get('usd_per_hour')))}/hour of machine time.</p>",
-        "".join(f'<p class="note">{_e(n)}</p>' for n in metric_notes(run)),
+        f"batched q/s: throughput of the batched evaluation, which the cost is based on. Cost at {esc(fmt.money(metrics.get('usd_per_hour')))}/hour of machine time.</p>",
+        "".join(f'<p class="note">{esc(n)}</p>' for n in metric_notes(run)),
         "<h2>Charts</h2><div class=\"grid\">",
     ]
-    parts += [f'<div class="card chart" title="{_e(t)}">{to_svg(c)}</div>' for t, c in _charts(run)]
+    parts += [f'<div class="card chart" title="{esc(t)}">{to_svg(c)}</div>' for t, c in _charts(run)]
     parts += [
         "</div>", "<h2>Are the differences real?</h2>", _html_table(mcnemar_table(run)),
         "<h2>Break-even volumes</h2>", _html_table(break_even_table(run)),
@@ -425,14 +425,14 @@ def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
         _html_table(training_table(run)), "</div></div>", "<h2>What each method saw</h2>", _html_table(seen_table(run), num_from=99),
         "<h2>Learning curve</h2>", _html_table(curve_table(run), num_from=99), "<h2>Settings</h2>", _html_table(settings_table(run), num_from=99),
         "<h2>Sample answers</h2>", _sample_html(run),
-        f"<footer>Generated by workbench {_e(__version__)} · git {_e(run['meta'].get('git_revision', '') or 'n/a')} · "
-        f"{_e(', '.join(f'{k} {v}' for k, v in sorted((run['meta'].get('versions') or {}).items())[:8]))}"
-        f"{' · ' + _e((run['meta'].get('machine') or {}).get('platform', '')) if run['meta'].get('machine') else ''}</footer>",
+        f"<footer>Generated by workbench {esc(__version__)} · git {esc(run['meta'].get('git_revision', '') or 'n/a')} · "
+        f"{esc(', '.join(f'{k} {v}' for k, v in sorted((run['meta'].get('versions') or {}).items())[:8]))}"
+        f"{' · ' + esc((run['meta'].get('machine') or {}).get('platform', '')) if run['meta'].get('machine') else ''}</footer>",
     ]
     data = {k: run[k] for k in ("config", "meta", "metrics", "predictions", "status")}
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Workbench report: {_e(_title(run))}</title><style>{CSS}</style></head><body><main>" + "\n".join(parts) + "</main>"
+        f"<title>Workbench report: {esc(_title(run))}</title><style>{CSS}</style></head><body><main>" + "\n".join(parts) + "</main>"
         f'<script type="application/json" id="{DATA_ID}">{_embed_json(data)}</script></body></html>\n'
     )
 
@@ -440,7 +440,7 @@ def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
 def _sample_html(run: dict) -> str:
     methods = _methods(run)
     items = sample_rows(run)
-    head = "".join(f"<th>{_e(label(m))}</th>" for m in methods)
+    head = "".join(f"<th>{esc(label(m))}</th>" for m in methods)
     rows = []
     for q in items:
         gold = " | ".join(q["gold"]) if q["gold"] else "(unanswerable)"
@@ -451,9 +451,9 @@ def _sample_html(run: dict) -> str:
             text = (row or {}).get("answer", "")
             text = text if len(text) <= 200 else text[:200] + "…"
             why = (row or {}).get("why", "")
-            cells.append(f'<td class="ans">{_e(text)}<span class="tag {cls}" title="{_e(why)}">{_e(word)}</span>'
-                         + (f'<div class="note">{_e(why)}</div>' if why else "") + "</td>")
-        rows.append(f"<tr><td>{_e(q['question'])}<div class=\"note\">{_e(q['id'])}</div></td><td class=\"ans\">{_e(gold)}</td>{''.join(cells)}</tr>")
+            cells.append(f'<td class="ans">{esc(text)}<span class="tag {cls}" title="{esc(why)}">{esc(word)}</span>'
+                         + (f'<div class="note">{esc(why)}</div>' if why else "") + "</td>")
+        rows.append(f"<tr><td>{esc(q['question'])}<div class=\"note\">{esc(q['id'])}</div></td><td class=\"ans\">{esc(gold)}</td>{''.join(cells)}</tr>")
     n_q = len({r["question_id"] for r in run["predictions"]})
     return (f'<p class="note">{len(items)} of {n_q} held-out questions, those where methods disagree first.</p>'
             f"<table><thead><tr><th>Question</th><th>Gold</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
@@ -477,7 +477,7 @@ def load_report_html(path: str | Path) -> dict:
 # ---------------------------------------------------------------- Markdown, CSV, JSON
 
 
-def _md_cell(text: Any) -> str:
+def md_cell(text: Any) -> str:
     """Text safe in Markdown: no HTML, no table-breaking pipes or newlines, no links or images (``](``, ``][``, ``]:`` broken up)."""
     out = html.escape(str(text), quote=False).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
     return out.replace("](", "]\\(").replace("][", "]\\[").replace("]:", "]\\:")
@@ -487,8 +487,8 @@ def _md_table(table: Table) -> str:
     head, rows = table
     if not rows:
         return "_Not measured in this run._\n"
-    lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(md_cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -498,20 +498,20 @@ def render_markdown(run_dir: str | Path, recommendation: dict | None = None) -> 
     rec = _recommendation(run, recommendation)
     corpus = run["metrics"].get("corpus") or {}
     title, reasons, notes = verdict(rec)
-    out = [f"# RAG vs fine-tuning vs few-shot: {_md_cell(_title(run))}\n",
-           " · ".join(x for x in (f"Corpus {_md_cell(corpus.get('name', ''))} ({_md_cell(corpus.get('kind', ''))})", f"run {_md_cell(run['run_id'])}",
-                                  _md_cell(_when(run)), f"model {_md_cell(run['config'].get('model', ''))}") if x) + "\n",
-           f"## {_md_cell(title)}\n", _md_cell(rec["summary"]) + "\n", "**Why**\n"]
-    out += [f"- {_md_cell(r)}" for r in reasons] + [""]
+    out = [f"# RAG vs fine-tuning vs few-shot: {md_cell(_title(run))}\n",
+           " · ".join(x for x in (f"Corpus {md_cell(corpus.get('name', ''))} ({md_cell(corpus.get('kind', ''))})", f"run {md_cell(run['run_id'])}",
+                                  md_cell(_when(run)), f"model {md_cell(run['config'].get('model', ''))}") if x) + "\n",
+           f"## {md_cell(title)}\n", md_cell(rec["summary"]) + "\n", "**Why**\n"]
+    out += [f"- {md_cell(r)}" for r in reasons] + [""]
     if notes:
-        out += [f"**{'Caveats' if rec.get('best') else 'What would help'}**\n"] + [f"- {_md_cell(c)}" for c in notes] + [""]
+        out += [f"**{'Caveats' if rec.get('best') else 'What would help'}**\n"] + [f"- {md_cell(c)}" for c in notes] + [""]
     for title, table in (("Decision path", decision_path(rec)), ("Quality floor", eligibility_table(rec)), ("Ranking", ranking(rec)), ("Scoreboard", scoreboard(run)),
                          ("Are the differences real? (McNemar)", mcnemar_table(run)), ("Break-even volumes", break_even_table(run)),
                          ("Retrieval", retrieval_table(run)), ("Training (LoRA)", training_table(run)), ("What each method saw", seen_table(run)),
                          ("Learning curve", curve_table(run)), ("Settings", settings_table(run))):
         out += [f"## {title}\n", _md_table(table)]
         if title == "Scoreboard":
-            out += ["## What the figures mean\n"] + [f"- {_md_cell(n)}" for n in metric_notes(run)] + [""]
+            out += ["## What the figures mean\n"] + [f"- {md_cell(n)}" for n in metric_notes(run)] + [""]
     methods = _methods(run)
     rows = []
     for q in sample_rows(run):

@@ -18,7 +18,7 @@ from ..decision.recommend import label
 from ..errors import WorkbenchError
 from ..experiments.sweep import load_sweep
 from ..storage import atomic_write_bytes
-from .export import CSS, _e, _md_cell, csv_safe
+from .export import CSS, csv_safe, esc, md_cell
 
 SWEEP_FORMATS = ("html", "md", "csv", "json")
 COST_KEY = "usd_per_1k_queries"
@@ -101,7 +101,7 @@ def pareto_chart(data: dict[str, Any]) -> Any:
     import altair as alt
     import pandas as pd
 
-    from .charts import PALETTE, _style
+    from .charts import PALETTE, style_chart
 
     pts = points(data)
     if not pts:
@@ -121,7 +121,7 @@ def pareto_chart(data: dict[str, Any]) -> Any:
     rings = alt.Chart(front_df).mark_point(size=260, shape="circle", filled=False, color="#1f2937", strokeWidth=2).encode(
         x="cost:Q", y="accuracy_pct:Q", tooltip=tip
     )
-    return _style(line + dots + rings, "Accuracy vs cost (ringed: Pareto front)")
+    return style_chart(line + dots + rings, "Accuracy vs cost (ringed: Pareto front)")
 
 
 def setting_chart(data: dict[str, Any], key: str) -> Any:
@@ -129,7 +129,7 @@ def setting_chart(data: dict[str, Any], key: str) -> Any:
     import altair as alt
     import pandas as pd
 
-    from .charts import PALETTE, _style
+    from .charts import PALETTE, style_chart
 
     pts = points(data)
     if not pts:
@@ -145,7 +145,7 @@ def setting_chart(data: dict[str, Any], key: str) -> Any:
     mean = alt.Chart(df).mark_line(point=True).encode(x=x, y=alt.Y("mean(accuracy_pct):Q", title="Accuracy (%), mean over other settings",
                                                                    scale=alt.Scale(domain=[0, 100])), color=color)  # fmt: skip
     each = alt.Chart(df).mark_tick(opacity=0.5).encode(x=x, y="accuracy_pct:Q", color=color, tooltip=["cell:N", "label:N", "accuracy_pct:Q"])
-    return _style(mean + each, f"Accuracy vs {key}")
+    return style_chart(mean + each, f"Accuracy vs {key}")
 
 
 # ---------------------------------------------------------------- text and exports
@@ -196,36 +196,36 @@ def render_html(data: dict[str, Any]) -> str:
     from .charts import to_svg
 
     head, rows = _table(data)
-    table = "<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"
-    table += "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</tbody></table>"
+    table = "<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr></thead><tbody>"
+    table += "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows) + "</tbody></table>"
     charts = []
     try:
         charts.append(to_svg(pareto_chart(data)))
         charts += [to_svg(setting_chart(data, key)) for key in data["grid"]]
     except SweepReportError as exc:
-        charts.append(f'<p class="note">{_e(exc)}</p>')
+        charts.append(f'<p class="note">{esc(exc)}</p>')
     spec = data.get("spec") or {}
-    items = lambda xs: "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in xs) + "</ul>" if xs else '<p class="note">No finished cell yet.</p>'  # noqa: E731
+    items = lambda xs: "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in xs) + "</ul>" if xs else '<p class="note">No finished cell yet.</p>'  # noqa: E731
     parts = [
-        f"<header><h1>Sweep {_e(data.get('name', ''))}</h1><p>Corpus {_e(Path(str(spec.get('corpus', ''))).name)} · methods "
-        f"{_e(', '.join(label(m) for m in spec.get('methods', [])))} · preset {_e(spec.get('preset', ''))} · "
-        f"{_e(len(data['cells']))} cells</p></header>",
+        f"<header><h1>Sweep {esc(data.get('name', ''))}</h1><p>Corpus {esc(Path(str(spec.get('corpus', ''))).name)} · methods "
+        f"{esc(', '.join(label(m) for m in spec.get('methods', [])))} · preset {esc(spec.get('preset', ''))} · "
+        f"{esc(len(data['cells']))} cells</p></header>",
         f'<section class="card"><h2>Best per method</h2>{items(_best_lines(data))}</section>',
         f'<section class="card"><h2>Pareto front (accuracy vs $ per 1k queries)</h2>{items(_front_lines(data))}</section>',
         f'<section class="card"><h2>Cells</h2>{table}</section>',
         '<section class="card"><h2>Charts</h2>' + "".join(f'<div class="chart">{c}</div>' for c in charts) + "</section>",
     ]
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Workbench sweep: {_e(data.get("name", ""))}</title>'
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Workbench sweep: {esc(data.get("name", ""))}</title>'
             f"<style>{CSS}</style></head><body><main>" + "\n".join(parts) + "</main></body></html>\n")  # fmt: skip
 
 
 def render_markdown(data: dict[str, Any]) -> str:
     head, rows = _table(data)
-    out = [f"# Sweep {_md_cell(data.get('name', ''))}\n", "## Best per method\n"]
-    out += [f"- {_md_cell(x)}" for x in _best_lines(data)] or ["_No finished cell yet._"]
-    out += ["", "## Pareto front\n"] + ([f"- {_md_cell(x)}" for x in _front_lines(data)] or ["_No finished cell yet._"])
-    out += ["", "## Cells\n", "| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    out += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+    out = [f"# Sweep {md_cell(data.get('name', ''))}\n", "## Best per method\n"]
+    out += [f"- {md_cell(x)}" for x in _best_lines(data)] or ["_No finished cell yet._"]
+    out += ["", "## Pareto front\n"] + ([f"- {md_cell(x)}" for x in _front_lines(data)] or ["_No finished cell yet._"])
+    out += ["", "## Cells\n", "| " + " | ".join(md_cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in rows]
     return "\n".join(out) + "\n"
 
 

@@ -52,7 +52,7 @@ def bm25_tokens(text: str, stopwords: frozenset[str] | None = None) -> list[str]
     return [t for t in _TOKEN.findall(text.lower()) if t not in stop]
 
 
-def _faiss_index(vectors: np.ndarray, cfg: IndexConfig) -> Any:
+def make_faiss_index(vectors: np.ndarray, cfg: IndexConfig) -> Any:
     """A FAISS inner-product index of the requested type, trained if needed, with ``vectors`` added."""
     import faiss
 
@@ -254,7 +254,7 @@ def build_index(chunks: list[Chunk], index_cfg: IndexConfig, embedder: Any, prog
     vectors = embedder.encode([c.text for c in chunks], batch_size=index_cfg.embed_batch_size, progress=embed_progress)
     if progress:
         progress(f"building {index_cfg.index_type} index over {len(chunks)} chunks", 0.9)
-    faiss_index = _faiss_index(vectors, index_cfg)
+    faiss_index = make_faiss_index(vectors, index_cfg)
     stop = _stopwords()
     bm25 = _bm25([bm25_tokens(c.text, stop) or [""] for c in chunks])
     manifest = {
