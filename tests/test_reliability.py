@@ -21,8 +21,9 @@ from conftest import REPO, TINY_OVERRIDES, make_tiny_corpus
 
 from workbench import storage
 from workbench.config import build_config
-from workbench.pipeline.run import RunError, run
+from workbench.pipeline.run import run
 from workbench.pipeline.runstore import list_runs, load_run
+from workbench.pipeline.stages import RunError
 from workbench.storage import FolderLock, LockedError, atomic_write_json, read_json, read_jsonl
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

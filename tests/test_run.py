@@ -10,8 +10,9 @@ from conftest import TINY_OVERRIDES
 from workbench.cli.main import main as cli_main
 from workbench.config import BASELINES, METHODS, build_config
 from workbench.evaluation.aggregate import aggregate
-from workbench.pipeline.run import RunError, run
+from workbench.pipeline.run import run
 from workbench.pipeline.runstore import list_runs, load_run
+from workbench.pipeline.stages import RunError
 
 
 def _config(corpus, model, **kw):

@@ -29,7 +29,7 @@ def build(
 ) -> Path:
     """Build one artefact; returns the job folder holding status.json, result.json (and train_log.jsonl)."""
     from ..corpus.load import load_corpus
-    from .run import Cancelled, RunError, _build_index, _embedder, _one_line, _train, select_held_out
+    from .stages import Cancelled, RunError, one_line, open_embedder, prepare_adapters, prepare_index, select_held_out
 
     jobs = Path(out_dir) if out_dir else default_runs_dir() / "_jobs"
     job_dir = prepare_run_folder(jobs, job_id or f"{what}-{new_run_id(config)}")
@@ -49,11 +49,11 @@ def build(
 
         try:
             t0 = time.perf_counter()
-            embedder = _embedder(config, None)
+            embedder = open_embedder(config)
             corpus = load_corpus(config.corpus, test_fraction=config.eval.test_fraction, seed=config.seed, embedder=embedder)
             if what == "index":
                 held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
-                _, quality, info = _build_index(config, corpus, held_out, embedder, report)
+                _, quality, info = prepare_index(config, corpus, held_out, embedder, report)
                 result = {"index": info, "retrieval": quality}
             else:
                 from ..backends.hf import Generator
@@ -68,7 +68,7 @@ def build(
                     log.flush()
 
                 held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
-                _, info = _train(config, corpus, generator, embedder, report_train, {}, on_step=on_step, held_out=held_out)
+                _, info = prepare_adapters(config, corpus, generator, embedder, report_train, {}, on_step=on_step, held_out=held_out)
                 info.pop("raft_generator", None)
                 result = {"train": info, "learning_curve": {"lora": info["learning_curve"]}}
             result["wall_seconds"] = time.perf_counter() - t0
@@ -78,10 +78,10 @@ def build(
             status.update(state="cancelled", error=str(exc))
             raise
         except BaseException as exc:
-            status.update(state="failed", error=_one_line(exc))
+            status.update(state="failed", error=one_line(exc))
             if isinstance(exc, RunError):
                 raise
-            raise RunError(_one_line(exc)) from exc
+            raise RunError(one_line(exc)) from exc
         finally:
             log.close()
     return job_dir
