@@ -15,8 +15,9 @@ import streamlit as st
 from app_pages.textview import escape_markdown
 from workbench import fmt
 from workbench.config import METHODS, RunConfig
-from workbench.decision.recommend import label as decision_label
 from workbench.methods.baselines import prior_flag_text
+from workbench.methods.registry import label as decision_label
+from workbench.methods.registry import methods_where
 from workbench.paths import bundled_corpora, default_runs_dir, home, repo_root
 
 STAGE_LABELS = {
@@ -339,9 +340,9 @@ def run_stages(run_dir: str | Path) -> tuple[str, ...]:
     except (ValueError, IndexError):
         methods = list(METHODS)
     skip = set()
-    if not any(m in ("rag", "rag+lora") for m in methods):
+    if not any(m in methods_where(needs_index=True, baseline=False) for m in methods):
         skip.add("index")
-    if not any(m in ("lora", "rag+lora") for m in methods):
+    if not any(m in methods_where(needs_adapter=True) for m in methods):
         skip.add("train")
     return tuple(s for s in RUN_STAGES if s not in skip)
 

@@ -32,6 +32,7 @@ from app_pages.textview import code_span, escape_markdown
 from workbench import fmt
 from workbench.config import METHODS, ConfigError, build_config
 from workbench.corpus.loaders import SUPPORTED_SUFFIXES, CorpusError, DocumentError, load_document
+from workbench.methods.registry import compared_methods, method_spec
 from workbench.paths import bundled_corpora
 from workbench.pipeline import jobs
 from workbench.pipeline.estimate import estimate_run
@@ -44,7 +45,7 @@ QUESTION_SUFFIXES = (".jsonl", ".csv")
 # ------------------------------------------------------------------------------------------------ latest result / quick run
 
 
-DEMO_METHODS = ["zero-shot", "few-shot", "rag"]
+DEMO_METHODS = [m for m in compared_methods() if not method_spec(m).needs_adapter]  # minutes, not an adapter to train
 
 
 def run_estimate(corpus: Path, preset: str, methods: list[str]) -> dict | None:

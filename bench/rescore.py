@@ -17,7 +17,8 @@ from workbench.corpus.load import load_corpus
 from workbench.evaluation.aggregate import aggregate
 from workbench.evaluation.predictions import rescore_rows
 from workbench.evaluation.scoring import score_answer
-from workbench.methods.baselines import PRIOR, Prior, mark_baselines, prior_flag_text
+from workbench.methods.baselines import Prior, mark_baselines, prior_flag_text
+from workbench.methods.registry import PRIOR
 from workbench.storage import read_jsonl
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.backends.hf import register_backend
+from workbench.backends.base import register_backend
 
 REPO = Path(__file__).resolve().parent.parent
 FACT_CORPUS = REPO / "corpora" / "kestrel_labs"

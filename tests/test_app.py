@@ -503,7 +503,8 @@ def test_real_run_through_every_results_page(real_run, isolated_home, monkeypatc
     assert any(f"`{top['doc_id']}`" in m.value for m in at.markdown), "the retrieved chunk's document is not shown"
 
     at = app("decide")
-    from workbench.decision.recommend import label, recommend
+    from workbench.decision.recommend import recommend
+    from workbench.methods.registry import label
 
     metrics = json.loads((real_run / "metrics.json").read_text())
     ranked = recommend(metrics)["ranked"]  # the page's defaults are the library's default criteria and weights
@@ -652,7 +653,7 @@ def example(tmp_path, tiny_corpus, monkeypatch) -> Path:
 
 
 def test_first_page_shows_the_example_when_the_user_has_no_run(runs, example):
-    from workbench.decision.recommend import label
+    from workbench.methods.registry import label
 
     at = app()
     shown = texts(at)

@@ -326,7 +326,7 @@ def test_csv_export_escapes_formula_cells(tmp_path):
 def test_uploaded_pickles_and_foreign_adapter_folders_are_refused(tmp_path):
     import pickle
 
-    from workbench.tuning.lora import LoraError, load_adapter_model
+    from workbench.backends.adapters import LoraError, load_adapter_model
 
     evil = pickle.dumps({"x": 1})
     foreign = tmp_path / "hub_adapter"

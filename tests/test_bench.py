@@ -104,7 +104,7 @@ def test_quick_settings_record_what_was_shrunk():
 def test_judge_scores_are_served_from_the_cache_on_a_rerun(tiny_lm_dir, monkeypatch):
     """warm_rerun_s depends on it: an unchanged run must not judge the same answers again."""
     from workbench.backends.answer_cache import AnswerCache
-    from workbench.backends.hf import Generator
+    from workbench.backends.hf import HFGenerator as Generator
     from workbench.backends.models import load_generator
 
     gen = Generator(*load_generator(str(tiny_lm_dir)))

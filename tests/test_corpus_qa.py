@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.backends.hf import GenResult
+from workbench.backends.base import GenResult
 from workbench.config import ABSTAIN_REPLY, TrainConfig
 from workbench.tuning.corpus_qa import generate_pairs, parse_pairs, quality_check
 from workbench.tuning.lora_data import IGNORE, build_training_data, dev_slice, dialogue_example, qa_example, raft_examples

@@ -13,8 +13,9 @@ import json
 import pytest
 
 from workbench.cli.main import main as cli_main
-from workbench.decision.recommend import FAVOURED, NONE_GOOD_ENOUGH, Criteria, label, recommend
+from workbench.decision.recommend import FAVOURED, NONE_GOOD_ENOUGH, Criteria, recommend
 from workbench.evaluation.aggregate import aggregate
+from workbench.methods.registry import label
 from workbench.reports.charts import decision_path_dot
 from workbench.storage import atomic_write_json
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from workbench.backends.answer_cache import AnswerCache
-from workbench.backends.hf import GenerationError, Generator, GenResult, cut_at_stop
+from workbench.backends.base import GenerationError, GenResult, cut_at_stop
+from workbench.backends.hf import HFGenerator as Generator
 from workbench.methods.prompts import render, zero_shot_messages
 
 QUESTIONS = [

@@ -130,7 +130,7 @@ def test_groundedness_rejects_bad_judge_output():
 
 
 def test_groundedness_on_tiny_generator_renders_chat_template(tiny_lm_dir):
-    from workbench.backends.hf import Generator
+    from workbench.backends.hf import HFGenerator as Generator
     from workbench.backends.models import load_generator
 
     gen = Generator(*load_generator(str(tiny_lm_dir)), name="tiny")
@@ -145,7 +145,7 @@ def test_groundedness_on_tiny_generator_renders_chat_template(tiny_lm_dir):
 
 @pytest.mark.slow
 def test_groundedness_real_model_prefers_supported_answer():
-    from workbench.backends.hf import Generator
+    from workbench.backends.hf import HFGenerator as Generator
 
     gen = Generator.from_name("qwen2.5-0.5b")
     ctx = ["Kestrel Labs keeps audit logs for 42 days; after that they are deleted."]

@@ -438,7 +438,7 @@ def test_edited_index_entry_with_updated_manifest_is_rebuilt(tmp_path, embedder)
 @pytest.mark.parametrize("damage", ["garbage", "truncate", "wrong-schema"])
 def test_damaged_answer_cache_is_set_aside_and_rebuilt(tmp_path, damage, caplog):
     from workbench.backends.answer_cache import AnswerCache
-    from workbench.backends.hf import GenResult
+    from workbench.backends.base import GenResult
 
     path = tmp_path / "answers.sqlite"
     with AnswerCache(path) as cache:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from lookup_generator import DECODE_FACTOR, SECONDS_PER_TOKEN, LookupGenerator
 
-from workbench.backends.hf import GenerationError, Generator
+from workbench.backends.base import GenerationError
+from workbench.backends.loader import open_generator
 from workbench.config import ABSTAIN_REPLY, BASELINES, build_config
 from workbench.pipeline.run import run
 
@@ -220,7 +221,7 @@ def test_an_unchanged_rerun_is_served_from_the_cache_with_the_same_numbers(known
 
 def test_lookup_backend_is_chosen_by_its_name_prefix(tmp_path, qwen_tokenizer):
     _, table = make_known_corpus(tmp_path)
-    gen = Generator.from_name(f"lookup:{table}")
+    gen = open_generator(f"lookup:{table}")
     assert isinstance(gen, LookupGenerator) and gen.name == "lookup:table.json"
     [res] = gen.generate(["<user>Who founded Brellin Optics?</user>"], max_new_tokens=1)
     first = qwen_tokenizer.decode(qwen_tokenizer("Mira Holt", add_special_tokens=False)["input_ids"][:1])
@@ -230,4 +231,4 @@ def test_lookup_backend_is_chosen_by_its_name_prefix(tmp_path, qwen_tokenizer):
     from workbench.backends.models import ModelError
 
     with pytest.raises(ModelError, match="not found"):
-        Generator.from_name("nolookup:whatever")  # an unregistered prefix is a model name like any other
+        open_generator("nolookup:whatever")  # an unregistered prefix is a model name like any other

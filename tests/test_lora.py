@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from workbench.backends.adapters import LoraError, load_adapter_model
 from workbench.config import TrainConfig
 from workbench.storage import LockedError, read_jsonl
 from workbench.tuning.leakage import LeakageError
-from workbench.tuning.lora import LoraError, get_or_train_adapter, latest_checkpoint, load_adapter_model, train_adapter, train_info
+from workbench.tuning.lora import get_or_train_adapter, latest_checkpoint, train_adapter, train_info
 from workbench.tuning.lora_data import build_training_data
 from workbench.types import Corpus, Document, Question
 
@@ -206,7 +207,7 @@ INVENTED = [
 @pytest.mark.slow
 def test_real_model_learns_invented_facts():
     """A few SFT steps on the default model teach it invented answers the base model cannot know."""
-    from workbench.backends.hf import Generator
+    from workbench.backends.hf import HFGenerator as Generator
     from workbench.backends.models import load_generator
     from workbench.methods import prompts
     from workbench.textnorm import contains_tokens

@@ -113,7 +113,7 @@ def test_two_identical_uncached_runs_give_identical_predictions(tiny_corpus, tin
 
 def test_latency_probe_bypasses_the_answer_cache(tiny_corpus, tiny_lm_dir, tmp_path):
     from workbench.backends.answer_cache import AnswerCache
-    from workbench.backends.hf import Generator
+    from workbench.backends.hf import HFGenerator as Generator
     from workbench.corpus.load import load_corpus
     from workbench.evaluation.latency import latency_probe, probe_sample
     from workbench.methods.strategies import make_strategy

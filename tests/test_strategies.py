@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.backends.hf import Generator
+from workbench.backends.hf import HFGenerator as Generator
 from workbench.config import FewShotConfig, GenerationConfig, RetrievalConfig, build_config
 from workbench.methods.strategies import FewShot, FewShotLeakError, Rag, StrategyError, ZeroShot, citations, make_strategy
 from workbench.types import Question, Retrieved, Strategy

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import WorkbenchError
 from ..paths import cache_dir
-from .hf import GenResult
+from .base import GenResult
 
 log = logging.getLogger(__name__)
 

@@ -9,45 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import WorkbenchError
+from ..methods import prompts
 from ..storage import sha256_file, stable_hash
+from .adapters import load_adapter_model
+from .base import GenerationError, GenResult, cut_at_stop
 from .models import Progress, load_generator
 
 if TYPE_CHECKING:
     from .answer_cache import AnswerCache
 
 
-class GenerationError(WorkbenchError, RuntimeError):
-    """A prompt cannot be generated (too long for the model, empty); the message says what to do."""
-
-
-@dataclass
-class GenResult:
-    text: str
-    prompt_tokens: int
-    output_tokens: int  # generated tokens up to EOS (excluded) or up to the token completing a stop string
-    latency_s: float  # batch wall time / batch size: amortised compute per answer
-    batch_wall_s: float  # wall time of the batch (what a user of that batch waits)
-    cached: bool = False  # served from the AnswerCache; the timings are those measured originally
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (for JSON rows)."""
-        return asdict(self)
-
-
 def _tail_contains(text: str, stops: Sequence[str]) -> bool:
     return any(s in text for s in stops)
-
-
-def cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
-    """The text before the earliest stop string, and whether one was found."""
-    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
 
 
 class _StopOnStrings:
@@ -101,17 +78,30 @@ def adapter_hash(model: Any) -> str:
     return stable_hash(_hash_tensors(iter(state.items())), {k: v for k, v in cfg.items() if k != "base_model_name_or_path"})
 
 
-BackendFactory = Callable[[str, Progress | None, str | None], Any]  # (rest of the name, progress, device) -> generator
-BACKENDS: dict[str, BackendFactory] = {}  # model-name prefix ("lookup" in "lookup:table.json") -> factory
+class TokenizerChat:
+    """Chat rendering and token arithmetic through a Hugging Face tokenizer (``self.tok``), shared by backends built on one."""
+
+    tok: Any
+
+    def render(self, messages: list[dict[str, str]], answer: str | None = None) -> str:
+        """The chat as prompt text: the tokenizer's chat template, or a plain transcript for a base model."""
+        return prompts.render(self.tok, messages, answer)
+
+    def stop_strings(self) -> list[str]:
+        """Stop strings for base models without a chat template (chat models stop at EOS)."""
+        return prompts.stop_strings(self.tok)
+
+    def text_tokens(self, text: str) -> int:
+        """Tokens of plain text placed inside a prompt (no special tokens)."""
+        return len(self.tok(text, add_special_tokens=False)["input_ids"])
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        """``text`` cut to its first ``max_tokens`` tokens."""
+        return self.tok.decode(self.tok(text, add_special_tokens=False)["input_ids"][:max_tokens])
 
 
-def register_backend(prefix: str, factory: BackendFactory) -> None:
-    """Make ``Generator.from_name("PREFIX:...")`` build its generator with ``factory`` (e.g. a test stand-in)."""
-    BACKENDS[prefix] = factory
-
-
-class Generator:
-    """Batched text generation on a causal LM (optionally a peft model carrying a LoRA adapter)."""
+class HFGenerator(TokenizerChat):
+    """The Hugging Face backend: batched generation on a causal LM (optionally a peft model carrying a LoRA adapter)."""
 
     def __init__(self, model: Any, tokenizer: Any, name: str = "", adapter: str | Path | None = None):
         self.model, self.tok = model, tokenizer
@@ -129,16 +119,14 @@ class Generator:
         self._add_bos = tokenizer.bos_token_id is not None and bool(probe) and probe[0] == tokenizer.bos_token_id
 
     @classmethod
-    def from_name(cls, name_or_path: str, progress: Progress | None = None, device: str | None = None) -> Generator:
-        """Load a bundled model name, local HF folder or GGUF file (see models.load_generator).
-
-        A name ``PREFIX:REST`` whose prefix is in ``BACKENDS`` is built by that backend's factory instead.
-        """
-        prefix, sep, rest = name_or_path.partition(":")
-        if sep and prefix in BACKENDS:
-            return BACKENDS[prefix](rest, progress, device)
+    def from_name(cls, name_or_path: str, progress: Progress | None = None, device: str | None = None) -> HFGenerator:
+        """Load a bundled model name, local HF folder or GGUF file (see models.load_generator)."""
         model, tok = load_generator(name_or_path, progress=progress, device=device)
         return cls(model, tok, name=name_or_path)
+
+    def with_adapter(self, adapter_dir: str | Path) -> HFGenerator:
+        """A copy of the base model carrying the workbench-written adapter in ``adapter_dir`` (this one stays plain)."""
+        return HFGenerator(load_adapter_model(self.model, adapter_dir), self.tok, adapter=str(adapter_dir))
 
     @property
     def tokenizer(self) -> Any:

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..backends.hf import Generator, cut_at_stop
+from ..backends.base import cut_at_stop
+from ..backends.hf import HFGenerator as Generator
 from ..methods import prompts
 
 # A run's five methods as prompt kinds: lora asks like zero-shot, rag+lora like rag (the adapter aside).

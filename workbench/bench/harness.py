@@ -167,10 +167,10 @@ class Bench:
         return self._embedder
 
     def generation(self) -> None:
-        from ..backends.hf import Generator
+        from ..backends.loader import open_generator
         from .generation import bench_generation, build_prompts
 
-        self._gen = Generator.from_name(self.s.model)
+        self._gen = open_generator(self.s.model)
         self._prompts, info = build_prompts(self.s.corpus, self._gen, self.embedder(), self.s.n_prompts, tuple(self.s.prompt_kinds))
         res = bench_generation(self._gen, self._prompts, self.s.max_new_tokens, self.s.gen_batch_size, self.s.eval_scaling)
         self.raw["generation"] = {"prompts": info, **res}

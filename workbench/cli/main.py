@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def format_scoreboard(metrics: dict[str, Any]) -> str:
     """The run's scoreboard as text, every number through workbench.fmt (the same rounding as app and reports)."""
     from .. import fmt
-    from ..decision.recommend import label
+    from ..methods.registry import label
 
     cols = ("method", "accuracy [95% CI]", "halluc. [95% CI]", "abstain", "p50 / p95 per query", "q/s batched", "$/1k q", "$/correct", "build")
     rows = []
@@ -111,7 +111,7 @@ def _key_values(items: list[str], flag: str) -> dict[str, Any]:
 def format_decision(rec: dict[str, Any]) -> str:
     """The recommendation as plain text: headline, ranking with eligibility, reasons, caveats, advice."""
     from .. import fmt
-    from ..decision.recommend import label
+    from ..methods.registry import label
 
     out = [rec["summary"], ""]
     out.append(f"{'#':>2}  {'method':<10} {'score':>6}  {'$/month':>9}  {'$/correct':>10}  eligible")

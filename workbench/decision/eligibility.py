@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench import fmt
-from workbench.methods.labels import label
+from workbench.methods.registry import PRIOR, compared_methods, label, method_spec
 
 EPS = 1e-9
-PRIOR = "prior"
 
 
 @dataclass
@@ -114,7 +113,8 @@ def advice(metrics: dict, candidates: list[str], min_accuracy: float) -> list[st
     if recall is not None and recall < 0.8:
         out.append(f"retrieval finds the passage holding the answer for only {fmt.pct(recall)} of questions: try other chunk sizes, "
                    "hybrid retrieval or a larger top_k before judging RAG")
-    missing = [m for m in ("rag", "lora", "rag+lora") if m not in methods]
+    built = [m for m in compared_methods() if method_spec(m).needs_index or method_spec(m).needs_adapter]  # methods with an artefact to build
+    missing = [m for m in built if m not in methods]
     if missing:
         out.append(f"measure the methods not run yet ({', '.join(missing)})")
     best = most_accurate(metrics, candidates)

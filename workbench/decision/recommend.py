@@ -20,29 +20,60 @@ costs and the retraining need (else ``build_seconds``, and 1.0 for lora, 0.5 for
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from workbench import fmt
-from workbench.config import METHODS
 from workbench.decision.eligibility import Floor, advice, baseline_rows, is_baseline, mcnemar_between, quality_floor
 from workbench.errors import WorkbenchError
 from workbench.evaluation.cost import materiality_scores, monthly_break_even
-from workbench.methods.labels import METHOD_LABELS, label  # noqa: F401  (re-exported: callers import label from here)
+from workbench.methods.registry import PRIOR, REGISTRY, compared_methods, label, method_order, method_spec, methods_where
 
-RAG_METHODS = ("rag", "rag+lora")
-ADAPTER_METHODS = ("lora", "rag+lora")
-FORMAT_METHODS = ("lora", "few-shot")
-FAVOURED = {"facts": RAG_METHODS, "behaviour": FORMAT_METHODS, "both": ("rag+lora",)}
 FAMILY = {"facts": "the RAG family", "behaviour": "fine-tuning (LoRA) or few-shot", "both": "RAG + LoRA"}
 UPDATES_PER_MONTH = {"static": 0.0, "monthly": 1.0, "weekly": 4.33, "daily": 30.0}
 CHANGE_PENALTY = {"static": 0.0, "monthly": 3.0, "weekly": 8.0, "daily": 15.0}  # points at full retraining need
-DEFAULT_RETRAIN_NEED = {"lora": 1.0, "rag+lora": 0.5}
 KIND_BONUS = 5.0
 CITATION_BONUS = 8.0
 FORMAT_BONUS = 6.0
 FEW_LABELS_PENALTY = 8.0
 MIN_LABELS = 50
+
+
+def rag_methods() -> tuple[str, ...]:
+    """Compared methods that answer from retrieved passages (citations, re-index instead of retraining)."""
+    return methods_where(needs_index=True, baseline=False)
+
+
+def adapter_methods() -> tuple[str, ...]:
+    """Compared methods that answer with a tuned adapter (retraining, labelled examples)."""
+    return methods_where(needs_adapter=True, baseline=False)
+
+
+def favoured(kind: str) -> tuple[str, ...]:
+    """Methods the decision favours for a knowledge kind ("facts", "behaviour", "both"), read from their specs."""
+    return tuple(n for n, s in REGISTRY.items() if kind in s.favoured_for)
+
+
+def format_methods() -> tuple[str, ...]:
+    """Methods that learn the reply format from examples or weights (those favoured when behaviour matters)."""
+    return favoured("behaviour")
+
+
+class _Favoured(Mapping[str, tuple[str, ...]]):
+    """``FAVOURED[kind]``: the registry's favoured methods per knowledge kind, read when asked."""
+
+    def __getitem__(self, kind: str) -> tuple[str, ...]:
+        return favoured(kind)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FAMILY)
+
+    def __len__(self) -> int:
+        return len(FAMILY)
+
+
+FAVOURED = _Favoured()
 BUDGET_PENALTY = 15.0
 AMORTISE_MONTHS = 12
 SIGNIFICANCE = 0.05
@@ -205,8 +236,8 @@ def _retrain_need(metrics: dict, method: str) -> tuple[float, str]:
     if stale is not None and acc:
         need = min(1.0, max(0.0, (acc - stale) / acc))
         return need, f"measured accuracy on changed facts before retraining {fmt.pct(stale)} vs {fmt.pct(acc)}"
-    need = DEFAULT_RETRAIN_NEED.get(method, 0.0)
-    return need, "knowledge lives in the adapter weights" if method == "lora" else "the adapter may drift from updated documents"
+    need = method_spec(method).retrain_need if method in REGISTRY else 0.0
+    return need, "knowledge lives in the adapter weights" if method not in rag_methods() else "the adapter may drift from updated documents"
 
 
 def _cost_line(m: dict, cost: dict, c: Criteria) -> str:
@@ -249,7 +280,7 @@ def _score_method(method: str, metrics: dict, c: Criteria, w: Weights, rel_cost:
         bd["knowledge_type"] = KIND_BONUS
         reasons.append(f"suits {kind} knowledge (+{KIND_BONUS:.0f})")
 
-    if method in ADAPTER_METHODS and c.data_changes != "static":
+    if method in adapter_methods() and c.data_changes != "static":
         need, why = _retrain_need(metrics, method)
         penalty = CHANGE_PENALTY[c.data_changes] * need
         if penalty:
@@ -257,7 +288,7 @@ def _score_method(method: str, metrics: dict, c: Criteria, w: Weights, rel_cost:
             reasons.append(f"data changes {c.data_changes}: needs retraining after each change ({why}) (-{penalty:.1f})")
 
     if c.needs_citations:
-        if method in RAG_METHODS:
+        if method in rag_methods():
             bd["citations"] = CITATION_BONUS
             unsupported = m.get("unsupported_rate")
             extra = f"; {fmt.pct(unsupported)} of answers had unsupported claims" if unsupported is not None else ""
@@ -265,8 +296,8 @@ def _score_method(method: str, metrics: dict, c: Criteria, w: Weights, rel_cost:
         else:
             caveats.append(f"{label(method)} cannot point to sources; citations are required")
 
-    if c.format_matters and method in FORMAT_METHODS:
-        others = [v.get("exact_match") for o, v in metrics["methods"].items() if o not in FORMAT_METHODS and not v.get("baseline")]
+    if c.format_matters and method in format_methods():
+        others = [v.get("exact_match") for o, v in metrics["methods"].items() if o not in format_methods() and not v.get("baseline")]
         others = [x for x in others if x is not None]
         em = m.get("exact_match")
         ref = max(others) if others else None
@@ -276,7 +307,7 @@ def _score_method(method: str, metrics: dict, c: Criteria, w: Weights, rel_cost:
         elif em is not None:
             reasons.append(f"format matters, but {label(method)} measured no better on exact match ({fmt.pct(em)} vs {fmt.pct(ref)})")
 
-    if method in ADAPTER_METHODS and c.labelled_examples < MIN_LABELS:
+    if method in adapter_methods() and c.labelled_examples < MIN_LABELS:
         bd["labelled_examples"] = -FEW_LABELS_PENALTY
         reasons.append(f"only {c.labelled_examples} labelled examples (< {MIN_LABELS}): an adapter trained on so few tends to overfit (-{FEW_LABELS_PENALTY:.0f})")
 
@@ -306,7 +337,7 @@ def _situation_step(question: str, answer: str, favoured: tuple[str, ...] | None
 def _decision_path(c: Criteria, w: Weights, best: str | None, floor: Floor, metrics: dict) -> list[dict]:
     top = floor.top
     top_text = f"{label(top)} {fmt.pct(metrics['methods'][top]['accuracy'])}" if top else "none measured"
-    prior = " and significantly better than the prior baseline" if "prior" in metrics["methods"] else ""
+    prior = " and significantly better than the prior baseline" if PRIOR in metrics["methods"] else ""
     path = [
         {
             "question": "Which methods answer well enough?",
@@ -318,15 +349,15 @@ def _decision_path(c: Criteria, w: Weights, best: str | None, floor: Floor, metr
     if c.data_changes == "static":
         path.append(_situation_step("Does the data change?", "static", None, "any method: a trained adapter stays valid", best))
     else:
-        path.append(_situation_step("Does the data change?", c.data_changes, RAG_METHODS + ("zero-shot", "few-shot"), "retrieval: re-index instead of retraining", best))
+        path.append(_situation_step("Does the data change?", c.data_changes, tuple(m for m in compared_methods() if m not in adapter_methods()), "retrieval: re-index instead of retraining", best))
     if c.needs_citations:
-        path.append(_situation_step("Are citations / traceability needed?", "yes", RAG_METHODS, "methods with retrieved sources (RAG, RAG+LoRA)", best))
+        path.append(_situation_step("Are citations / traceability needed?", "yes", rag_methods(), "methods with retrieved sources (RAG, RAG+LoRA)", best))
     else:
         path.append(_situation_step("Are citations / traceability needed?", "no", None, "any method", best))
     if c.labelled_examples >= MIN_LABELS:
         path.append(_situation_step("Labelled examples available?", str(c.labelled_examples), None, "LoRA is an option", best))
     else:
-        others = tuple(m for m in METHODS if m not in ADAPTER_METHODS)
+        others = tuple(m for m in compared_methods() if m not in adapter_methods())
         path.append(_situation_step("Labelled examples available?", str(c.labelled_examples), others, f"few-shot rather than LoRA (< {MIN_LABELS} examples)", best))
     weights = ", ".join(f"{k} {v:.2f}" for k, v in dataclasses.asdict(w).items())
     if best is None:
@@ -374,7 +405,7 @@ def _coerce(value: Any, cls: type) -> Any:
 
 
 def _ordered(methods: dict) -> list[str]:
-    return sorted(methods, key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m))
+    return sorted(methods, key=method_order)
 
 
 def _compare_reasons(metrics: dict, c: Criteria, best: str, other: str, costs: dict) -> tuple[list[str], list[str]]:

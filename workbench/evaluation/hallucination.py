@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from ..methods.prompts import format_contexts, render
+from ..methods.prompts import format_contexts
 from ..textnorm import normalize_answer
 from .scoring import is_abstention, strip_citations
 
@@ -160,7 +160,7 @@ def groundedness(
     """Probability the generator says "Yes" to "is this answer supported by the context?".
 
     None where a row has no context passages (closed-book methods) or the answer is an abstention.
-    Prompts are rendered with the generator's tokenizer (`generator.tok`: chat template, or the plain
+    Prompts are rendered by the generator (`generator.render`: chat template, or the plain
     transcript for base models, so the next token is the verdict) and go to
     `generator.score_yes(prompts) -> list[float]` in batches.
     """
@@ -169,10 +169,9 @@ def groundedness(
             f"groundedness: {len(questions)} questions, {len(answers)} answers, {len(contexts)} context lists; pass one of each per row"
         )
     todo = [i for i, (a, c) in enumerate(zip(answers, contexts, strict=True)) if c and not is_abstention(a)]
-    tok = getattr(generator, "tok", None)
     prompts = [groundedness_prompt(questions[i], answers[i], contexts[i] or []) for i in todo]
-    if tok is not None:
-        prompts = [render(tok, [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": p}]) for p in prompts]
+    if hasattr(generator, "render"):  # a backend renders in its model's format; a bare scorer takes the text as it is
+        prompts = [generator.render([{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": p}]) for p in prompts]
     scores: list[float] = []
     for start in range(0, len(prompts), batch_size):
         scores += [float(s) for s in generator.score_yes(prompts[start : start + batch_size])]

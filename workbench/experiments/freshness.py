@@ -22,6 +22,7 @@ from typing import Any
 
 from ..config import ConfigError, RunConfig
 from ..evaluation.scoring import is_abstention, score_answer, strip_citations
+from ..methods.registry import LORA, RAG, method_spec, methods_where
 from ..storage import atomic_write_json, atomic_write_text
 from ..textnorm import contains_tokens, normalize_answer
 from ..types import Corpus, Question
@@ -356,7 +357,7 @@ def _outcomes(method: str, phase: str, answers: list[Any], questions: list[Quest
 
 def _summary(result: dict[str, Any]) -> str:
     parts = [f"After changing {result['n_edits']} facts:"]
-    rag, lora = result.get("rag"), result.get("lora")
+    rag, lora = result.get(RAG), result.get(LORA)
     if rag:
         parts.append(f"RAG re-indexed in {rag['reindex_seconds']:.1f}s and then answered {rag['accuracy_after_edit']:.0%} of them correctly ({rag['stale_rate']:.0%} stale);")
     if lora:
@@ -385,12 +386,12 @@ def run_freshness(
     Per method the result carries ``retrain_seconds`` and (adapter methods) ``stale_accuracy``, the
     keys ``decision.recommend`` reads from ``metrics["freshness"]``.
     """
-    from ..backends.hf import Generator
+    from ..backends.loader import open_generator
     from ..corpus.load import load_corpus
     from ..methods.strategies import make_strategy
     from ..retrieval.embedding import Embedder
     from ..retrieval.index import get_or_build_index
-    from ..tuning.lora import get_or_train_adapter, load_adapter_model
+    from ..tuning.lora import get_or_train_adapter
 
     def report(stage: str, fraction: float, message: str) -> None:
         if progress:
@@ -398,8 +399,8 @@ def run_freshness(
 
     t_start = time.perf_counter()
     methods = list(config.methods)
-    use_rag = any(m in ("rag", "rag+lora") for m in methods)
-    use_lora = any(m in ("lora", "rag+lora") for m in methods)
+    use_rag = any(m in methods_where(needs_index=True, baseline=False) for m in methods)
+    use_lora = any(m in methods_where(needs_adapter=True) for m in methods)
     if not (use_rag or use_lora):
         raise FreshnessError(f"methods {', '.join(methods)} hold no rag, lora or rag+lora; freshness compares re-indexing with retraining")
     report("corpus", 0.0, f"loading {corpus_path}")
@@ -421,7 +422,7 @@ def run_freshness(
         report("corpus", 1.0, f"{len(applied)} facts changed ({sum(s == 'train' for s in split_of.values())} from the train split), {len(skipped)} skipped")
 
         report("model", 0.0, f"loading generator {config.model}")
-        generator = Generator.from_name(config.model)
+        generator = open_generator(config.model)
         embedder = Embedder(config.index.embedder)
         bs = config.generation.batch_size
         rows: list[dict] = []
@@ -433,10 +434,10 @@ def run_freshness(
             # wall time of chunking + embedding + indexing + saving; the recorded build time on a cache hit
             reindex_s = float(info.get("build_seconds", 0.0)) if info.get("cache_hit") else time.perf_counter() - t0
             report("index", 1.0, f"re-indexed in {reindex_s:.1f}s")
-            strategy = make_strategy("rag", generator=generator, index=new_index, embedder=embedder, pool=edited.train, cfg=config, instruction=edited.instruction)
-            stats, r = _outcomes("rag", "after_reindex", _answer(strategy, questions, bs), questions, old)
+            strategy = make_strategy(RAG, generator=generator, index=new_index, embedder=embedder, pool=edited.train, cfg=config, instruction=edited.instruction)
+            stats, r = _outcomes(RAG, "after_reindex", _answer(strategy, questions, bs), questions, old)
             rows += r
-            result["rag"] = {
+            result[RAG] = {
                 "reindex_seconds": reindex_s, "reindex_cache_hit": bool(info.get("cache_hit")),
                 "accuracy_after_edit": stats["accuracy"], "stale_rate": stats["stale"], "retrain_seconds": reindex_s,
             }  # fmt: skip
@@ -447,8 +448,8 @@ def run_freshness(
             acc: dict[tuple[str, str], dict[str, float]] = {}
 
             def answer_with(adapter_dir: Path, phase: str) -> None:
-                adapted = Generator(load_adapter_model(generator.model, adapter_dir), generator.tok, name=config.model)
-                for method in [m for m in ("lora", "rag+lora") if m in methods]:
+                adapted = generator.with_adapter(adapter_dir)
+                for method in [m for m in methods_where(needs_adapter=True) if m in methods]:
                     report("answer", 0.0, f"{method} {phase.replace('_', ' ')}")
                     strategy = make_strategy(method, generator=generator, adapter_generator=adapted, index=new_index, embedder=embedder, pool=edited.train, cfg=config, instruction=edited.instruction)
                     acc[(method, phase)], r = _outcomes(method, phase, _answer(strategy, questions, bs), questions, old)
@@ -471,7 +472,7 @@ def run_freshness(
                 before, after = acc[(method, "before_retrain")], acc.get((method, "after_retrain"))
                 result[method] = {
                     "accuracy_before_retrain": before["accuracy"], "stale_rate_before": before["stale"],
-                    "retrain_seconds": retrain_s + (result["rag"]["reindex_seconds"] if method == "rag+lora" else 0.0),
+                    "retrain_seconds": retrain_s + (result[RAG]["reindex_seconds"] if method_spec(method).needs_index else 0.0),
                     "retrain_estimated": not retrain, "train_loop_seconds": train_loop_s, "baseline_cache_hit": bool(old_info.get("cache_hit")),
                     "accuracy_after_retrain": after["accuracy"] if after else None, "stale_rate_after": after["stale"] if after else None,
                     "stale_accuracy": before["accuracy"],

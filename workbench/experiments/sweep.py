@@ -24,6 +24,7 @@ from typing import Any
 import tomllib
 
 from ..config import METHODS, ConfigError, RunConfig, build_config, coerce_value, section_settings, setting_type
+from ..methods.registry import RAG, ZERO_SHOT
 from ..pipeline.runstore import RunStatus, check_run_id, effective_state
 from ..storage import FolderLock, atomic_write_json, read_json, read_jsonl, stable_hash
 
@@ -142,7 +143,7 @@ def cell_id(index: int, settings: dict[str, Any]) -> str:
 class SweepSpec:
     corpus: str
     grid: dict[str, list[Any]]
-    methods: list[str] = field(default_factory=lambda: ["zero-shot", "rag"])
+    methods: list[str] = field(default_factory=lambda: [ZERO_SHOT, RAG])
     preset: str = "quick"
     base: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set / [set]: settings shared by every cell
     model: str | None = None

@@ -18,14 +18,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..config import ABSTAIN_REPLY, BASELINES, RunConfig
+from ..config import ABSTAIN_REPLY
 from ..decision.eligibility import is_baseline
 from ..textnorm import contains_tokens, normalize_answer, tokens
 from ..types import Answer, Question, Retrieved
+from .registry import ORACLE, PRIOR, MethodContext, baseline_methods, methods_where
 from .strategies import Rag, StrategyError, example_answer
-
-PRIOR, ORACLE = BASELINES
-RETRIEVAL_METHODS = ("rag", "rag+lora", ORACLE)
 
 
 def prior_reply(train: list[Question]) -> str:
@@ -95,7 +93,7 @@ def baselines_for(methods: list[str], held_out: list[Question]) -> tuple[list[st
     if PRIOR not in methods:
         add.append(PRIOR)
     if ORACLE not in methods:
-        if not any(m in ("rag", "rag+lora") for m in methods):
+        if not any(m in methods_where(needs_index=True, baseline=False) for m in methods):
             notes.append("oracle-passage skipped: no retrieval method is compared")
         elif not any(q.sources for q in held_out if q.answerable):
             notes.append("oracle-passage skipped: the held-out questions name no gold sources")
@@ -104,24 +102,23 @@ def baselines_for(methods: list[str], held_out: list[Question]) -> tuple[list[st
     return add, notes
 
 
-def make_baseline(method: str, *, generator: Any, index: Any, embedder: Any, pool: list[Question], cfg: RunConfig, common: dict) -> Any:
-    """The baseline strategy for ``method``, or None if ``method`` is not a baseline."""
-    if method == PRIOR:
-        return Prior(pool)
-    if method == ORACLE:
-        return OraclePassage(generator, index, cfg.retrieval, embedder, **common)
-    return None
+def make_prior(ctx: MethodContext) -> Prior:
+    return Prior(ctx.pool)
+
+
+def make_oracle_passage(ctx: MethodContext) -> OraclePassage:
+    return OraclePassage(ctx.generator, ctx.index, ctx.cfg.retrieval, ctx.embedder, **ctx.common)
 
 
 def mark_baselines(metrics: dict, notes: list[str]) -> None:
     """Mark baseline rows ``baseline: true`` and every other method's ``no_better_than_prior``; record the notes."""
     methods = metrics["methods"]
     for name, m in methods.items():
-        m["baseline"] = name in BASELINES
+        m["baseline"] = name in baseline_methods()
     for name, m in methods.items():
         if not m["baseline"] and PRIOR in methods:
             m["no_better_than_prior"] = no_better_than_prior(metrics, name)
-    metrics["baselines"] = {"methods": [b for b in BASELINES if b in methods], "notes": list(notes)}
+    metrics["baselines"] = {"methods": [b for b in baseline_methods() if b in methods], "notes": list(notes)}
 
 
 def no_better_than_prior(metrics: dict, method: str) -> bool:

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from ..backends.answer_cache import AnswerCache
-from ..backends.hf import Generator, GenResult
+from ..backends.base import Generator, GenResult
 from ..config import ABSTAIN_REPLY, FewShotConfig, GenerationConfig, RetrievalConfig, RunConfig
 from ..errors import WorkbenchError
 from ..storage import stable_hash
 from ..textnorm import contains_tokens, normalize_answer
 from ..types import Answer, Question, Retrieved, Strategy
 from . import prompts
+from .registry import FEW_SHOT, LORA, RAG, RAG_LORA, REGISTRY, ZERO_SHOT, MethodContext, method_spec
 
 
 class StrategyError(WorkbenchError, ValueError):
@@ -63,7 +64,7 @@ class _PromptStrategy:
         self.gen_cfg = gen_cfg or GenerationConfig()
 
     def _render(self, messages: prompts.Messages) -> str:
-        return prompts.render(self.generator.tok, messages)
+        return self.generator.render(messages)
 
     def _fits(self, messages: prompts.Messages) -> tuple[str, int]:
         text = self._render(messages)
@@ -78,7 +79,7 @@ class _PromptStrategy:
             g.max_new_tokens,
             temperature=g.temperature,
             seed=self.seed,
-            stop=prompts.stop_strings(self.generator.tok),
+            stop=self.generator.stop_strings(),
             batch_size=g.batch_size,
             cache=self.cache,
         )
@@ -93,7 +94,7 @@ class _PromptStrategy:
 class ZeroShot(_PromptStrategy):
     """Closed book: the question alone."""
 
-    name = "zero-shot"
+    name = ZERO_SHOT
 
     def answer(self, questions: list[Question]) -> list[Answer]:
         """Answer each question with no context."""
@@ -104,7 +105,7 @@ class ZeroShot(_PromptStrategy):
 class Lora(ZeroShot):
     """Closed book through a generator that carries the LoRA adapter."""
 
-    name = "lora"
+    name = LORA
 
 
 def example_answer(q: Question) -> str:
@@ -120,7 +121,7 @@ def _unit_rows(x: Any) -> np.ndarray:
 class FewShot(_PromptStrategy):
     """k solved examples from the train split (seeded random, or nearest by embedding) before the question."""
 
-    name = "few-shot"
+    name = FEW_SHOT
 
     def __init__(
         self,
@@ -195,7 +196,7 @@ class FewShot(_PromptStrategy):
 class Rag(_PromptStrategy):
     """Top-k retrieved chunks, numbered [1]..[k], then the question; meta["citations"] names the passages used."""
 
-    name = "rag"
+    name = RAG
 
     def __init__(
         self,
@@ -224,12 +225,11 @@ class Rag(_PromptStrategy):
             if len(hits) > 1:
                 hits.pop()
                 continue
-            ids = self.generator.tok(hits[0].text, add_special_tokens=False)["input_ids"]
-            keep = len(ids) - (n - limit) - 8
+            keep = self.generator.text_tokens(hits[0].text) - (n - limit) - 8
             if keep < 16:
                 return text, hits  # the question and instructions alone exceed the limit; generate() checks the model window
             h = hits[0]
-            hits = [Retrieved(h.chunk_id, h.doc_id, self.generator.tok.decode(ids[:keep]), h.score, h.rank)]
+            hits = [Retrieved(h.chunk_id, h.doc_id, self.generator.truncate(h.text, keep), h.score, h.rank)]
 
     def _hits(self, questions: list[Question]) -> list[list[Retrieved]]:
         return self.index.search_batch([q.question for q in questions], self.retrieval_cfg, self.embedder)
@@ -273,7 +273,27 @@ def citations(answer: str, passages: Sequence[str]) -> tuple[list[int], str]:
 class RagLora(Rag):
     """Retrieval plus the LoRA adapter."""
 
-    name = "rag+lora"
+    name = RAG_LORA
+
+
+def make_zero_shot(ctx: MethodContext) -> ZeroShot:
+    return ZeroShot(ctx.generator, **ctx.common)
+
+
+def make_few_shot(ctx: MethodContext) -> FewShot:
+    return FewShot(ctx.generator, list(ctx.pool), ctx.cfg.few_shot, embedder=ctx.embedder, **ctx.common)
+
+
+def make_rag(ctx: MethodContext) -> Rag:
+    return Rag(ctx.generator, ctx.index, ctx.cfg.retrieval, ctx.embedder, **ctx.common)
+
+
+def make_lora(ctx: MethodContext) -> Lora:
+    return Lora(ctx.adapter_generator, **ctx.common)
+
+
+def make_rag_lora(ctx: MethodContext) -> RagLora:
+    return RagLora(ctx.adapter_generator, ctx.index, ctx.cfg.retrieval, ctx.embedder, **ctx.common)
 
 
 def make_strategy(
@@ -288,24 +308,13 @@ def make_strategy(
     instruction: str = "",
     cache: AnswerCache | None | bool = True,
 ) -> Strategy:
-    """The strategy for ``method`` built from a run's config; ``cache=True`` uses the shared answer cache."""
+    """The strategy for ``method`` (any registered method) built from a run's config; ``cache=True`` uses the shared answer cache."""
+    if method not in REGISTRY:
+        raise StrategyError(f"unknown method {method!r}; choose from {', '.join(REGISTRY)}")
+    spec = method_spec(method)
     store = default_cache() if cache is True else (None if cache is False else cache)
     common = {"instruction": instruction, "gen_cfg": cfg.generation, "seed": cfg.seed, "cache": store}
-    if method in ("lora", "rag+lora") and adapter_generator is None:
-        raise StrategyError(f"method {method} needs a generator carrying a LoRA adapter; train one first (workbench.lora)")
-    if method == "zero-shot":
-        return ZeroShot(generator, **common)
-    if method == "lora":
-        return Lora(adapter_generator, **common)
-    if method == "few-shot":
-        return FewShot(generator, list(pool or []), cfg.few_shot, embedder=embedder, **common)
-    if method == "rag":
-        return Rag(generator, index, cfg.retrieval, embedder, **common)
-    if method == "rag+lora":
-        return RagLora(adapter_generator, index, cfg.retrieval, embedder, **common)
-    from .baselines import make_baseline
-
-    baseline = make_baseline(method, generator=generator, index=index, embedder=embedder, pool=list(pool or []), cfg=cfg, common=common)
-    if baseline is not None:
-        return baseline
-    raise StrategyError(f"unknown method {method!r}; choose from zero-shot, few-shot, rag, lora, rag+lora, prior, oracle-passage")
+    if spec.needs_adapter and adapter_generator is None:
+        raise StrategyError(f"method {method} needs a generator carrying a LoRA adapter; train one first (workbench.tuning.lora)")
+    ctx = MethodContext(generator, adapter_generator, index, embedder, list(pool or []), cfg, common)
+    return spec.build(ctx)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import RunConfig
+from ..methods.registry import LORA
 from ..paths import default_runs_dir
 from ..storage import FolderLock, atomic_write_json
 from .runstore import RunStatus, new_run_id, prepare_run_folder
@@ -56,9 +57,9 @@ def build(
                 _, quality, info = prepare_index(config, corpus, held_out, embedder, report)
                 result = {"index": info, "retrieval": quality}
             else:
-                from ..backends.hf import Generator
+                from ..backends.loader import open_generator
 
-                generator = Generator.from_name(config.model)
+                generator = open_generator(config.model)
 
                 def report_train(stage: str, fraction: float, message: str) -> None:
                     report(stage, fraction, message)
@@ -70,7 +71,7 @@ def build(
                 held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
                 _, info = prepare_adapters(config, corpus, generator, embedder, report_train, {}, on_step=on_step, held_out=held_out)
                 info.pop("raft_generator", None)
-                result = {"train": info, "learning_curve": {"lora": info["learning_curve"]}}
+                result = {"train": info, "learning_curve": {LORA: info["learning_curve"]}}
             result["wall_seconds"] = time.perf_counter() - t0
             atomic_write_json(job_dir / "result.json", result)
             status.update(state="done", progress=1.0, message="finished")

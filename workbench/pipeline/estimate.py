@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
+from ..methods.registry import ORACLE, REGISTRY, methods_where
 from ..paths import home
 from ..storage import atomic_write_json, read_json
 
@@ -100,9 +101,10 @@ def measured_prompt_tokens(config: RunConfig) -> dict[str, float]:
 def prompt_tokens(method: str, config: RunConfig) -> float:
     """Prompt tokens one question costs with ``method`` (a model of the prompts, not a measurement)."""
     tokens = float(BASE_PROMPT_TOKENS)
-    if method == "few-shot":
+    spec = REGISTRY.get(method)
+    if spec and spec.needs_examples:
         tokens += config.few_shot.k * EXAMPLE_TOKENS
-    if method in ("rag", "rag+lora", "oracle-passage"):
+    if spec and spec.needs_index:
         chunk = config.split.chunk_size / (1.0 if config.split.mode == "tokens" else CHARS_PER_TOKEN)
         tokens += config.retrieval.top_k * chunk
     return tokens
@@ -126,12 +128,12 @@ def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int) -
     speed = measured_speed(config.model)
     n_questions = min(n_test, config.eval.max_questions) if config.eval.max_questions else n_test
     methods = list(config.methods)
-    if config.eval.baselines and any(m in ("rag", "rag+lora") for m in methods):
-        methods.append("oracle-passage")
+    if config.eval.baselines and any(m in methods_where(needs_index=True, baseline=False) for m in methods):
+        methods.append(ORACLE)
     stages: dict[str, float] = {"corpus": speed["corpus_s"], "model": speed["model_load_s"]}
-    if any(m in ("rag", "rag+lora") for m in methods):
+    if any(m in methods_where(needs_index=True) for m in methods):
         stages["index"] = n_docs / speed["index_docs_per_s"]
-    if any(m in ("lora", "rag+lora") for m in methods):
+    if any(m in methods_where(needs_adapter=True) for m in methods):
         stages["train"] = training_units(config, n_docs, n_train) / speed["train_units_per_s"] + TRAIN_PROBE_ANSWERS * BASE_PROMPT_TOKENS / speed["prompt_tokens_per_s"]
     answered = n_questions + min(config.eval.latency_probe_n, n_questions)
     known = measured_prompt_tokens(config)

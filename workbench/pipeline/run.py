@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import BASELINES, RunConfig
+from ..config import RunConfig
 from ..evaluation.cost import RssSampler
+from ..methods.registry import LORA_RECIPE, RAFT_RECIPE, REGISTRY, baseline_methods, method_spec, methods_where
 from ..paths import default_runs_dir
 from ..storage import FolderLock, atomic_write_json, atomic_write_jsonl
 from ..types import Answer, Corpus
@@ -126,12 +127,12 @@ class Heartbeat:
 
 def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, str], None], timings: dict[str, float]) -> dict[str, Any]:
     status = RunStatus(run_dir)  # the answering heartbeat writes here directly (a cancel is checked between batches)
-    from ..backends.hf import Generator
+    from ..backends.loader import open_generator
     from ..corpus.load import corpus_fingerprint, load_corpus
     from ..evaluation import aggregate
     from ..evaluation.latency import latency_probe, probe_sample
     from ..evaluation.predictions import score_predictions
-    from ..methods.baselines import RETRIEVAL_METHODS, baselines_for, mark_baselines
+    from ..methods.baselines import baselines_for, mark_baselines
     from ..methods.strategies import make_strategy
 
     _seed_everything(config.seed)
@@ -159,35 +160,36 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
 
     t0 = time.perf_counter()
     report("model", 0.0, f"loading generator {config.model}")
-    generator = Generator.from_name(config.model, progress=lambda m, f: report("model", f, m))
+    generator = open_generator(config.model, progress=lambda m, f: report("model", f, m))
     timings["model_s"] = time.perf_counter() - t0
 
     costs: dict[str, dict[str, float]] = {m: {"build_seconds": 0.0, "artifact_mb": 0.0} for m in methods}
     extra: dict[str, Any] = {}
     index = None
-    if any(m in RETRIEVAL_METHODS for m in methods):
+    if any(method_spec(m).needs_index for m in methods):
         index, extra["retrieval"], info = prepare_index(config, corpus, held_out, embedder, report)
         timings["index_s"] = info.get("load_seconds", 0.0) + (0.0 if info.get("cache_hit") else info.get("build_seconds", 0.0))
-        for m in RETRIEVAL_METHODS:
+        for m in methods_where(needs_index=True):
             if m in costs:
                 costs[m]["build_seconds"] += info["build_seconds"]
                 costs[m]["artifact_mb"] += info.get("artifact_mb", 0.0)
         extra["index"] = info
 
-    if "few-shot" in methods:
+    if any(method_spec(m).needs_examples for m in methods):
         from ..methods.strategies import few_shot_leakage
 
         extra["few_shot"] = {"pool": len(corpus.train), "leakage": few_shot_leakage(corpus.train, held_out, embedder)}
 
     adapter_generator = raft_generator = None
-    if any(m in ("lora", "rag+lora") for m in methods):
+    if any(method_spec(m).needs_adapter for m in methods):
         adapter_generator, tinfo = prepare_adapters(config, corpus, generator, embedder, report, timings, held_out=held_out, index=index, methods=tuple(methods))
         raft_generator = tinfo.pop("raft_generator", None)
         extra["train"] = tinfo
-        extra["learning_curve"] = {("rag+lora" if name == "raft" else name): r["learning_curve"] for name, r in tinfo["recipes"].items()}
-        for m in ("lora", "rag+lora"):
+        by_recipe = {s.adapter_recipe: n for n, s in REGISTRY.items() if s.adapter_recipe}
+        extra["learning_curve"] = {by_recipe.get(name, name): r["learning_curve"] for name, r in tinfo["recipes"].items()}
+        for m in methods_where(needs_adapter=True):
             if m in costs:
-                used = tinfo["recipes"].get("raft" if (m == "rag+lora" and raft_generator is not None) else "lora", {})
+                used = tinfo["recipes"].get(adapter_recipe_used(m, raft_generator), {})
                 costs[m]["build_seconds"] += used.get("build_seconds", used.get("train_seconds", 0.0))
                 costs[m]["artifact_mb"] += used.get("artifact_mb", 0.0)
 
@@ -200,7 +202,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         strategy = make_strategy(
             method,
             generator=generator,
-            adapter_generator=raft_generator if (method == "rag+lora" and raft_generator is not None) else adapter_generator,
+            adapter_generator=raft_generator if adapter_recipe_used(method, raft_generator) == RAFT_RECIPE else adapter_generator,
             index=index,
             embedder=embedder,
             pool=corpus.train,
@@ -218,7 +220,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
                 with Heartbeat(lambda f, secs, lo=lo, hi=hi, what=what: status.update(stage="answer", progress=lo + (hi - lo) * f, message=f"{what} · {secs:.0f} s into this batch"), batch_s):
                     out += strategy.answer(held_out[start : start + bs])
                 batch_s = (time.perf_counter() - t_batch) * max(1.0, bs / max(1, min(bs, len(held_out) - start)))
-            if method not in BASELINES:  # reference rows are not served, so their latency is not measured
+            if method not in baseline_methods():  # reference rows are not served, so their latency is not measured
                 probes[method] = latency_probe(
                     strategy, probe_qs, lambda i, n, m=method, k=mi: report("answer", (k + 0.9 + 0.1 * i / n) / len(methods), f"{m}: latency probe, question {i + 1} of {n} answered alone")
                 )
@@ -285,6 +287,12 @@ def reproducibility(config: RunConfig, generator: Any) -> dict[str, Any]:
     }
 
 
+def adapter_recipe_used(method: str, raft_generator: Any) -> str | None:
+    """The tuned adapter a method answers with: its own recipe, or the closed-book LoRA one when no RAFT adapter was trained."""
+    recipe = method_spec(method).adapter_recipe
+    return LORA_RECIPE if recipe == RAFT_RECIPE and raft_generator is None else recipe
+
+
 def what_each_method_saw(methods: list[str], corpus: Corpus, extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per method, what it learned from or looked at: documents indexed or trained on, Q/A, synthetic pairs, pool, withheld twins."""
     withheld = int(corpus.twins.get("withheld", 0))
@@ -292,11 +300,12 @@ def what_each_method_saw(methods: list[str], corpus: Corpus, extra: dict[str, An
     out: dict[str, dict[str, Any]] = {}
     for m in methods:
         seen: dict[str, Any] = {"withheld_twins": withheld}
-        if m == "few-shot":
+        spec = method_spec(m)
+        if spec.needs_examples:
             seen["few_shot_pool"] = extra.get("few_shot", {}).get("pool", len(corpus.train))
-        if m in ("rag", "rag+lora"):
+        if spec.needs_index and not spec.baseline:
             seen.update(documents_indexed=len(corpus.documents), chunks_indexed=index.get("n_chunks"))
-        tuned = extra.get("train", {}).get("recipes", {}).get("raft" if m == "rag+lora" else "lora") if m in ("lora", "rag+lora") else None
+        tuned = extra.get("train", {}).get("recipes", {}).get(spec.adapter_recipe) if spec.needs_adapter else None
         if tuned:
             seen["train_data"] = tuned.get("data_counts", {})
         out[m] = seen

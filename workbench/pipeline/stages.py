@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import RunConfig
 from ..errors import WorkbenchError
+from ..methods.registry import LORA, LORA_RECIPE, RAG_LORA, ZERO_SHOT, method_spec
 from ..types import Corpus, Question
 
 
@@ -78,7 +79,7 @@ def prepare_adapters(
     on_step: Callable[[dict], None] | None = None,
     held_out: list[Question] | None = None,
     index: Any = None,
-    methods: tuple[str, ...] = ("lora",),
+    methods: tuple[str, ...] = (LORA,),
 ) -> tuple[Any, dict]:
     """Train (or reuse) the tuned methods' adapters; returns (lora generator, info) and puts the rag+lora one in info["raft_generator"]."""
     from ..tuning.lora import get_or_train_adapter
@@ -96,9 +97,9 @@ def prepare_adapters(
 
     held_out = held_out if held_out is not None else corpus.test
     dev = dev_slice(corpus, config.train.dev_fraction, config.seed)
-    recipes = [("lora", config.train)]
-    if "rag+lora" in methods and config.train.raft_examples and index is not None:
-        recipes.append(("rag+lora", raft_config(config.train)))
+    recipes = [(LORA, config.train)]
+    if RAG_LORA in methods and config.train.raft_examples and index is not None:
+        recipes.append((RAG_LORA, raft_config(config.train)))
     out: dict[str, Any] = {"recipes": {}}
     generators: dict[str, Any] = {}
     for method, cfg in recipes:
@@ -106,24 +107,24 @@ def prepare_adapters(
             on_data = lambda m, f, method=method: report("train", f, f"{method}: writing Q/A from every chunk, {m}")  # noqa: E731
             adapter_dir, info = get_or_train_adapter(config.model, corpus, config.split, cfg, config.seed, embedder=embedder, on_progress=on_progress, generator=generator, on_data=on_data)
         except LoraDataError as exc:
-            if method == "lora":
+            if method == LORA:
                 raise
             out["raft_skipped"] = f"no RAFT adapter, rag+lora uses the closed-book one: {exc}"
             report("train", 1.0, out["raft_skipped"])
             continue
-        n_held = config.train.curve_questions if method == "lora" else min(6, config.train.curve_questions)  # rag prompts cost ~10x
-        gen, curve, step = learning_curve(method, adapter_dir, config, corpus, generator, held_out, dev if method == "lora" else dev[:6], report, index=index, embedder=embedder, n_held=n_held)
+        n_held = config.train.curve_questions if method == LORA else min(6, config.train.curve_questions)  # rag prompts cost ~10x
+        gen, curve, step = learning_curve(method, adapter_dir, config, corpus, generator, held_out, dev if method == LORA else dev[:6], report, index=index, embedder=embedder, n_held=n_held)
         generators[method] = gen
         info = {**info, "recipe": cfg.recipe, "learning_curve": curve, "picked_step": step, "data_counts": data_counts(info.get("data", {}), len(corpus.documents))}
         info["build_seconds"] = round(info.get("train_seconds", 0.0) + (info.get("data", {}).get("generation", {}).get("seconds") or 0.0), 2)
-        out["recipes"]["raft" if method == "rag+lora" else "lora"] = info
+        out["recipes"][method_spec(method).adapter_recipe] = info
         report("train", 1.0, f"{method}: reused cached adapter" if info.get("cache_hit") else f"{method}: trained in {info.get('train_seconds', 0):.0f}s, picked step {step}")
     timings["train_s"] = time.perf_counter() - t0
-    adapter_generator = generators["lora"]
-    main = out["recipes"]["lora"]
+    adapter_generator = generators[LORA]
+    main = out["recipes"][LORA_RECIPE]
     history = [{"step": s, "loss": loss} for s, loss in main.get("loss_curve", [])]
     info = {**main, **out, "loss_history": history, "train_split_probe": train_split_probe(config, corpus, generator, adapter_generator, report)}
-    info["raft_generator"] = generators.get("rag+lora")
+    info["raft_generator"] = generators.get(RAG_LORA)
     return adapter_generator, info
 
 
@@ -139,7 +140,7 @@ def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter
         return {}
     report("train", 1.0, f"checking what the adapter learned on {len(taught)} train questions")
     out: dict[str, Any] = {"n": len(taught)}
-    for name, method in (("base", "zero-shot"), ("adapter", "lora")):
+    for name, method in (("base", ZERO_SHOT), ("adapter", LORA)):
         strategy = make_strategy(method, generator=generator, adapter_generator=adapter_generator, cfg=config, instruction=corpus.instruction)
         answers = strategy.answer(taught)
         out[f"{name}_accuracy"] = sum(score_answer(a.text, q.answers, True, q.question)["correct"] for a, q in zip(answers, taught, strict=True)) / len(taught)

@@ -11,12 +11,10 @@ from collections.abc import Sequence
 import altair as alt
 import pandas as pd
 
-from workbench.config import METHODS
-from workbench.decision.recommend import label
 from workbench.errors import WorkbenchError
 from workbench.evaluation.cost import cumulative_cost
+from workbench.methods.registry import LORA, colour, label, method_order
 
-PALETTE = {"zero-shot": "#8c8c8c", "few-shot": "#e69f00", "rag": "#0072b2", "lora": "#d55e00", "rag+lora": "#009e73"}
 FONT = "Helvetica, Arial, sans-serif"
 WIDTH, HEIGHT = 420, 280
 
@@ -29,12 +27,12 @@ def _ordered(metrics: dict) -> list[str]:
     methods = metrics.get("methods") or {}
     if not methods:
         raise ChartError("metrics.json has no measured methods; run the evaluation first")
-    return sorted(methods, key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m))
+    return sorted(methods, key=method_order)
 
 
 def _color(methods: list[str]) -> alt.Color:
     labels = [label(m) for m in methods]
-    colors = [PALETTE.get(m, "#555555") for m in methods]
+    colors = [colour(m) for m in methods]
     return alt.Color("label:N", title="Method", scale=alt.Scale(domain=labels, range=colors), sort=labels)
 
 
@@ -229,7 +227,7 @@ def loss_chart(history: Sequence[dict]) -> alt.TopLevelMixin:
         raise ChartError("the training log has no {step, loss} rows; train a LoRA adapter first")
     chart = (
         alt.Chart(pd.DataFrame(rows))
-        .mark_line(point=alt.OverlayMarkDef(size=25), color=PALETTE["lora"], strokeWidth=2)
+        .mark_line(point=alt.OverlayMarkDef(size=25), color=colour(LORA), strokeWidth=2)
         .encode(
             x=alt.X("step:Q", title="Optimiser step"),
             y=alt.Y("loss:Q", title="Training loss", scale=alt.Scale(zero=False)),

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench import __version__, fmt
-from workbench.config import METHODS
-from workbench.decision.recommend import BREAKDOWN_LABELS, BREAKDOWN_ORDER, label, recommend
+from workbench.decision.recommend import BREAKDOWN_LABELS, BREAKDOWN_ORDER, recommend
 from workbench.errors import WorkbenchError
 from workbench.evaluation.scoring import METRIC_HELP
 from workbench.methods.baselines import prior_flag_text
+from workbench.methods.registry import label, method_order
 from workbench.storage import atomic_write_bytes, read_json, read_jsonl
 
 FORMATS = ("html", "pdf", "md", "csv", "json")
@@ -83,7 +83,7 @@ def _json_dict(path: Path) -> dict:
 
 
 def _methods(run: dict) -> list[str]:
-    return sorted(run["metrics"]["methods"], key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m))
+    return sorted(run["metrics"]["methods"], key=method_order)
 
 
 def _recommendation(run: dict, override: dict | None) -> dict:
@@ -185,7 +185,7 @@ def decision_path(rec: dict) -> Table:
 
 def _pairs(run: dict, kind: str) -> list[tuple[str, dict]]:
     def rank(pair: str) -> tuple:
-        return tuple(METHODS.index(m) if m in METHODS else len(METHODS) for m in pair.split("|")) + (pair,)
+        return tuple(method_order(m)[0] for m in pair.split("|")) + (pair,)
 
     return sorted(((run["metrics"].get("comparisons") or {}).get(kind) or {}).items(), key=lambda kv: rank(kv[0]))
 

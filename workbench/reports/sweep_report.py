@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import fmt
-from ..config import METHODS
-from ..decision.recommend import label
 from ..errors import WorkbenchError
 from ..experiments.sweep import load_sweep
+from ..methods.registry import label, method_order
 from ..storage import atomic_write_bytes
 from .export import CSS, csv_safe, esc, md_cell
 
@@ -28,14 +27,10 @@ class SweepReportError(WorkbenchError, ValueError):
     """The sweep cannot be reported on; the message says why."""
 
 
-def _order(method: str) -> tuple:
-    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
-
-
 def methods_of(data: dict[str, Any]) -> list[str]:
     """The compared methods (baseline reference rows stay in each run folder, not in the sweep's tables)."""
     found = {m for c in data["cells"] for m, v in (c.get("metrics") or {}).items() if not v.get("baseline")}
-    return sorted(found, key=_order)
+    return sorted(found, key=method_order)
 
 
 def reuse_text(reuse: dict[str, Any]) -> str:
@@ -46,7 +41,7 @@ def reuse_text(reuse: dict[str, Any]) -> str:
             parts.append(f"{what} {'reused' if reuse[what].get('cache_hit') else 'built'}")
     cached = reuse.get("answers_cached") or {}
     if cached:
-        parts.append("answers cached: " + ", ".join(f"{label(m)} {fmt.pct(v)}" for m, v in sorted(cached.items(), key=lambda kv: _order(kv[0]))))
+        parts.append("answers cached: " + ", ".join(f"{label(m)} {fmt.pct(v)}" for m, v in sorted(cached.items(), key=lambda kv: method_order(kv[0]))))
     return " · ".join(parts)
 
 
@@ -101,7 +96,8 @@ def pareto_chart(data: dict[str, Any]) -> Any:
     import altair as alt
     import pandas as pd
 
-    from .charts import PALETTE, style_chart
+    from ..methods.registry import colour
+    from .charts import style_chart
 
     pts = points(data)
     if not pts:
@@ -109,9 +105,9 @@ def pareto_chart(data: dict[str, Any]) -> Any:
     df = pd.DataFrame(pts)
     df["accuracy_pct"] = [fmt.round_pct(a, 1) for a in df["accuracy"]]
     df["front"] = ["Pareto front" if p else "dominated" for p in df["pareto"]]
-    methods = sorted({p["method"] for p in pts}, key=_order)
+    methods = sorted({p["method"] for p in pts}, key=method_order)
     labels = [label(m) for m in methods]
-    color = alt.Color("label:N", title="Method", scale=alt.Scale(domain=labels, range=[PALETTE.get(m, "#555555") for m in methods]))
+    color = alt.Color("label:N", title="Method", scale=alt.Scale(domain=labels, range=[colour(m) for m in methods]))
     tip = ["cell:N", "label:N", alt.Tooltip("accuracy_pct:Q", title="accuracy %"), alt.Tooltip("cost:Q", title="$ per 1k queries", format=".5f")]
     base = alt.Chart(df).encode(x=alt.X("cost:Q", title="$ per 1,000 queries", scale=alt.Scale(zero=False)),
                                 y=alt.Y("accuracy_pct:Q", title="Accuracy (%)", scale=alt.Scale(domain=[0, 100])))  # fmt: skip
@@ -129,7 +125,8 @@ def setting_chart(data: dict[str, Any], key: str) -> Any:
     import altair as alt
     import pandas as pd
 
-    from .charts import PALETTE, style_chart
+    from ..methods.registry import colour
+    from .charts import style_chart
 
     pts = points(data)
     if not pts:
@@ -137,10 +134,10 @@ def setting_chart(data: dict[str, Any], key: str) -> Any:
     df = pd.DataFrame(pts)
     df["value"] = [str(v) for v in df[f"setting:{key}"]]
     df["accuracy_pct"] = [fmt.round_pct(a, 1) for a in df["accuracy"]]
-    methods = sorted({p["method"] for p in pts}, key=_order)
+    methods = sorted({p["method"] for p in pts}, key=method_order)
     labels = [label(m) for m in methods]
     order = [str(v) for v in data["grid"][key]]
-    color = alt.Color("label:N", title="Method", scale=alt.Scale(domain=labels, range=[PALETTE.get(m, "#555555") for m in methods]))
+    color = alt.Color("label:N", title="Method", scale=alt.Scale(domain=labels, range=[colour(m) for m in methods]))
     x = alt.X("value:N", title=key, sort=order)
     mean = alt.Chart(df).mark_line(point=True).encode(x=x, y=alt.Y("mean(accuracy_pct):Q", title="Accuracy (%), mean over other settings",
                                                                    scale=alt.Scale(domain=[0, 100])), color=color)  # fmt: skip
@@ -166,7 +163,7 @@ def _table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def _best_lines(data: dict[str, Any]) -> list[str]:
     out = []
-    for method, b in sorted((data.get("best") or {}).items(), key=lambda kv: _order(kv[0])):
+    for method, b in sorted((data.get("best") or {}).items(), key=lambda kv: method_order(kv[0])):
         settings = ", ".join(f"{k}={v}" for k, v in b["settings"].items())
         out.append(f"{label(method)}: {fmt.pct(b['accuracy'])} at {fmt.money(b.get(COST_KEY))} per 1k queries with {settings} (cell {b['cell']})")
     return out

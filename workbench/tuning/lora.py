@@ -7,7 +7,6 @@ computed only at positions that carry a label, so masked prompt tokens cost no v
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -21,9 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..backends.adapters import LoraError
 from ..backends.models import default_dtype, load_generator, resolve_generator, setup_threads
 from ..config import SplitConfig, TrainConfig
-from ..errors import WorkbenchError
 from ..paths import cache_dir
 from ..storage import FolderLock, LockedError, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
 from ..types import Corpus, Question
@@ -35,12 +34,7 @@ LORA_VERSION = 1  # bump when the training recipe changes so cached adapters are
 COMPLETE = "COMPLETE"
 WARMUP_FRACTION = 0.06  # share of steps with a linear warm-up
 MIN_LR_RATIO = 0.1  # the cosine decays to this share of the peak learning rate
-UNSAFE_SUFFIXES = (".bin", ".pkl", ".pickle", ".pt", ".pth", ".ckpt")
 OnProgress = Callable[[dict[str, Any]], None]
-
-
-class LoraError(WorkbenchError, RuntimeError):
-    """Training or loading an adapter failed; the message says what to do."""
 
 
 def base_fingerprint(folder: str | Path) -> str:
@@ -443,24 +437,3 @@ def train_info(adapter_dir: str | Path) -> dict[str, Any]:
         "seed": meta.get("seed"),
         "artifact_mb": round(size / 1e6, 2),
     }
-
-
-def load_adapter_model(base_model: Any, adapter_dir: str | Path, copy_base: bool = True) -> Any:
-    """A PeftModel in eval mode carrying a workbench-written adapter (safetensors only).
-
-    peft injects the LoRA layers into the model it is given; with ``copy_base`` (default) that is a
-    copy, so ``base_model`` keeps answering as the plain base model.
-    """
-    from peft import PeftModel
-
-    adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / "workbench.json").is_file():
-        raise LoraError(f"{adapter_dir}: no workbench.json; only adapters trained by this workbench are loaded")
-    unsafe = sorted(f.name for f in adapter_dir.iterdir() if f.suffix in UNSAFE_SUFFIXES)
-    if unsafe:
-        raise LoraError(f"{adapter_dir}: refuses pickle-based files {', '.join(unsafe)}; adapters must be safetensors only")
-    if not (adapter_dir / "adapter_model.safetensors").is_file() or not (adapter_dir / "adapter_config.json").is_file():
-        raise LoraError(f"{adapter_dir}: adapter_model.safetensors or adapter_config.json is missing; delete the folder and train again")
-    model = copy.deepcopy(base_model) if copy_base else base_model
-    peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False, autocast_adapter_dtype=False)
-    return peft_model.eval()

@@ -258,7 +258,7 @@ def pack(examples: list[Example], seq_len: int) -> tuple[list[list[int]], list[l
 
 
 def _generate(model: Any, tokenizer: Any, prompts_: list[str], max_new_tokens: int, temperature: float, seed: int, progress: Progress | None) -> list[str]:
-    from ..backends.hf import Generator
+    from ..backends.hf import HFGenerator as Generator
 
     gen = Generator(model, tokenizer)
     rendered = [prompts.render(tokenizer, [{"role": "user", "content": p}]) for p in prompts_]
@@ -415,7 +415,7 @@ def build_training_data(
     examples: list[Example] = []
     stats: dict[str, Any] = {"examples": {"chunks": 0, "qa": 0, "synthetic_qa": 0, "paraphrases": 0, "generated_qa": 0, "raft": 0}, "skipped_too_long": 0, "seq_len": cfg.seq_len, "recipe": cfg.recipe}
     if (cfg.generated_qa or cfg.recipe == "raft") and generator is None and model is not None:
-        from ..backends.hf import Generator
+        from ..backends.hf import HFGenerator as Generator
 
         generator = Generator(model, tokenizer)
     dev_ids = {q.id for q in dev_slice(corpus, cfg.dev_fraction, seed)}

@@ -90,9 +90,11 @@ def learning_curve(
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from ..backends.hf import Generator
+    from ..backends.adapters import load_adapter_model
+    from ..backends.hf import HFGenerator as Generator
+    from ..methods.registry import method_spec
     from ..methods.strategies import make_strategy
-    from .lora import load_adapter_model, snapshots
+    from .lora import snapshots
 
     # Its own answer cache: an unchanged rerun redraws the curve from it, and a cold run's evaluation
     # is not served answers the curve happened to compute first.
@@ -100,7 +102,7 @@ def learning_curve(
     points = snapshots(adapter_dir)
     held = [q for q in held_out if q.answerable and q.answers][:n_held]
     elapsed = _elapsed_at(adapter_dir.parent / "train_log.jsonl")
-    base = make_strategy("rag" if method == "rag+lora" else "zero-shot", generator=generator, index=index, embedder=embedder, cfg=config, instruction=corpus.instruction, cache=store or False)
+    base = make_strategy(method_spec(method).base_method, generator=generator, index=index, embedder=embedder, cfg=config, instruction=corpus.instruction, cache=store or False)
     dev0, n_dev0 = _accuracy(base, dev)
     held0, n_h0 = _accuracy(base, held)
     curve = [{"step": 0, "train_seconds": 0.0, "dev_accuracy": dev0, "n_dev": n_dev0, "held_out_accuracy": held0, "n_held_out": n_h0, "base": True}]
