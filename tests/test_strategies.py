@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from workbench.backends.hf import HFGenerator as Generator
+from workbench.backends.hf import TokenizerChat
 from workbench.config import FewShotConfig, GenerationConfig, RetrievalConfig, build_config
 from workbench.methods.strategies import FewShot, FewShotLeakError, Rag, StrategyError, ZeroShot, citations, make_strategy
 from workbench.types import Question, Retrieved, Strategy
@@ -21,7 +22,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-class Spy:
+class Spy(TokenizerChat):
     """A real Generator that records the prompts it was given."""
 
     def __init__(self, gen: Generator):

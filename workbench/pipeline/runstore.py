@@ -263,11 +263,3 @@ def list_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
             rows.append({"run_id": d.name, "dir": str(d), "state": "unreadable", "error": why, "created": "", "corpus": "",
                          "preset": "", "model": "", "methods": {}, "best": None})  # fmt: skip
     return rows
-
-
-def latest_run(runs_dir: str | Path, corpus: str | None = None) -> Path | None:
-    """Newest finished run, of a given corpus name if asked."""
-    for row in list_runs(runs_dir):
-        if row["state"] == "done" and (corpus is None or row["corpus"] == Path(corpus).name):
-            return Path(row["dir"])
-    return None

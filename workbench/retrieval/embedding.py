@@ -55,7 +55,3 @@ class Embedder:
                     done = min(start + batch_size, len(texts))
                     progress(f"embedding {done}/{len(texts)} chunks", done / len(texts))
         return out
-
-    def encode_one(self, text: str) -> np.ndarray:
-        """The embedding of one text, shape ``(dim,)``."""
-        return self.encode([text])[0]
