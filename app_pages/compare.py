@@ -137,7 +137,7 @@ def charts(metrics: dict[str, Any]) -> None:
 
 def what_each_method_saw(metrics: dict[str, Any], run: dict[str, Any]) -> None:
     """Per method: documents indexed or trained on, Q/A used, synthetic pairs, few-shot pool, withheld twins."""
-    from workbench.reports.export import curve_table, seen_table
+    from workbench.reports.tables import curve_table, seen_table
 
     data = {"metrics": metrics, "predictions": run.get("predictions") or [], "config": run.get("config") or {}}
     head, rows = seen_table(data)

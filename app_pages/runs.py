@@ -148,7 +148,7 @@ def export(done: list[dict[str, Any]]) -> None:
         if recommendation
         else "Reports use the default priorities (set your own on **Decide**)."
     )
-    from workbench.reports.export import ReportError, load_run_data
+    from workbench.reports.run_data import ReportError, load_run_data
 
     try:
         load_run_data(by_id[run_id]["dir"])
@@ -171,7 +171,8 @@ def export(done: list[dict[str, Any]]) -> None:
 
 
 def load_back() -> None:
-    from workbench.reports.export import ReportError, load_report_html
+    from workbench.reports.html import load_report_html
+    from workbench.reports.run_data import ReportError
 
     upload = st.file_uploader("A report exported from the workbench (.html)", type=["html", "htm"], key="report-upload")
     if upload is None:

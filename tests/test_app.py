@@ -426,7 +426,7 @@ def test_runs_page_history_compare_and_downloads(runs, tiny_corpus):
 
 
 def test_runs_page_loads_a_report_back(runs, tiny_corpus, tmp_path):
-    from workbench.reports.export import render_html
+    from workbench.reports.html import render_html
 
     run_dir = write_run(runs, tiny_corpus)
     html = render_html(run_dir).encode("utf-8")
@@ -515,7 +515,7 @@ def test_real_run_through_every_results_page(real_run, isolated_home, monkeypatc
     at = app("runs")
     assert [d.proto.label for d in at.get("download_button")] == ["HTML report", "PDF report", "Markdown", "CSV predictions", "JSON"]
     from app_pages.runs import _report_bytes
-    from workbench.reports.export import load_report_html
+    from workbench.reports.html import load_report_html
 
     path = isolated_home / "report.html"
     path.write_bytes(_report_bytes(str(runs / real_run.name), "html", None)())  # what the page's HTML button serves

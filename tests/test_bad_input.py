@@ -20,7 +20,8 @@ from workbench.corpus.check import check_corpus
 from workbench.corpus.load import load_corpus
 from workbench.corpus.loaders import CorpusError, DocumentError, load_document, scan_documents
 from workbench.methods.prompts import rag_messages, render
-from workbench.reports.export import render_csv, render_html, render_markdown
+from workbench.reports.export import render_csv, render_markdown
+from workbench.reports.html import render_html
 from workbench.retrieval.chunking import split_documents
 
 

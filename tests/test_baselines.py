@@ -16,7 +16,7 @@ from workbench.methods.baselines import (
     prior_flag_text,
     prior_reply,
 )
-from workbench.methods.strategies import StrategyError
+from workbench.methods.prompt_strategy import StrategyError
 from workbench.types import Chunk, Question, Retrieved
 
 
@@ -122,7 +122,8 @@ def _run_folder(tmp_path):
 
 
 def test_reports_flag_methods_within_the_prior_and_explain_the_figures(tmp_path):
-    from workbench.reports.export import render_csv, render_html, render_markdown
+    from workbench.reports.export import render_csv, render_markdown
+    from workbench.reports.html import render_html
 
     run_dir, metrics = _run_folder(tmp_path)
     assert metrics["methods"]["lora"]["no_better_than_prior"] and not metrics["methods"]["rag"]["no_better_than_prior"]

@@ -13,7 +13,8 @@ import json
 import pytest
 
 from workbench.cli.main import main as cli_main
-from workbench.decision.recommend import FAVOURED, NONE_GOOD_ENOUGH, Criteria, recommend
+from workbench.decision.criteria import Criteria
+from workbench.decision.recommend import FAVOURED, NONE_GOOD_ENOUGH, recommend
 from workbench.evaluation.aggregate import aggregate
 from workbench.methods.registry import label
 from workbench.reports.charts import decision_path_dot

@@ -8,7 +8,8 @@ from conftest import TINY_OVERRIDES
 
 from workbench.config import build_config
 from workbench.pipeline.run import run
-from workbench.reports.export import render_html, render_markdown
+from workbench.reports.export import render_markdown
+from workbench.reports.html import render_html
 
 
 def fake_pairs(generator, chunks, per_chunk, seed=0, progress=None, batch_size=16):

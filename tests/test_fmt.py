@@ -41,7 +41,7 @@ def test_headline_scoreboard_cli_and_report_agree_on_a_half_percent(tmp_path):
 
     from workbench.cli.main import format_scoreboard
     from workbench.decision.recommend import recommend
-    from workbench.reports.export import scoreboard
+    from workbench.reports.tables import scoreboard
 
     answerable = [True] * 8
     metrics = _metrics({"rag": (["right"] * 5 + ["wrong"] * 3, 1.0, 10.0), "zero-shot": (["wrong"] * 8, 0.5, 0.0)}, answerable)

@@ -14,16 +14,8 @@ from conftest import TINY_OVERRIDES
 from workbench.cli.freshness import main
 from workbench.config import build_config
 from workbench.corpus.load import load_corpus
-from workbench.experiments.freshness import (
-    EDITS_FILE,
-    FactEdit,
-    FreshnessError,
-    apply_edits,
-    classify,
-    generate_edits,
-    load_patch,
-    new_value,
-)
+from workbench.experiments.fact_edits import EDITS_FILE, FactEdit, FreshnessError, apply_edits, generate_edits, load_patch, new_value
+from workbench.experiments.freshness import classify
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:

@@ -468,7 +468,8 @@ def test_damaged_answer_cache_is_set_aside_and_rebuilt(tmp_path, damage, caplog)
 
 
 def test_every_report_format_escapes_hostile_labels_and_text(finished_run, tmp_path):
-    from workbench.reports.export import render_csv, render_html, render_json, render_markdown, write_report
+    from workbench.reports.export import render_csv, render_json, render_markdown, write_report
+    from workbench.reports.html import render_html
 
     hostile = "<img src=x onerror=alert(1)>[click](http://evil.example)![](http://evil.example/t.png)"
     metrics = json.loads((finished_run / "metrics.json").read_text())

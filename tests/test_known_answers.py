@@ -185,7 +185,8 @@ def _md_section(md: str, title: str) -> list[dict[str, str]]:
 
 
 def test_report_columns_show_the_measured_numbers(known_run):
-    from workbench.reports.export import render_csv, render_html, render_markdown
+    from workbench.reports.export import render_csv, render_markdown
+    from workbench.reports.html import render_html
 
     board = {r["Method"]: r for r in _md_section(render_markdown(known_run), "Scoreboard")}
     want = {"Zero-shot": ("10%", "58%", "33%"), "Few-shot": ("20%", "58%", "25%"), "RAG": ("90%", "17%", "8%")}

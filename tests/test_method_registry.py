@@ -21,7 +21,7 @@ from workbench.methods.registry import (
     register_method,
     unregister_method,
 )
-from workbench.methods.strategies import ZeroShot
+from workbench.methods.zero_shot import ZeroShot
 from workbench.pipeline.run import run
 from workbench.reports.export import render_markdown
 

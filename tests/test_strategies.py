@@ -8,7 +8,11 @@ import torch
 from workbench.backends.hf import HFGenerator as Generator
 from workbench.backends.hf import TokenizerChat
 from workbench.config import FewShotConfig, GenerationConfig, RetrievalConfig, build_config
-from workbench.methods.strategies import FewShot, FewShotLeakError, Rag, StrategyError, ZeroShot, citations, make_strategy
+from workbench.methods.few_shot import FewShot, FewShotLeakError
+from workbench.methods.prompt_strategy import StrategyError
+from workbench.methods.rag import Rag, citations
+from workbench.methods.strategies import make_strategy
+from workbench.methods.zero_shot import ZeroShot
 from workbench.types import Question, Retrieved, Strategy
 
 GEN = GenerationConfig(max_new_tokens=4, batch_size=8)

@@ -16,7 +16,8 @@ from test_known_answers import make_known_corpus
 
 from workbench.cli.main import main
 from workbench.config import ConfigError
-from workbench.experiments.sweep import Sweep, load_sweep, make_spec, parse_grid, plan
+from workbench.experiments.grid import parse_grid
+from workbench.experiments.sweep import Sweep, load_sweep, make_spec, plan
 from workbench.experiments.sweep_executors import run_sweep
 from workbench.reports.sweep_report import points
 from workbench.storage import read_json, read_jsonl

@@ -6,7 +6,7 @@ import pytest
 
 from workbench.corpus.load import assign_splits
 from workbench.corpus.twins import WITHHELD, summary, twin_groups
-from workbench.methods.strategies import FewShotLeakError, few_shot_leakage
+from workbench.methods.few_shot import FewShotLeakError, few_shot_leakage
 from workbench.tuning.leakage import check_leakage, same_answer
 from workbench.types import Question
 

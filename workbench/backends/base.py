@@ -83,17 +83,8 @@ class Generator(Protocol):
         """``text`` cut to at most ``max_tokens`` of the model's tokens."""
         ...
 
-    def generate(
-        self,
-        prompts: Sequence[str],
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        seed: int = 0,
-        stop: Sequence[str] | None = None,
-        batch_size: int = 16,
-        progress: Progress | None = None,
-        cache: AnswerStore | None = None,
-    ) -> list[GenResult]:
+    def generate(self, prompts: Sequence[str], max_new_tokens: int, temperature: float = 0.0, seed: int = 0, stop: Sequence[str] | None = None,
+                 batch_size: int = 16, progress: Progress | None = None, cache: AnswerStore | None = None) -> list[GenResult]:
         """Replies to rendered prompts, in input order; cached replies are served without running the model."""
         ...
 

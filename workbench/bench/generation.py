@@ -26,7 +26,7 @@ def build_prompts(corpus_dir: str | Path, generator: Generator, embedder: Any, n
     """
     from ..config import build_config
     from ..corpus.load import load_corpus
-    from ..methods.strategies import FewShot, example_answer
+    from ..methods.few_shot import FewShot, example_answer
 
     corpus = load_corpus(corpus_dir, seed=seed)
     cfg = build_config(str(corpus_dir), "quick", corpus_defaults=corpus.defaults)

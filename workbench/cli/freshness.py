@@ -9,7 +9,8 @@ from typing import Any
 
 from ..config import RunConfig, build_config
 from ..corpus.load import corpus_defaults
-from ..experiments.freshness import FreshnessError, load_patch, run_freshness, store_in_run
+from ..experiments.fact_edits import FreshnessError, load_patch
+from ..experiments.freshness import run_freshness, store_in_run
 from ..storage import atomic_write_json
 from .progress import StageProgress
 

@@ -130,7 +130,8 @@ def format_decision(rec: dict[str, Any]) -> str:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from ..decision.recommend import DecisionError, recommend
+    from ..decision.criteria import DecisionError
+    from ..decision.recommend import recommend
     from ..storage import read_json
 
     run_dir = Path(args.run_dir)
@@ -225,7 +226,8 @@ def cmd_freshness(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ..experiments.sweep import Sweep, make_spec, parse_grid
+    from ..experiments.grid import parse_grid
+    from ..experiments.sweep import Sweep, make_spec
     from ..experiments.sweep_executors import run_sweep
     from ..reports.sweep_report import format_sweep
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ABSTAIN_REPLY
+from ..retrieval.embedding import unit_rows
 from ..textnorm import normalize_answer, tokens
 from .matching import match_answer
 
@@ -157,9 +158,7 @@ def encode_normalised(embedder: Any, texts: list[str]) -> np.ndarray:
     vecs = embedder.encode(texts)
     if hasattr(vecs, "detach"):  # a torch tensor (possibly bf16)
         vecs = vecs.detach().float().cpu().numpy()
-    arr = np.asarray(vecs, dtype=np.float32).reshape(len(texts), -1)
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    return arr / np.maximum(norms, 1e-12)
+    return unit_rows(np.asarray(vecs, dtype=np.float32).reshape(len(texts), -1))
 
 
 def semantic_similarity(

@@ -22,8 +22,10 @@ from ..config import ABSTAIN_REPLY
 from ..decision.eligibility import is_baseline
 from ..textnorm import contains_tokens, normalize_answer, tokens
 from ..types import Answer, Question, Retrieved
+from .few_shot import example_answer
+from .prompt_strategy import StrategyError
+from .rag import Rag
 from .registry import ORACLE, PRIOR, MethodContext, baseline_methods, methods_where
-from .strategies import Rag, StrategyError, example_answer
 
 
 def prior_reply(train: list[Question]) -> str:

@@ -123,17 +123,16 @@ def colour(method: str, default: str = "#555555") -> str:
     return spec.colour if spec else default
 
 
-_S = "workbench.methods.strategies"
 _B = "workbench.methods.baselines"
 for _spec in (
-    MethodSpec(ZERO_SHOT, "Zero-shot", "#8c8c8c", "Closed book: the question alone.", f"{_S}:make_zero_shot"),
-    MethodSpec(FEW_SHOT, "Few-shot", "#e69f00", "k solved examples from the train split in the prompt.", f"{_S}:make_few_shot",
+    MethodSpec(ZERO_SHOT, "Zero-shot", "#8c8c8c", "Closed book: the question alone.", "workbench.methods.zero_shot:make_zero_shot"),
+    MethodSpec(FEW_SHOT, "Few-shot", "#e69f00", "k solved examples from the train split in the prompt.", "workbench.methods.few_shot:make_few_shot",
                needs_examples=True, favoured_for=("behaviour",)),
-    MethodSpec(RAG, "RAG", "#0072b2", "Top-k retrieved chunks in the prompt; answers cite them.", f"{_S}:make_rag",
+    MethodSpec(RAG, "RAG", "#0072b2", "Top-k retrieved chunks in the prompt; answers cite them.", "workbench.methods.rag:make_rag",
                needs_index=True, favoured_for=("facts",)),
-    MethodSpec(LORA, "LoRA", "#d55e00", "A LoRA adapter trained on the corpus, closed book.", f"{_S}:make_lora",
+    MethodSpec(LORA, "LoRA", "#d55e00", "A LoRA adapter trained on the corpus, closed book.", "workbench.methods.adapter:make_lora",
                needs_adapter=True, adapter_recipe=LORA_RECIPE, base_method=ZERO_SHOT, favoured_for=("behaviour",), retrain_need=1.0),
-    MethodSpec(RAG_LORA, "RAG+LoRA", "#009e73", "The adapter plus retrieval.", f"{_S}:make_rag_lora",
+    MethodSpec(RAG_LORA, "RAG+LoRA", "#009e73", "The adapter plus retrieval.", "workbench.methods.adapter:make_rag_lora",
                needs_index=True, needs_adapter=True, adapter_recipe=RAFT_RECIPE, base_method=RAG, favoured_for=("facts", "both"), retrain_need=0.5),
     MethodSpec(PRIOR, "Prior", "#555555", "The train split's most frequent reply to every question, no model.", f"{_B}:make_prior", baseline=True),
     MethodSpec(ORACLE, "Oracle passage", "#555555", "The rag prompt with the gold documents' best chunks as passages.", f"{_B}:make_oracle_passage",

@@ -30,7 +30,7 @@ def build(
 ) -> Path:
     """Build one artefact; returns the job folder holding status.json, result.json (and train_log.jsonl)."""
     from ..corpus.load import load_corpus
-    from .stages import Cancelled, RunError, one_line, open_embedder, prepare_adapters, prepare_index, select_held_out
+    from .stages import Cancelled, RunError, one_line, open_embedder, prepare_adapters, prepare_index, select_held_out, stage_reporter
 
     jobs = Path(out_dir) if out_dir else default_runs_dir() / "_jobs"
     job_dir = prepare_run_folder(jobs, job_id or f"{what}-{new_run_id(config)}")
@@ -40,13 +40,7 @@ def build(
         atomic_write_json(job_dir / "config.json", {**config.to_dict(), "what": what})
         status.update(state="running", stage=what, progress=0.0, message="starting", error=None)
         log = (job_dir / "train_log.jsonl").open("a", encoding="utf-8")
-
-        def report(stage: str, fraction: float, message: str) -> None:
-            if (job_dir / "CANCEL").exists():
-                raise Cancelled("cancelled by the user")
-            status.update(stage=stage, progress=fraction, message=message)
-            if progress:
-                progress(stage, fraction, message)
+        report = stage_reporter(job_dir, status, progress)
 
         try:
             t0 = time.perf_counter()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import time
 import traceback
 from collections.abc import Callable
@@ -15,21 +14,13 @@ from ..config import RunConfig
 from ..evaluation.cost import RssSampler
 from ..methods.registry import LORA_RECIPE, RAFT_RECIPE, REGISTRY, baseline_methods, method_spec, methods_where
 from ..paths import default_runs_dir
+from ..seeding import seed_everything
 from ..storage import FolderLock, atomic_write_json, atomic_write_jsonl
 from ..types import Answer, Corpus
 from .runstore import RunStatus, new_run_id, prepare_run_folder, write_meta
-from .stages import Cancelled, RunError, one_line, open_embedder, prepare_adapters, prepare_index, select_held_out
+from .stages import Cancelled, RunError, one_line, open_embedder, prepare_adapters, prepare_index, select_held_out, stage_reporter
 
 Progress = Callable[[str, float, str], None]  # (stage, fraction of that stage, message)
-
-
-def _seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def run(
@@ -52,14 +43,7 @@ def run(
         atomic_write_json(run_dir / "config.json", {**config.to_dict(), "run_id": run_id})
         status.update(state="running", stage="corpus", progress=0.0, message="starting", error=None)
         write_meta(run_dir, timings)
-
-        def report(stage: str, fraction: float, message: str) -> None:
-            if (run_dir / "CANCEL").exists():
-                raise Cancelled("cancelled by the user")
-            status.update(stage=stage, progress=fraction, message=message)
-            if progress:
-                progress(stage, fraction, message)
-
+        report = stage_reporter(run_dir, status, progress)
         result = _pipeline(config, run_dir, report, timings)
         atomic_write_jsonl(run_dir / "predictions.jsonl", result["predictions"])
         atomic_write_json(run_dir / "metrics.json", result["metrics"])
@@ -135,7 +119,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     from ..methods.baselines import baselines_for, mark_baselines
     from ..methods.strategies import make_strategy
 
-    _seed_everything(config.seed)
+    seed_everything(config.seed)
     methods = list(config.methods)
 
     t0 = time.perf_counter()
@@ -176,7 +160,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         extra["index"] = info
 
     if any(method_spec(m).needs_examples for m in methods):
-        from ..methods.strategies import few_shot_leakage
+        from ..methods.few_shot import few_shot_leakage
 
         extra["few_shot"] = {"pool": len(corpus.train), "leakage": few_shot_leakage(corpus.train, held_out, embedder)}
 
@@ -231,7 +215,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     t0 = time.perf_counter()
     report("score", 0.0, "scoring answers")
     if config.eval.groundedness:
-        from ..methods.strategies import default_cache
+        from ..methods.prompt_strategy import default_cache
 
         generator.judge_cache = default_cache()  # an unchanged re-run does not judge the same answers again
     predictions = score_predictions(answers, held_out, corpus, embedder=embedder, generator=generator if config.eval.groundedness else None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
@@ -22,6 +23,20 @@ class RunError(WorkbenchError, RuntimeError):
 
 class Cancelled(RunError):
     """The user asked the run to stop (a CANCEL file in the run folder)."""
+
+
+def stage_reporter(folder: Path, status: Any, progress: Callable[[str, float, str], None] | None = None) -> Callable[[str, float, str], None]:
+    """``report(stage, fraction, message)`` for a job folder: stops with Cancelled once a CANCEL file appears, else updates
+    status.json and passes the step on to ``progress``."""
+
+    def report(stage: str, fraction: float, message: str) -> None:
+        if (folder / "CANCEL").exists():
+            raise Cancelled("cancelled by the user")
+        status.update(stage=stage, progress=fraction, message=message)
+        if progress:
+            progress(stage, fraction, message)
+
+    return report
 
 
 def select_held_out(corpus: Corpus, max_questions: int, seed: int) -> list[Question]:

@@ -17,7 +17,8 @@ from ..errors import WorkbenchError
 from ..experiments.sweep import load_sweep
 from ..methods.registry import label, method_order
 from ..storage import atomic_write_bytes
-from .export import CSS, csv_safe, esc, md_cell
+from .export import csv_safe, md_cell
+from .html import CSS, esc
 
 SWEEP_FORMATS = ("html", "md", "csv", "json")
 COST_KEY = "usd_per_1k_queries"

@@ -10,6 +10,12 @@ import numpy as np
 from ..backends.models import DEFAULT_EMBEDDER, Progress, load_embedder
 
 
+def unit_rows(x: Any) -> np.ndarray:
+    """Rows of ``x`` as float32 unit vectors (a zero row stays zero), so a dot product is a cosine."""
+    arr = np.asarray(x, dtype=np.float32)
+    return arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)
+
+
 class Embedder:
     """A bf16 SentenceTransformer behind a small, fast ``encode`` (texts sorted by length, order restored)."""
 

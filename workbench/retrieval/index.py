@@ -23,6 +23,7 @@ import numpy as np
 from ..backends.models import Progress
 from ..config import IndexConfig, RetrievalConfig, SplitConfig
 from ..errors import WorkbenchError
+from ..evaluation.cost import dir_size_mb
 from ..paths import cache_dir
 from ..storage import atomic_write_json, atomic_write_jsonl, atomic_write_text, pid_alive, read_jsonl, stable_hash
 from ..types import Chunk, Document, Retrieved
@@ -237,10 +238,6 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _folder_mb(folder: Path) -> float:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
-
-
 def build_index(chunks: list[Chunk], index_cfg: IndexConfig, embedder: Any, progress: Progress | None = None) -> RetrievalIndex:
     """Embed ``chunks`` and build the FAISS and BM25 indexes over them (no caching)."""
     if not chunks:
@@ -377,6 +374,6 @@ def _info(index: RetrievalIndex, folder: Path, key: str, hit: bool, load_s: floa
         "build_seconds": float(index.manifest.get("build_seconds", 0.0)),
         "load_seconds": round(load_s, 4),
         "n_chunks": len(index),
-        "artifact_mb": round(_folder_mb(folder), 3),
+        "artifact_mb": round(dir_size_mb(folder), 3),
         "key": key,
     }

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..config import ABSTAIN_REPLY
 from ..errors import WorkbenchError
+from ..retrieval.embedding import unit_rows
 from ..textnorm import contains_tokens, normalize_answer
 from ..types import Question
 
@@ -70,9 +71,7 @@ def embed_texts(embedder: Any, texts: list[str]) -> np.ndarray:
         from ..retrieval.embedding import Embedder
 
         embedder = Embedder(embedder) if embedder else Embedder()
-    vecs = np.asarray(embedder.encode(list(texts)), dtype=np.float32).reshape(len(texts), -1)
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    return vecs / np.maximum(norms, 1e-12)
+    return unit_rows(np.asarray(embedder.encode(list(texts)), dtype=np.float32).reshape(len(texts), -1))
 
 
 def _embedder_name(embedder: Any) -> str:

@@ -24,6 +24,7 @@ from ..backends.adapters import LoraError
 from ..backends.models import default_dtype, load_generator, resolve_generator, setup_threads
 from ..config import SplitConfig, TrainConfig
 from ..paths import cache_dir
+from ..seeding import seed_everything
 from ..storage import FolderLock, LockedError, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
 from ..types import Corpus, Question
 from .leakage import DEFAULT_THRESHOLD, check_leakage
@@ -180,15 +181,6 @@ def _restore_checkpoint(model: Any, opt: Any, sched: Any, folder: Path) -> dict[
     return state
 
 
-def _seed_all(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _loss_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     losses = [h["loss"] for h in history]
     if not losses:
@@ -224,7 +216,7 @@ def train_adapter(
     model, _tok = load_generator(str(folder))
     device = next(model.parameters()).device
     model.config.use_cache = False
-    _seed_all(seed)
+    seed_everything(seed)
     n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
     layers = list(range(max(n_layers - cfg.top_layers, 0), n_layers)) if cfg.top_layers and n_layers else None
     lcfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules), layers_to_transform=layers, task_type="CAUSAL_LM")
