@@ -44,11 +44,27 @@ def corpus(held: list[Question] | None = None) -> Corpus:
 
 
 def test_parse_and_quality_check_keep_only_extractive_new_pairs():
-    pairs = parse_pairs(REPLIES["Vantor-9"] + "\nQ: Who designed the Vantor-9 sensor?\nA: Ilse Marwick")
-    assert len(pairs) == 4
+    extra = "\nQ: Who designed the Vantor-9 sensor?\nA: Ilse Marwick\nQ: What did Ilse Marwick design?\nA: Ilse Marwick"
+    pairs = parse_pairs(REPLIES["Vantor-9"] + extra)
+    assert len(pairs) == 5
     kept, dropped = quality_check(pairs, DOCS["vantor.md"], set())
     assert [a for _, a in kept] == ["Ilse Marwick", "37 hours"]
-    assert dropped == {"answer_not_in_chunk": 1, "duplicate_question": 1, "malformed": 0}
+    assert dropped == {"answer_not_in_chunk": 1, "duplicate_question": 1, "malformed": 0, "answer_in_question": 1}
+
+
+def test_cached_pairs_whose_question_gives_the_answer_away_are_dropped_on_reading(tmp_path, monkeypatch, qwen_tokenizer):
+    from workbench.tuning import corpus_qa
+
+    monkeypatch.setattr(corpus_qa, "cache_dir", lambda name: tmp_path)
+    gen = FakeGenerator(qwen_tokenizer)
+    chunks = [("vantor.md", DOCS["vantor.md"])]
+    first = generate_pairs(gen, chunks, 3)
+    path = tmp_path / f"{first['key']}.json"
+    blob = __import__("json").loads(path.read_text())
+    blob["pairs"].append({"question": "What is Ilse Marwick's role?", "answer": "Ilse Marwick", "doc_id": "vantor.md", "chunk": 0, "synthetic": True})
+    path.write_text(__import__("json").dumps(blob))
+    again = generate_pairs(gen, chunks, 3)
+    assert again["cache_hit"] and again["pairs"] == first["pairs"] and again["stats"]["answer_in_question"] == 1
 
 
 def test_generated_pairs_are_cached_and_reused(qwen_tokenizer):

@@ -15,7 +15,8 @@ from workbench.pipeline.estimate import (
     record_speed,
     remaining_s,
     time_progress,
-    training_units,
+    training_seconds,
+    training_tokens,
 )
 from workbench.pipeline.examples import copy_example, example_for, example_label, list_examples
 from workbench.pipeline.run import Heartbeat
@@ -57,12 +58,25 @@ def test_cached_answers_do_not_count_as_speed(tmp_path):
 
 def test_training_is_estimated_only_with_a_lora_method(tmp_path):
     with_lora = estimate_run(_config(tmp_path, "quick", ("zero-shot", "lora")), n_docs=10, n_train=100, n_test=40)
+    with_raft = estimate_run(_config(tmp_path, "quick", ("zero-shot", "lora", "rag+lora")), n_docs=10, n_train=100, n_test=40)
     cfg = _config(tmp_path, "quick", ("zero-shot", "lora"))
-    units = training_units(cfg, 10, 100)
-    t = cfg.train  # quick: one pass over the train Q/A and the chunks, Q/A written from every chunk, a small RAFT set
-    assert units > 100 * t.epochs + t.raft_examples * t.raft_epochs  # the generated Q/A add to the train Q/A
-    assert with_lora["stages"]["train"] > units / FALLBACK["train_units_per_s"] - 1
+    work = training_tokens(cfg, 10, 100)
+    t = cfg.train  # quick: one pass over the chunks, the Q/A generated from them and the train Q/A; a small RAFT set
+    assert work["lora"] > 100 * 54 * t.epochs  # the chunks and generated Q/A add to the train Q/A
+    assert work["raft"] == t.raft_examples * t.raft_epochs * 448 and work["pairs_asked"] == pytest.approx(10 * 3.9 * t.generated_qa)
+    assert with_lora["stages"]["train"] == pytest.approx(training_seconds(cfg, 10, 100, FALLBACK, raft=False))
+    assert with_lora["stages"]["train"] > work["lora"] / FALLBACK["train_tokens_per_s"] + work["pairs_asked"] * FALLBACK["gen_s_per_pair"]
+    assert with_raft["stages"]["train"] > with_lora["stages"]["train"] + work["raft"] / FALLBACK["train_tokens_per_s"]
     assert "train" not in estimate_run(_config(tmp_path, "quick", ("zero-shot", "rag")), n_docs=10, n_train=100, n_test=40)["stages"]
+
+
+def test_a_finished_run_records_its_training_speed_and_cached_adapters_do_not(tmp_path):
+    cfg = _config(tmp_path, "quick", ("zero-shot", "lora"))
+    fresh = {"cache_hit": False, "tokens_per_s": 140.0, "train_seconds": 300.0, "data": {"generation": {"asked": 600, "seconds": 480.0, "cache_hit": False}}}
+    metrics = {"methods": {}, "train": {"recipes": {"lora": fresh, "raft": {**fresh, "cache_hit": True, "tokens_per_s": 1.0}}}}
+    figures = record_speed(cfg, metrics, {}, [])
+    assert figures == {"train_tokens_per_s": 140.0, "gen_s_per_pair": 0.8}
+    assert measured_speed(cfg.model)["train_tokens_per_s"] == 140.0
 
 
 def test_eta_blends_estimate_and_pace():

@@ -12,17 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
-from ..methods.registry import ORACLE, REGISTRY, methods_where
+from ..methods.registry import LORA_RECIPE, ORACLE, RAFT_RECIPE, RAG, RAG_LORA, REGISTRY, methods_where
 from ..paths import home
 from ..storage import atomic_write_json, read_json
 
 # From the cold quick run in bench/results.json (qwen2.5-0.5b, kestrel_labs, 2-core CPU: 1009 s wall, 364 s answering
-# about 65k prompt tokens, 7 s indexing 52 documents) and, for training, the corpus-reading recipe measured on a
-# 12-document kestrel subset under a shared CPU (about 280 units in 1,113 s: pessimistic); used until this machine
+# about 65k prompt tokens, 7 s indexing 52 documents) and, for training, the corpus-reading recipe on kestrel_labs
+# (tokens trained per second by the LoRA loop, seconds per Q/A pair asked of the base model); used until this machine
 # has measured its own speed. prompt_tokens_per_s is effective: prefill plus decoding plus the latency probe.
 FALLBACK = {
     "prompt_tokens_per_s": 180.0,
-    "train_units_per_s": 0.25,
+    "train_tokens_per_s": 120.0,
+    "gen_s_per_pair": 1.0,
     "index_docs_per_s": 7.0,
     "model_load_s": 5.0,
     "corpus_s": 1.0,
@@ -33,6 +34,10 @@ EXAMPLE_TOKENS = 28  # one solved Q/A pair in a few-shot prompt (measured: 182 t
 CHARS_PER_TOKEN = 5.0  # an 800-character chunk is about 157 prompt tokens (measured)
 CHUNKS_PER_DOC_AT_800 = 3.9  # kestrel_labs: 201 chunks of 800 characters from 52 documents
 TRAIN_PROBE_ANSWERS = 40  # after training: 20 train questions answered by the base model and by the adapter
+DOC_TOKENS_PER_CHUNK = 135  # document text trained per 800-character chunk (kestrel subset: 6,600 tokens, 49 chunks)
+PAIR_TOKENS = 54  # one Q/A turn in a training dialogue, template included (measured on the same subset)
+GENERATED_KEPT = 0.35  # share of asked Q/A pairs that pass the quality check (kestrel subset: 49 of 147)
+FILLER_SHARE = 0.11  # untrained tokens that complete packed blocks (1,565 of 14,336)
 
 
 def speed_path() -> Path:
@@ -58,11 +63,14 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
     tokens = sum(float(r.get("prompt_tokens") or 0) * (2 if r.get("latency_probe_s") is not None else 1) for r in fresh)
     if len(fresh) >= max(4, len(predictions) // 2) and tokens and timings.get("answer_s", 0) > 1:
         figures["prompt_tokens_per_s"] = tokens / timings["answer_s"]
-    train = metrics.get("train") or {}
-    n_train = (metrics.get("corpus") or {}).get("n_train") or 0
-    n_docs = (metrics.get("corpus") or {}).get("n_docs") or 0
-    if train and not train.get("cache_hit") and train.get("train_seconds") and (n_train or n_docs):
-        figures["train_units_per_s"] = training_units(config, n_docs, n_train) / float(train["train_seconds"])
+    for recipe in ((metrics.get("train") or {}).get("recipes") or {}).values():
+        if recipe.get("cache_hit"):
+            continue
+        if recipe.get("tokens_per_s") and recipe.get("train_seconds", 0) > 5:
+            figures["train_tokens_per_s"] = float(recipe["tokens_per_s"])
+        gen = (recipe.get("data") or {}).get("generation") or {}
+        if gen.get("asked") and not gen.get("cache_hit") and gen.get("seconds"):
+            figures["gen_s_per_pair"] = float(gen["seconds"]) / float(gen["asked"])
     index = metrics.get("index") or {}
     n_docs = (metrics.get("corpus") or {}).get("n_docs") or 0
     if index and not index.get("cache_hit") and index.get("build_seconds") and n_docs:
@@ -110,17 +118,33 @@ def prompt_tokens(method: str, config: RunConfig) -> float:
     return tokens
 
 
-def training_units(config: RunConfig, n_docs: int, n_train: int) -> float:
-    """Work of the training stage in one unit: a train Q/A, a chunk read, a generated Q/A or a RAFT example, per pass.
+def _chunks(config: RunConfig, n_docs: int) -> float:
+    return n_docs * CHUNKS_PER_DOC_AT_800 * 800 / max(1, config.split.chunk_size)
 
-    Q/A generation from every chunk and the RAFT adapter belong to the stage, so its measured seconds cover them too.
-    """
+
+def training_tokens(config: RunConfig, n_docs: int, n_train: int, raft: bool = True) -> dict[str, float]:
+    """Tokens the LoRA loop trains on (``lora``: closed book; ``raft``: the rag+lora adapter) and Q/A pairs asked of the base model."""
+    from ..tuning.tuned import raft_config
+
     t = config.train
-    if t.max_steps:
-        return float(t.max_steps * t.batch_size)
-    chunks = n_docs * CHUNKS_PER_DOC_AT_800 * 800 / max(1, config.split.chunk_size) if (t.use_chunks or t.generated_qa or t.raft_examples) else 0.0
-    per_epoch = (n_train if t.use_qa else 0) + chunks * ((1 if t.use_chunks else 0) + t.generated_qa + t.synthetic_qa + t.paraphrases)
-    return per_epoch * t.epochs + chunks * t.generated_qa + t.raft_examples * t.raft_epochs  # + writing the Q/A once
+    chunks = _chunks(config, n_docs) if (t.use_chunks or t.generated_qa or t.raft_examples) else 0.0
+    per_epoch = chunks * ((DOC_TOKENS_PER_CHUNK if t.use_chunks else 0) + (t.generated_qa * GENERATED_KEPT + t.synthetic_qa) * PAIR_TOKENS + t.paraphrases * DOC_TOKENS_PER_CHUNK)
+    per_epoch = (per_epoch + (n_train * PAIR_TOKENS if t.use_qa else 0)) * (1 + FILLER_SHARE)
+    out = {LORA_RECIPE: float(t.max_steps * t.batch_size * t.seq_len) if t.max_steps else per_epoch * t.epochs, RAFT_RECIPE: 0.0, "pairs_asked": chunks * t.generated_qa}
+    if raft and t.raft_examples:
+        out[RAFT_RECIPE] = t.raft_examples * t.raft_epochs * raft_config(t).seq_len  # one example a block
+        out["pairs_asked"] = chunks * (t.generated_qa or 3)
+    return out
+
+
+def training_seconds(config: RunConfig, n_docs: int, n_train: int, speed: dict[str, float], raft: bool = True) -> float:
+    """The training stage: writing Q/A from every chunk, the LoRA loops, each adapter's learning curve and the train probe."""
+    t = config.train
+    work = training_tokens(config, n_docs, n_train, raft)
+    answers = TRAIN_PROBE_ANSWERS * BASE_PROMPT_TOKENS + (t.curve_points + 1) * (t.curve_questions + max(1.0, n_train * t.dev_fraction)) * BASE_PROMPT_TOKENS
+    if work[RAFT_RECIPE]:
+        answers += (t.curve_points + 1) * 12 * prompt_tokens(RAG, config)  # 6 dev + 6 held-out rag prompts a point
+    return work["pairs_asked"] * speed["gen_s_per_pair"] + (work[LORA_RECIPE] + work[RAFT_RECIPE]) / speed["train_tokens_per_s"] + answers / speed["prompt_tokens_per_s"]
 
 
 def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int) -> dict[str, Any]:
@@ -134,7 +158,7 @@ def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int) -
     if any(m in methods_where(needs_index=True) for m in methods):
         stages["index"] = n_docs / speed["index_docs_per_s"]
     if any(m in methods_where(needs_adapter=True) for m in methods):
-        stages["train"] = training_units(config, n_docs, n_train) / speed["train_units_per_s"] + TRAIN_PROBE_ANSWERS * BASE_PROMPT_TOKENS / speed["prompt_tokens_per_s"]
+        stages["train"] = training_seconds(config, n_docs, n_train, speed, raft=RAG_LORA in methods)
     answered = n_questions + min(config.eval.latency_probe_n, n_questions)
     known = measured_prompt_tokens(config)
     stages["answer"] = sum(answered * float(known.get(m) or prompt_tokens(m, config)) for m in methods) / speed["prompt_tokens_per_s"]

@@ -35,14 +35,23 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
     return [(q.strip(), a.strip().split("\n")[0].strip()) for q, a in _PAIR.findall(text)]
 
 
+def gives_away(question: str, answer: str) -> bool:
+    """True when every word of the answer is already in the question (possessive "'s" ignored)."""
+    words = set(normalize_answer(question).split())
+    words |= {w[:-1] for w in words if w.endswith("s")}
+    return all(w in words for w in normalize_answer(answer).split())
+
+
 def quality_check(pairs: list[tuple[str, str]], chunk: str, seen: set[str]) -> tuple[list[tuple[str, str]], dict[str, int]]:
-    """Keep pairs whose answer is in the chunk, short, not the question itself, and whose question is new."""
-    kept, dropped = [], {"answer_not_in_chunk": 0, "duplicate_question": 0, "malformed": 0}
+    """Keep pairs whose answer is in the chunk, short, not given away by the question, and whose question is new."""
+    kept, dropped = [], {"answer_not_in_chunk": 0, "duplicate_question": 0, "malformed": 0, "answer_in_question": 0}
     for q, a in pairs:
         a = a.rstrip(".").strip()
         key = normalize_answer(q)
         if not key or not normalize_answer(a) or len(a.split()) > MAX_ANSWER_WORDS or normalize_answer(a) == key or not q.rstrip().endswith("?"):
             dropped["malformed"] += 1
+        elif gives_away(q, a):
+            dropped["answer_in_question"] += 1  # "What is Chiara Valdemar's title?" -> "Chiara Valdemar" teaches nothing
         elif key in seen:
             dropped["duplicate_question"] += 1
         elif not contains_tokens(chunk, a):
@@ -51,6 +60,16 @@ def quality_check(pairs: list[tuple[str, str]], chunk: str, seen: set[str]) -> t
             seen.add(key)
             kept.append((q, a))
     return kept, dropped
+
+
+def _drop_given_away(blob: dict[str, Any]) -> dict[str, Any]:
+    """Pairs cached before the answer-in-question check get it on reading (the generation itself is unchanged)."""
+    pairs = [p for p in blob["pairs"] if not gives_away(p["question"], p["answer"])]
+    stats = dict(blob["stats"])
+    stats["answer_in_question"] = stats.get("answer_in_question", 0) + len(blob["pairs"]) - len(pairs)
+    stats["kept"] = len(pairs)
+    stats["chunks_covered"] = len({p["chunk"] for p in pairs})
+    return {**blob, "pairs": pairs, "stats": stats}
 
 
 def generation_key(model_fingerprint: str, chunks: list[tuple[str, str]], per_chunk: int) -> str:
@@ -74,12 +93,12 @@ def generate_pairs(
     path = cache_dir("generated_qa") / f"{key}.json"
     if path.is_file():
         blob = json.loads(path.read_text(encoding="utf-8"))
-        return {**blob, "cache_hit": True}
+        return {**_drop_given_away(blob), "cache_hit": True}
     form = "\n".join("Q: ...\nA: ..." for _ in range(per_chunk))
     rendered = [prompts.render(generator.tok, [{"role": "user", "content": QA_PROMPT.format(n=per_chunk, form=form, passage=t)}]) for _, t in chunks]
     out = generator.generate(rendered, max_new_tokens=28 * per_chunk + 8, temperature=0.0, seed=seed, stop=[], batch_size=batch_size, progress=progress)
     pairs, seen = [], set()
-    stats = {"chunks": len(chunks), "asked": len(chunks) * per_chunk, "parsed": 0, "answer_not_in_chunk": 0, "duplicate_question": 0, "malformed": 0}
+    stats = {"chunks": len(chunks), "asked": len(chunks) * per_chunk, "parsed": 0, "answer_not_in_chunk": 0, "duplicate_question": 0, "malformed": 0, "answer_in_question": 0}
     for ci, ((doc_id, text), r) in enumerate(zip(chunks, out, strict=True)):
         parsed = parse_pairs(r.text)[:per_chunk]
         stats["parsed"] += len(parsed)
