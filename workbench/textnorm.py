@@ -1,10 +1,16 @@
-"""SQuAD-style answer normalisation, shared by scoring, corpus checks and leakage guards."""
+"""SQuAD-style answer normalisation, shared by scoring, corpus checks and leakage guards.
+
+Text with Hangul gets Korean-aware tokens (workbench.korean: content morphemes, so "부산에" and "부산" are one
+word) and no English stemming; text without Hangul is handled exactly as before.
+"""
 
 from __future__ import annotations
 
 import re
 import string
 from functools import lru_cache
+
+from .language import has_hangul
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -18,15 +24,40 @@ def normalize_answer(text: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    return normalize_answer(text).split()
+    """SQuAD tokens: normalised whitespace words; Hangul text: its content morphemes (particles and endings dropped)."""
+    norm = normalize_answer(text)
+    if not has_hangul(norm):
+        return norm.split()
+    from .korean import content_morphemes
+
+    return list(content_morphemes(norm))
+
+
+_KO_AFTER = r"(?=$|\s|[\uac00-\ud7a3])"  # Korean: a particle, ending or counter may follow ("부산에", "3200명")
+_KO_MAGNITUDE = re.compile(r"\d(?:만|억|천|백|조)")  # "35" is not "35만" (350,000)
+
+
+def occurs(needle: str, padded: str) -> bool:
+    """Normalised ``needle`` in normalised, space-padded ``padded`` on word boundaries.
+
+    With Hangul on either side, Hangul may follow the needle (particles attach to Korean words).
+    """
+    if f" {needle} " in padded:
+        return True
+    if not (has_hangul(needle) or has_hangul(padded)):
+        return False
+    for m in re.finditer(r"(?:^|\s)" + re.escape(needle) + _KO_AFTER, padded):
+        if not _KO_MAGNITUDE.match(padded, m.end() - 1):
+            return True
+    return False
 
 
 def contains_tokens(haystack: str, needle: str) -> bool:
-    """True if the normalised needle occurs in the normalised haystack on token boundaries."""
+    """True if the normalised needle occurs in the normalised haystack on token boundaries (Korean: see ``occurs``)."""
     n = normalize_answer(needle)
     if not n:
         return False
-    return f" {n} " in f" {normalize_answer(haystack)} "
+    return occurs(n, f" {normalize_answer(haystack)} ")
 
 
 # Word forms of one concept (used by the answer matcher, not by the SQuAD EM/F1 figures).
@@ -75,10 +106,19 @@ def _stemmer():  # snowballstemmer: the English (Porter2) stemmer, pure Python, 
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased words and numbers, articles dropped; "5,120" -> "5120", "2.5" stays one token."""
+    """Lower-cased words and numbers, articles dropped; "5,120" -> "5120", "2.5" stays one token.
+
+    Text with Hangul: its content morphemes ("3,200명입니다" -> "3200", "명").
+    """
     out = []
     text = _INITIALISM.sub(lambda m: m.group(0).replace(".", ""), text.translate(_QUOTES))
-    for w in _WORD.findall(text.lower()):
+    if has_hangul(text):
+        from .korean import content_morphemes
+
+        found = [m for m in content_morphemes(text) if _WORD.fullmatch(m.replace(",", ""))]
+    else:
+        found = _WORD.findall(text.lower())
+    for w in found:
         w = w.replace(",", "").replace("'", "")
         if w not in ("a", "an", "the"):
             out.append(w)
@@ -95,6 +135,8 @@ def concept_key(word: str) -> str:
     if word[:1].isdigit():
         m = _ORDINAL.match(word)
         return m.group(1) if m else word
+    if has_hangul(word):  # no English stemmer on Korean
+        return word
     word = DEMONYMS.get(word, word)
     stem = _stemmer().stemWord(word)
     for end in _FOLDS:

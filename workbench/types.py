@@ -38,6 +38,7 @@ class Corpus:
     description: str = ""
     kind: str = "facts"  # "facts" | "behaviour"
     instruction: str = ""  # task instruction added to every prompt (behaviour corpora)
+    language: str = "en"  # corpus.toml language (or detected from the questions): prompts, abstention reply, tokenizers
     defaults: dict[str, Any] = field(default_factory=dict)  # corpus.toml [defaults]
     twins: dict[str, Any] = field(default_factory=dict)  # twin questions grouped / withheld (twins.summary)
 

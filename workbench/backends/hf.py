@@ -224,6 +224,8 @@ class HFGenerator(TokenizerChat):
                     f"prompt {i} has {len(x)} tokens, over the model's {limit}-token window with {max_new_tokens} new tokens; lower max_prompt_tokens or top_k"
                 )
         done = len(prompts) - len(todo)
+        if ids and self.device.type == "cuda":  # a GPU takes as many rows as its memory holds in KV cache
+            batch_size = self._gpu_batch_size(batch_size, max(len(x) for x in ids) + max_new_tokens)
         if progress:
             progress(f"generating: {done}/{len(prompts)} cached", done / max(len(prompts), 1))
         for b, batch in enumerate(self._batches([len(x) for x in ids], batch_size)):
@@ -242,6 +244,18 @@ class HFGenerator(TokenizerChat):
             if progress:
                 progress(f"generated {done}/{len(prompts)} answers", done / len(prompts))
         return [r for r in results if r is not None]
+
+    def _gpu_batch_size(self, requested: int, tokens_per_row: int) -> int:
+        from .hardware import fit_batch_size
+
+        cfg = getattr(self.model, "config", None)
+        layers = int(getattr(cfg, "num_hidden_layers", 0) or 0)
+        heads = int(getattr(cfg, "num_attention_heads", 0) or 0)
+        head_dim = int(getattr(cfg, "head_dim", 0) or (getattr(cfg, "hidden_size", 0) // max(heads, 1)))
+        kv_width = 2 * int(getattr(cfg, "num_key_value_heads", 0) or heads) * head_dim
+        if not layers or not kv_width:
+            return requested
+        return fit_batch_size(requested, "cuda", layers, kv_width, tokens_per_row, dtype_bytes=self.model.dtype.itemsize)
 
     def _generate_batch(
         self, seqs: list[list[int]], max_new_tokens: int, temperature: float, seed: int, stops: list[str]

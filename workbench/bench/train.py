@@ -131,7 +131,11 @@ def bench_lora(model_path: str, corpus_dir: str | Path, cfg: TrainConfig, seed: 
     ref = plain(folder, examples, cfg, seed)
     our = ours(folder, data, cfg, seed)
     lengths = sorted(len(e.ids) for e in examples)
+    from ..tuning.lora import token_shares
+
+    labelled = sum(1 for row in data.labels for t in row if t != IGNORE)
     return {
+        **token_shares({"n_tokens": len(data) * cfg.seq_len, "n_trained_tokens": labelled, "filler_tokens": data.stats["filler_tokens"]}),
         "ours": our,
         "plain": ref,
         "ratio": our["tokens_per_s"] / ref["tokens_per_s"],

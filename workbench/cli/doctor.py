@@ -18,14 +18,13 @@ def _size_mb(path: Path) -> float:
 
 
 def doctor_info() -> dict[str, Any]:
-    from ..backends.models import default_dtype
-
     root = home()
+    m = machine()
     return {
         "versions": versions(),
         "git_revision": git_revision(),
-        "machine": machine(),
-        "dtype": str(default_dtype()).replace("torch.", ""),
+        "machine": m,
+        "dtype": ", ".join(f"{w} {m['dtype'][w]}" for w in ("generate", "train", "embed")) + f" ({m['dtype']['source']})",
         "models": describe_models(),
         "workbench_home": str(root),
         "cache_mb": {p.name: _size_mb(p) for p in sorted((root / "cache").glob("*"))} | {"models": _size_mb(root / "models")},

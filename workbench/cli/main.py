@@ -216,7 +216,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..bench.harness import main as bench_main
 
-    return bench_main(quick=args.quick, out=args.out)
+    return bench_main(quick=args.quick, out=args.out, sections=args.sections)
 
 
 def cmd_freshness(args: argparse.Namespace) -> int:
@@ -336,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="performance harness; writes JSON figures")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", required=True)
+    p.add_argument("--sections", default=None, help="comma-separated subset of generation,lora,embedding,retrieval,runs (default: all)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("freshness", help="edit facts in a corpus copy and measure what each method needs to catch up")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..textnorm import normalize_answer, tokens
+from ..textnorm import normalize_answer, occurs, tokens
 from ..types import Document, Question
 from .load import QUESTION_FILES, assign_splits, read_corpus_toml, read_questions
 from .loaders import CorpusError, scan_documents
@@ -112,8 +112,8 @@ class _DocIndex:
         if not needle:
             return []
         ids = within if within is not None else list(self.texts)
-        hits = [i for i in ids if i in self.texts and f" {needle} " in self.texts[i]]
-        return [i for i in hits if f" {spaced} " in self.spaced[i]] if strict and spaced else hits
+        hits = [i for i in ids if i in self.texts and occurs(needle, self.texts[i])]
+        return [i for i in hits if occurs(spaced, self.spaced[i])] if strict and spaced else hits
 
 
 def _answer_problems(questions: list[Question], docs: _DocIndex, file: str, kind: str) -> list[Problem]:

@@ -17,6 +17,7 @@ from typing import Any
 import tomllib
 
 from ..config import ConfigError, build_config, corpus_default_sections
+from ..language import DEFAULT_LANGUAGE, LANGUAGES, detect_language, with_language_defaults
 from ..storage import stable_hash
 from ..types import Corpus, Document, Question
 from .importers import check_unique_id, parse_json, question_from_record, read_questions_csv, read_squad_v2, read_text_file
@@ -43,11 +44,17 @@ KINDS = ("facts", "behaviour")
 
 
 def read_corpus_toml(root: Path) -> dict[str, Any]:
-    """corpus.toml as {title, description, kind, instruction, defaults}; sensible values when it is absent."""
+    """corpus.toml as {title, description, kind, instruction, language, defaults}; sensible values when it is absent.
+
+    ``language`` ("en", "ko") comes from the file or is detected from the questions; its index defaults (a Korean
+    corpus: multilingual-e5-small, kiwi BM25 tokens) join ``defaults`` wherever the file sets none.
+    """
     root = Path(root)
     info: dict[str, Any] = {"title": root.name, "description": "", "kind": "facts", "instruction": "", "defaults": {}}
     path = root / "corpus.toml"
     if not path.is_file():
+        info["language"] = _detected_language(root)
+        info["defaults"] = with_language_defaults({}, info["language"])
         return info
     try:
         data = tomllib.loads(read_text_file(check_inside(path, root)))
@@ -69,6 +76,15 @@ def read_corpus_toml(root: Path) -> dict[str, Any]:
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise CorpusError("[defaults] must be a table of settings, e.g. chunk_size = 600", path)
+    if "language" in data:
+        code = data["language"]
+        if not isinstance(code, str) or code.strip().lower() not in LANGUAGES:
+            raise CorpusError(f"language {code!r} is not supported; use one of {', '.join(LANGUAGES)} (or leave it out to detect it)", path)
+        info["language"] = code.strip().lower()
+    else:
+        info["language"] = _detected_language(root)
+    if isinstance(defaults.get("index", {}), dict):
+        defaults = with_language_defaults(defaults, info["language"])
     try:
         corpus_default_sections(defaults, f"{path} [defaults]")
         build_config(str(root), "custom", defaults)  # values too: a bad one is named here, before any work
@@ -76,6 +92,19 @@ def read_corpus_toml(root: Path) -> dict[str, Any]:
         raise CorpusError(str(exc).removeprefix(f"{path} "), path) from None
     info["defaults"] = defaults
     return info
+
+
+def _detected_language(root: Path, limit: int = 200_000) -> str:
+    """The language of the corpus's questions (the start of its question file), "en" when there is none."""
+    for name in QUESTION_FILES:
+        path = root / name
+        if path.is_file():
+            try:
+                with open(check_inside(path, root), encoding="utf-8", errors="replace") as fh:
+                    return detect_language(fh.read(limit))
+            except (OSError, CorpusError):  # the question reader reports these properly
+                return DEFAULT_LANGUAGE
+    return DEFAULT_LANGUAGE
 
 
 def read_questions_jsonl(path: Path, errors: list[CorpusError] | None = None) -> list[Question]:
@@ -204,6 +233,7 @@ def load_corpus(
         description=info["description"],
         kind=info["kind"],
         instruction=info["instruction"],
+        language=info["language"],
         defaults=info["defaults"],
         twins=twin_summary(questions, groups, joined, embedder is not None),
     )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..textnorm import normalize_answer
-from ..tuning.leakage import DEFAULT_THRESHOLD, embed_texts, same_answer
+from ..tuning.leakage import DEFAULT_THRESHOLD, embed_texts, same_answer, threshold_for
 from ..types import Question
 
 WITHHELD = "withheld"
@@ -52,6 +52,7 @@ def twin_groups(questions: list[Question], embedder: Any = None, threshold: floa
     Same normalised text always joins; with an ``embedder``, so does cosine >= ``threshold`` with a
     matching answer (the leakage guard's definition of a near-duplicate).
     """
+    threshold = threshold_for(embedder, threshold)
     n = len(questions)
     union = _Union(n)
     joined = {"text": 0, "paraphrase": 0}

@@ -21,6 +21,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from ..language import has_hangul
 from ..textnorm import concept_key, concept_tokens, normalize_answer, words
 
 F1_MATCH = 0.8  # concept-token F1 with an alias at or above this counts as correct
@@ -41,7 +42,9 @@ _STOP = frozenset(
     "and which who whom what where when also called named known".split()
 )
 _NEGATIONS = frozenset("not no never neither nor isnt wasnt arent werent doesnt didnt".split())
-_ALTERNATIVES = frozenset(("or", "either", "nor"))
+_ALTERNATIVES = frozenset(("or", "either", "nor", "또는", "혹은"))
+# Korean negation follows what it negates: "부산이 아닙니다" -> 부산 아니, "30일은 안 됩니다", "않", "못", "없".
+_NEGATIONS_AFTER = frozenset(("아니", "않", "안", "못"))
 _CONJUNCTIONS = frozenset(("and", "or", "to", "through", "until", "nor"))
 
 
@@ -139,7 +142,7 @@ def _specific(keys: list[str], alias: str) -> tuple[bool, str]:
         return True, ""
     if word in GENERIC:
         return False, f'"{alias}" is a generic word, so it counts only as the whole answer'
-    if len(word) <= 2:
+    if len(word) <= (1 if has_hangul(word) else 2):  # two Hangul syllables make a word ("부산", "연차")
         return False, f'"{alias}" is too short to find inside a longer answer'
     return True, ""
 
@@ -148,7 +151,7 @@ def _penalty(reply: list[str], start: int, length: int, alias_keys: list[str], q
     """Why extra content around a matched alias makes the reply wrong, or "" if it does not."""
     before, after = reply[:start], reply[start + length :]
     outside = before + after
-    if any(w in _NEGATIONS for w in before[-3:]):
+    if any(w in _NEGATIONS for w in before[-3:]) or any(w in _NEGATIONS_AFTER for w in after[:3]):
         return "negates it"
     if set(outside) & _ALTERNATIVES and not set(alias_keys) & _ALTERNATIVES:
         rest = [w for w in outside if w not in _STOP and w not in _ALTERNATIVES and w not in question_keys and w not in _NEGATIONS and w not in alias_keys]

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ABSTAIN_REPLY
+from ..language import abstain_replies
 from ..retrieval.embedding import unit_rows
 from ..textnorm import normalize_answer, tokens
 from .matching import match_answer
@@ -60,9 +61,27 @@ _ABSTAIN_HEADS = tuple(normalize_answer(h) for h in (
     "the context does not mention",
     "the passage does not say",
     "the passages do not say",
+    # Korean (the abstention reply of Korean corpora first; workbench.language)
+    *abstain_replies()[1:],
+    "모르겠어요",
+    "모릅니다",
+    "잘 모르겠습니다",
+    "알 수 없습니다",
+    "알 수 없음",
+    "알 수 없어요",
+    "답을 알 수 없습니다",
+    "답을 찾을 수 없습니다",
+    "정보가 없습니다",
+    "관련 정보가 없습니다",
+    "문서에 정보가 없습니다",
+    "문맥에 정보가 없습니다",
+    "언급되어 있지 않습니다",
+    "언급되지 않았습니다",
+    "나와 있지 않습니다",
 ))
 _ABSTAIN_TAIL_MAX = 8  # "I don't know the answer based on the context." still abstains
 _HEDGES = {"but", "however", "maybe", "perhaps", "probably", "possibly", "guess", "think", "likely", "might", "could", "although"}
+_HEDGES |= {"하지만", "그러나", "그런데", "아마", "아마도", "추측하면", "생각합니다"}
 
 
 def strip_citations(text: str) -> str:
@@ -72,7 +91,7 @@ def strip_citations(text: str) -> str:
 
 
 def is_abstention(answer: str) -> bool:
-    """True if the reply is the abstention reply ("I don't know") or a close variant.
+    """True if the reply is the abstention reply ("I don't know", Korean "모르겠습니다") or a close variant.
 
     Case, punctuation, citations and a short tail without digits ("... the answer.", "... based on the
     context") are tolerated, and so is a reply that only repeats the phrase. A reply that gives an

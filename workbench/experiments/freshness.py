@@ -135,7 +135,7 @@ def run_freshness(
             # wall time of chunking + embedding + indexing + saving; the recorded build time on a cache hit
             reindex_s = float(info.get("build_seconds", 0.0)) if info.get("cache_hit") else time.perf_counter() - t0
             report("index", 1.0, f"re-indexed in {reindex_s:.1f}s")
-            strategy = make_strategy(RAG, generator=generator, index=new_index, embedder=embedder, pool=edited.train, cfg=config, instruction=edited.instruction)
+            strategy = make_strategy(RAG, generator=generator, index=new_index, embedder=embedder, pool=edited.train, cfg=config, instruction=edited.instruction, language=edited.language)
             stats, r = _outcomes(RAG, "after_reindex", _answer(strategy, questions, bs), questions, old)
             rows += r
             result[RAG] = {
@@ -152,7 +152,7 @@ def run_freshness(
                 adapted = generator.with_adapter(adapter_dir)
                 for method in [m for m in methods_where(needs_adapter=True) if m in methods]:
                     report("answer", 0.0, f"{method} {phase.replace('_', ' ')}")
-                    strategy = make_strategy(method, generator=generator, adapter_generator=adapted, index=new_index, embedder=embedder, pool=edited.train, cfg=config, instruction=edited.instruction)
+                    strategy = make_strategy(method, generator=generator, adapter_generator=adapted, index=new_index, embedder=embedder, pool=edited.train, cfg=config, instruction=edited.instruction, language=edited.language)
                     acc[(method, phase)], r = _outcomes(method, phase, _answer(strategy, questions, bs), questions, old)
                     rows.extend(r)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..config import ABSTAIN_REPLY
 from ..decision.eligibility import is_baseline
 from ..textnorm import contains_tokens, normalize_answer, tokens
 from ..types import Answer, Question, Retrieved
@@ -28,11 +27,11 @@ from .rag import Rag
 from .registry import ORACLE, PRIOR, MethodContext, baseline_methods, methods_where
 
 
-def prior_reply(train: list[Question]) -> str:
-    """The most frequent reply the train split teaches (see the module doc for the exact rule)."""
-    replies = [example_answer(q) for q in train]
+def prior_reply(train: list[Question], language: str = "en") -> str:
+    """The most frequent reply the train split teaches (see the module doc for the exact rule); abstentions in ``language``."""
+    replies = [example_answer(q, language) for q in train]
     if not replies:
-        return ABSTAIN_REPLY
+        return example_answer(Question("", "", [], False), language)
     counts = Counter(normalize_answer(r) for r in replies)
     best = max(counts.values())
     return next(r for r in replies if counts[normalize_answer(r)] == best)
@@ -43,12 +42,12 @@ class Prior:
 
     name = PRIOR
 
-    def __init__(self, pool: list[Question]):
+    def __init__(self, pool: list[Question], language: str = "en"):
         leaked = [q for q in pool if q.split != "train"]
         if leaked:
             raise StrategyError(f"prior baseline pool question {leaked[0].id!r} is not in the train split; use train questions only")
-        self.reply = prior_reply(pool)
-        self.support = sum(normalize_answer(example_answer(q)) == normalize_answer(self.reply) for q in pool)
+        self.reply = prior_reply(pool, language)
+        self.support = sum(normalize_answer(example_answer(q, language)) == normalize_answer(self.reply) for q in pool)
         self.n_train = len(pool)
 
     def answer(self, questions: list[Question]) -> list[Answer]:
@@ -105,7 +104,7 @@ def baselines_for(methods: list[str], held_out: list[Question]) -> tuple[list[st
 
 
 def make_prior(ctx: MethodContext) -> Prior:
-    return Prior(ctx.pool)
+    return Prior(ctx.pool, ctx.common.get("language", "en"))
 
 
 def make_oracle_passage(ctx: MethodContext) -> OraclePassage:

@@ -10,6 +10,7 @@ import numpy as np
 from ..backends.answer_cache import AnswerCache
 from ..backends.base import Generator
 from ..config import ABSTAIN_REPLY, FewShotConfig, GenerationConfig
+from ..language import language as _language
 from ..retrieval.embedding import unit_rows
 from ..storage import stable_hash
 from ..types import Answer, Question
@@ -31,9 +32,11 @@ def few_shot_leakage(pool: list[Question], held_out: list[Question], embedder: A
     return report.to_dict()
 
 
-def example_answer(q: Question) -> str:
-    """What a pool question teaches: its first gold alias, or the abstention reply when unanswerable."""
-    return q.answers[0] if q.answerable and q.answers else ABSTAIN_REPLY
+def example_answer(q: Question, language: str = "en") -> str:
+    """What a pool question teaches: its first gold alias, or the abstention reply (in ``language``) when unanswerable."""
+    if q.answerable and q.answers:
+        return q.answers[0]
+    return ABSTAIN_REPLY if language == "en" else _language(language).abstain_reply
 
 
 class FewShot(PromptStrategy):
@@ -51,8 +54,9 @@ class FewShot(PromptStrategy):
         instruction: str = "",
         gen_cfg: GenerationConfig | None = None,
         cache: AnswerCache | None = None,
+        language: str = "en",
     ):
-        super().__init__(generator, instruction, gen_cfg, seed, cache)
+        super().__init__(generator, instruction, gen_cfg, seed, cache, language)
         self.cfg = cfg or FewShotConfig()
         leaked = [q for q in pool if q.split != "train"]
         if leaked:
@@ -101,7 +105,9 @@ class FewShot(PromptStrategy):
         for q, examples in zip(questions, self.select(questions), strict=True):
             while True:  # drop the least relevant examples until the prompt fits
                 text, n = self._fits(
-                    prompts.few_shot_messages(q.question, [(e.question, example_answer(e)) for e in examples], self.instruction)
+                    prompts.few_shot_messages(
+                        q.question, [(e.question, example_answer(e, self.language)) for e in examples], self.instruction, self.language
+                    )
                 )
                 if n <= self.gen_cfg.max_prompt_tokens or not examples:
                     break

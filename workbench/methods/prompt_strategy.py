@@ -35,9 +35,11 @@ class PromptStrategy:
         gen_cfg: GenerationConfig | None = None,
         seed: int = 0,
         cache: AnswerCache | None = None,
+        language: str = "en",
     ):
         self.generator, self.instruction, self.seed, self.cache = generator, instruction, seed, cache
         self.gen_cfg = gen_cfg or GenerationConfig()
+        self.language = language  # the corpus's language: prompt wording and the abstention reply
 
     def _render(self, messages: prompts.Messages) -> str:
         return self.generator.render(messages)

@@ -6,34 +6,30 @@ import re
 from typing import Any
 
 from ..config import ABSTAIN_REPLY
+from ..language import language as _language
 
-SYSTEM_FACTS = (
-    "You answer questions about a specific organisation's documents. Reply with the short answer only "
-    f'(a few words), no explanation. If you do not know the answer, reply exactly "{ABSTAIN_REPLY}".'
-)
+SYSTEM_FACTS = _language("en").system_facts.format(abstain=ABSTAIN_REPLY)  # wording in workbench.language
 # No in-text citation request: on Qwen2.5-0.5B it cut RAG accuracy from 14/18 to 4/18 (the model copied the
 # example "42 days [2]" or replied with a bare passage number); strategies attribute passages instead.
-SYSTEM_RAG = (
-    "Answer the question using only the numbered context passages. Reply with the short answer only "
-    f'(a few words), no explanation. If the passages do not contain the answer, reply exactly "{ABSTAIN_REPLY}".'
-)
+SYSTEM_RAG = _language("en").system_rag.format(abstain=ABSTAIN_REPLY)
 
 Messages = list[dict[str, str]]
 
 
-def _system(instruction: str, rag: bool) -> str:
-    base = SYSTEM_RAG if rag else SYSTEM_FACTS
+def _system(instruction: str, rag: bool, language: str = "en") -> str:
+    lang = _language(language)
+    base = (lang.system_rag if rag else lang.system_facts).format(abstain=lang.abstain_reply)
     return f"{base}\n{instruction}".strip() if instruction else base
 
 
-def zero_shot_messages(question: str, instruction: str = "") -> Messages:
-    """Closed book: the question alone (also the prompt of the `lora` strategy)."""
-    return [{"role": "system", "content": _system(instruction, rag=False)}, {"role": "user", "content": question}]
+def zero_shot_messages(question: str, instruction: str = "", language: str = "en") -> Messages:
+    """Closed book: the question alone (also the prompt of the `lora` strategy); wording in the corpus's ``language``."""
+    return [{"role": "system", "content": _system(instruction, False, language)}, {"role": "user", "content": question}]
 
 
-def few_shot_messages(question: str, examples: list[tuple[str, str]], instruction: str = "") -> Messages:
+def few_shot_messages(question: str, examples: list[tuple[str, str]], instruction: str = "", language: str = "en") -> Messages:
     """Closed book with k solved examples from the train split as prior turns."""
-    msgs: Messages = [{"role": "system", "content": _system(instruction, rag=False)}]
+    msgs: Messages = [{"role": "system", "content": _system(instruction, False, language)}]
     for q, a in examples:
         msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
     msgs.append({"role": "user", "content": question})
@@ -44,10 +40,11 @@ def format_contexts(contexts: list[str]) -> str:
     return "\n\n".join(f"[{i}] {c.strip()}" for i, c in enumerate(contexts, 1))
 
 
-def rag_messages(question: str, contexts: list[str], instruction: str = "") -> Messages:
+def rag_messages(question: str, contexts: list[str], instruction: str = "", language: str = "en") -> Messages:
     """Numbered passages then the question (also the prompt of `rag+lora`)."""
-    user = f"Context:\n{format_contexts(contexts)}\n\nQuestion: {question}"
-    return [{"role": "system", "content": _system(instruction, rag=True)}, {"role": "user", "content": user}]
+    lang = _language(language)
+    user = f"{lang.context_label}:\n{format_contexts(contexts)}\n\n{lang.question_label}: {question}"
+    return [{"role": "system", "content": _system(instruction, True, language)}, {"role": "user", "content": user}]
 
 
 _SPECIAL_PATTERNS: dict[int, tuple[Any, re.Pattern[str] | None]] = {}

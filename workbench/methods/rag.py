@@ -31,8 +31,9 @@ class Rag(PromptStrategy):
         gen_cfg: GenerationConfig | None = None,
         seed: int = 0,
         cache: AnswerCache | None = None,
+        language: str = "en",
     ):
-        super().__init__(generator, instruction, gen_cfg, seed, cache)
+        super().__init__(generator, instruction, gen_cfg, seed, cache, language)
         if index is None or not hasattr(index, "search_batch"):
             raise StrategyError(f"method {self.name} needs a retrieval index with search_batch(); build the index first")
         self.index, self.retrieval_cfg, self.embedder = index, retrieval_cfg or RetrievalConfig(), embedder
@@ -42,7 +43,7 @@ class Rag(PromptStrategy):
         limit = self.gen_cfg.max_prompt_tokens
         hits = list(hits)
         while True:
-            text, n = self._fits(prompts.rag_messages(question, [h.text for h in hits], self.instruction))
+            text, n = self._fits(prompts.rag_messages(question, [h.text for h in hits], self.instruction, self.language))
             if n <= limit or not hits:
                 return text, hits
             if len(hits) > 1:

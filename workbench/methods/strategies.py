@@ -27,13 +27,14 @@ def make_strategy(
     cfg: RunConfig,
     instruction: str = "",
     cache: AnswerCache | None | bool = True,
+    language: str = "en",
 ) -> Strategy:
     """The strategy for ``method`` (any registered method) built from a run's config; ``cache=True`` uses the shared answer cache."""
     if method not in REGISTRY:
         raise StrategyError(f"unknown method {method!r}; choose from {', '.join(REGISTRY)}")
     spec = method_spec(method)
     store = default_cache() if cache is True else (None if cache is False else cache)
-    common = {"instruction": instruction, "gen_cfg": cfg.generation, "seed": cfg.seed, "cache": store}
+    common = {"instruction": instruction, "gen_cfg": cfg.generation, "seed": cfg.seed, "cache": store, "language": language}
     if spec.needs_adapter and adapter_generator is None:
         raise StrategyError(f"method {method} needs a generator carrying a LoRA adapter; train one first (workbench.tuning.lora)")
     ctx = MethodContext(generator, adapter_generator, index, embedder, list(pool or []), cfg, common)

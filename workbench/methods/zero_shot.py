@@ -15,7 +15,7 @@ class ZeroShot(PromptStrategy):
 
     def answer(self, questions: list[Question]) -> list[Answer]:
         """Answer each question with no context."""
-        rendered = [self._render(prompts.zero_shot_messages(q.question, self.instruction)) for q in questions]
+        rendered = [self._render(prompts.zero_shot_messages(q.question, self.instruction, self.language)) for q in questions]
         return self._run(questions, rendered, [[] for _ in questions], [{} for _ in questions])
 
 

@@ -192,6 +192,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
             pool=corpus.train,
             cfg=config,
             instruction=corpus.instruction,
+            language=corpus.language,
         )
         out: list[Answer] = []
         bs = config.generation.batch_size
@@ -234,6 +235,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         "name": Path(config.corpus).name,
         "title": corpus.title,
         "kind": corpus.kind,
+        "language": corpus.language,
         "n_docs": len(corpus.documents),
         "n_questions": len(corpus.questions),
         "n_train": len(corpus.train),

@@ -155,6 +155,8 @@ def cpu_flags() -> list[str]:
 def machine() -> dict[str, Any]:
     import torch
 
+    from ..backends.hardware import dtype_choice
+
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -163,6 +165,7 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "dtype": dtype_choice(),  # bf16 or fp32 per workload, measured (or forced by WORKBENCH_DTYPE)
         "user": getpass.getuser() if hasattr(os, "getuid") else "",
     }
 

@@ -156,7 +156,7 @@ def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter
     report("train", 1.0, f"checking what the adapter learned on {len(taught)} train questions")
     out: dict[str, Any] = {"n": len(taught)}
     for name, method in (("base", ZERO_SHOT), ("adapter", LORA)):
-        strategy = make_strategy(method, generator=generator, adapter_generator=adapter_generator, cfg=config, instruction=corpus.instruction)
+        strategy = make_strategy(method, generator=generator, adapter_generator=adapter_generator, cfg=config, instruction=corpus.instruction, language=corpus.language)
         answers = strategy.answer(taught)
         out[f"{name}_accuracy"] = sum(score_answer(a.text, q.answers, True, q.question)["correct"] for a, q in zip(answers, taught, strict=True)) / len(taught)
     return out

@@ -47,8 +47,12 @@ def _stopwords() -> frozenset[str]:
     return frozenset(STOPWORDS_EN)
 
 
-def bm25_tokens(text: str, stopwords: frozenset[str] | None = None) -> list[str]:
-    """Lowercased word tokens without English stopwords: BM25's view of a text."""
+def bm25_tokens(text: str, stopwords: frozenset[str] | None = None, tokenizer: str = "words") -> list[str]:
+    """BM25's view of a text: lowercased words without English stopwords, or (``kiwi``) Korean content morphemes."""
+    if tokenizer == "kiwi":
+        from ..korean import bm25_tokens_ko
+
+        return bm25_tokens_ko(text)
     stop = _stopwords() if stopwords is None else stopwords
     return [t for t in _TOKEN.findall(text.lower()) if t not in stop]
 
@@ -113,6 +117,7 @@ class RetrievalIndex:
         self.bm25 = bm25
         self.manifest = manifest
         self._stop = _stopwords()
+        self.bm25_tokenizer = manifest.get("bm25_tokenizer", "words")  # absent in English (and older) indexes
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -139,7 +144,7 @@ class RetrievalIndex:
         return [[(int(i), float(s)) for i, s in zip(row_i, row_s, strict=True) if i >= 0] for row_i, row_s in zip(ids, scores, strict=True)]
 
     def _keyword(self, query: str, depth: int) -> list[tuple[int, float]]:
-        ids = self.bm25.get_tokens_ids(bm25_tokens(query, self._stop))
+        ids = self.bm25.get_tokens_ids(bm25_tokens(query, self._stop, self.bm25_tokenizer))
         if not ids:
             return []
         scores = self.bm25.get_scores_from_ids(ids)
@@ -156,7 +161,8 @@ class RetrievalIndex:
         depth = k if cfg.mode != "hybrid" else 4 * k
         dense: list[list[tuple[int, float]]] = [[] for _ in queries]
         if cfg.mode in ("dense", "hybrid"):
-            dense = self._dense(embedder.encode(queries), depth)
+            encode = getattr(embedder, "encode_queries", embedder.encode)  # asymmetric embedders (e5) mark queries
+            dense = self._dense(encode(queries), depth)
         results: list[list[Retrieved]] = []
         for qi, query in enumerate(queries):
             if cfg.mode == "dense":
@@ -253,7 +259,8 @@ def build_index(chunks: list[Chunk], index_cfg: IndexConfig, embedder: Any, prog
         progress(f"building {index_cfg.index_type} index over {len(chunks)} chunks", 0.9)
     faiss_index = make_faiss_index(vectors, index_cfg)
     stop = _stopwords()
-    bm25 = _bm25([bm25_tokens(c.text, stop) or [""] for c in chunks])
+    tokenizer = index_cfg.bm25_tokenizer
+    bm25 = _bm25([bm25_tokens(c.text, stop, tokenizer) or [""] for c in chunks])
     manifest = {
         "format": FORMAT,
         "index_type": index_cfg.index_type,
@@ -263,6 +270,8 @@ def build_index(chunks: list[Chunk], index_cfg: IndexConfig, embedder: Any, prog
         "n_docs": len({c.doc_id for c in chunks}),
         "build_seconds": round(time.perf_counter() - t0, 3),
     }
+    if tokenizer != "words":  # English manifests stay as they were
+        manifest["bm25_tokenizer"] = tokenizer
     if progress:
         progress("index ready", 1.0)
     return RetrievalIndex(chunks, faiss_index, bm25, manifest)
@@ -272,6 +281,8 @@ def index_key(documents: list[Document], split_cfg: SplitConfig, index_cfg: Inde
     """Cache key: what the index depends on (document ids and texts, split and index settings, embedder)."""
     docs = [(d.doc_id, hashlib.sha256(d.text.encode("utf-8")).hexdigest()) for d in documents]
     index_part = {k: v for k, v in dataclasses.asdict(index_cfg).items() if k != "embed_batch_size"}
+    if index_part.get("bm25_tokenizer") == "words":  # the default keeps the keys of indexes built before the setting existed
+        del index_part["bm25_tokenizer"]
     return stable_hash(FORMAT, docs, dataclasses.asdict(split_cfg), index_part, embedder_name)
 
 

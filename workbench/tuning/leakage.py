@@ -19,6 +19,7 @@ import numpy as np
 
 from ..config import ABSTAIN_REPLY
 from ..errors import WorkbenchError
+from ..language import abstain_replies
 from ..retrieval.embedding import unit_rows
 from ..textnorm import contains_tokens, normalize_answer
 from ..types import Question
@@ -65,6 +66,14 @@ class LeakageReport:
         raise error(f"held-out question {first} appears in {where} {how}{more}; remove the duplicate from the train questions or documents, or drop that held-out question")
 
 
+def threshold_for(embedder: Any, threshold: float) -> float:
+    """The near-duplicate cosine for this embedder: the default unless the embedder declares its own scale
+    (``near_duplicate_threshold``: e5's cosines are compressed, unrelated questions reach 0.95 there)."""
+    if threshold == DEFAULT_THRESHOLD:
+        return float(getattr(embedder, "near_duplicate_threshold", threshold))
+    return threshold
+
+
 def embed_texts(embedder: Any, texts: list[str]) -> np.ndarray:
     """Unit-length float32 embeddings from an Embedder, a SentenceTransformer, a name, or None (the default embedder)."""
     if embedder is None or isinstance(embedder, str):
@@ -109,7 +118,7 @@ def same_answer(answer: str, q: Question) -> bool:
     away: two unanswerable paraphrases both trained to "I don't know" are not a leak.
     """
     a = normalize_answer(answer)
-    if not (q.answerable and q.answers) or not a or a == normalize_answer(ABSTAIN_REPLY):
+    if not (q.answerable and q.answers) or not a or a in {normalize_answer(r) for r in (ABSTAIN_REPLY, *abstain_replies())}:
         return False
     return any(a == normalize_answer(g) or contains_tokens(answer, g) or contains_tokens(g, answer) for g in q.answers)
 
@@ -152,6 +161,7 @@ def check_leakage(
     ``questions`` (default: the training texts) get the embedding check; ``answers`` (aligned with
     ``questions``) make a near-duplicate count only when it is trained with the held-out answer.
     """
+    threshold = threshold_for(embedder, threshold)
     exact = exact_matches(training_texts, held_out, questions)
     compared = training_texts if questions is None else questions
     if answers is not None and len(answers) != len(compared):
@@ -176,6 +186,7 @@ def leaking_indices(
     """Indices of candidate questions (e.g. synthetic ones) that duplicate a held-out question (same answer, if given)."""
     if not candidates or not held_out:
         return []
+    threshold = threshold_for(embedder, threshold)
     held = {normalize_answer(q.question) for q in held_out}
     bad = {i for i, c in enumerate(candidates) if normalize_answer(c) in held}
     sims = embed_texts(embedder, candidates) @ embed_texts(embedder, [q.question for q in held_out]).T

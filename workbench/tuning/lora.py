@@ -213,7 +213,8 @@ def train_adapter(
     t_start = time.perf_counter()
     setup_threads()
     folder = resolve_generator(base)
-    model, _tok = load_generator(str(folder))
+    train_dtype = default_dtype("train")
+    model, _tok = load_generator(str(folder), dtype=train_dtype)
     device = next(model.parameters()).device
     model.config.use_cache = False
     seed_everything(seed)
@@ -243,7 +244,7 @@ def train_adapter(
     start_step = step
     history = [h for h in read_jsonl(log_path) if "loss" in h and h["step"] <= step]
     atomic_write_jsonl(log_path, history + ([{"event": "resume", "from_step": step}] if latest else []))
-    autocast = torch.autocast(device.type, dtype=default_dtype(), enabled=device.type in ("cpu", "cuda"))
+    autocast = torch.autocast(device.type, dtype=train_dtype, enabled=device.type in ("cpu", "cuda") and train_dtype != torch.float32)
     snapshot_at = snapshot_steps(steps, cfg.curve_points)
     order_cache: dict[int, list[int]] = {}
     t_loop, tokens = time.perf_counter(), 0
@@ -300,6 +301,7 @@ def train_adapter(
         "resumed_from": resumed,
         "trainable_params": sum(p.numel() for p in params),
         "device": device.type,
+        "dtype": str(train_dtype).replace("torch.", ""),
         "versions": _versions(),
         **(record or {}),
     }
@@ -319,9 +321,10 @@ def _versions() -> dict[str, str]:
 
 
 def adapter_key(base_folder: Path, data_fp: str, cfg: TrainConfig, seed: int) -> str:
-    """Cache key of an adapter: base model, data, training settings (checkpointing aside) and seed."""
+    """Cache key of an adapter: base model, data, training settings (checkpointing aside), seed and, when not bf16, the training dtype."""
     settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every"}
-    return stable_hash(LORA_VERSION, base_fingerprint(base_folder), data_fp, settings, seed)
+    dtype = str(default_dtype("train")).replace("torch.", "")
+    return stable_hash(LORA_VERSION, base_fingerprint(base_folder), data_fp, settings, seed, *([dtype] if dtype != "bfloat16" else []))
 
 
 def get_or_train_adapter(
@@ -416,16 +419,27 @@ def train_info(adapter_dir: str | Path) -> dict[str, Any]:
         raise LoraError(f"{adapter_dir}: no workbench.json; not an adapter written by this workbench")
     loss = meta.get("loss", {})
     size = sum(f.stat().st_size for f in adapter_dir.iterdir() if f.is_file())
+    data = meta.get("data", {})
     return {
+        **token_shares(data),
         "train_seconds": meta.get("train_seconds", 0.0),
         "tokens_per_s": meta.get("tokens_per_s"),
         "steps": meta.get("steps", 0),
         "loss_first": loss.get("first"),
         "final_loss": loss.get("last"),
         "loss_curve": loss.get("curve", []),
-        "data": meta.get("data", {}),
+        "data": data,
         "leakage": meta.get("leakage", {}),
         "resumed_from": meta.get("resumed_from", []),
         "seed": meta.get("seed"),
         "artifact_mb": round(size / 1e6, 2),
     }
+
+
+def token_shares(stats: dict[str, Any]) -> dict[str, float | None]:
+    """Shares of the packed (trained) tokens that carry a loss label and that are filler (gap or top-up, no label)."""
+    total = stats.get("n_tokens") or 0
+    if not total:
+        return {"labelled_token_share": None, "filler_token_share": None}
+    return {"labelled_token_share": round(stats.get("n_trained_tokens", 0) / total, 4), "filler_token_share": round(stats.get("filler_tokens", 0) / total, 4)}
+
