@@ -6,10 +6,12 @@ JSONL, CSV or SQuAD; errors name the file and the line (or JSON position) and sa
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +182,24 @@ def check_unique_id(q: Question, seen: dict[str, int | str], file: Path, line: i
     seen[q.id] = line if line is not None else where.rstrip(": ")
 
 
+@contextlib.contextmanager
+def collecting(errors: list[CorpusError] | None) -> Iterator[None]:
+    """Inside, a CorpusError is raised as usual, or kept in ``errors`` (and the block skipped) when the caller collects them."""
+    try:
+        yield
+    except CorpusError as err:
+        if errors is None:
+            raise
+        errors.append(err)
+
+
+def add_question(rec: dict[str, Any], file: Path, line: int | None, seen: dict[str, int | str], into: list[Question], where: str = "") -> None:
+    """Validate one record and append its Question to ``into``; a CorpusError naming file and line on a bad record or a repeated id."""
+    q = question_from_record(rec, file, line, where)
+    check_unique_id(q, seen, file, line, where)
+    into.append(q)
+
+
 def read_questions_csv(path: Path, errors: list[CorpusError] | None = None) -> list[Question]:
     """Questions from a CSV with columns question, answer[, split][, id]; aliases in answer are split on '|'."""
     path = Path(path)
@@ -214,7 +234,7 @@ def read_questions_csv(path: Path, errors: list[CorpusError] | None = None) -> l
         line, start = start, reader.line_num + 1
         if not any(cell.strip() for cell in row):
             continue
-        try:
+        with collecting(errors):
             if len(row) > len(header):
                 raise CorpusError(
                     f"has {len(row)} cells but the header has {len(header)} columns; quote cells that contain commas", path, line
@@ -226,13 +246,7 @@ def read_questions_csv(path: Path, errors: list[CorpusError] | None = None) -> l
                 rec["sources"] = [s.strip() for s in rec["sources"].split("|") if s.strip()]
             if not str(rec.get("answerable", "")).strip():
                 rec.pop("answerable", None)
-            q = question_from_record(rec, path, line)
-            check_unique_id(q, seen, path, line)
-            questions.append(q)
-        except CorpusError as err:
-            if errors is None:
-                raise
-            errors.append(err)
+            add_question(rec, path, line, seen, questions)
     return questions
 
 
@@ -254,7 +268,7 @@ def read_squad_v2(path: Path, errors: list[CorpusError] | None = None) -> list[Q
         for pi, para in enumerate(paragraphs if isinstance(paragraphs, list) else []):
             for qi, qa in enumerate(para.get("qas", []) if isinstance(para, dict) else []):
                 where = f"data[{ti}].paragraphs[{pi}].qas[{qi}]: "
-                try:
+                with collecting(errors):
                     if not isinstance(qa, dict):
                         raise CorpusError(f"{where}expected an object with question and answers", path)
                     impossible = bool(qa.get("is_impossible", False))
@@ -271,13 +285,7 @@ def read_squad_v2(path: Path, errors: list[CorpusError] | None = None) -> list[Q
                     if plausible:
                         rec["plausible_answers"] = list(dict.fromkeys(t for t in plausible if t))
                         rec["plausible_answer"] = rec["plausible_answers"][0] if rec["plausible_answers"] else ""
-                    q = question_from_record(rec, path, None, where)
-                    check_unique_id(q, seen, path, None, where)
-                    questions.append(q)
-                except CorpusError as err:
-                    if errors is None:
-                        raise
-                    errors.append(err)
+                    add_question(rec, path, None, seen, questions, where)
     if not questions and errors is None:
         raise CorpusError("holds no questions (data[].paragraphs[].qas[] is empty); add questions", path)
     return questions

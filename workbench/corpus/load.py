@@ -20,7 +20,7 @@ from ..config import ConfigError, build_config, corpus_default_sections
 from ..language import DEFAULT_LANGUAGE, LANGUAGES, detect_language, with_language_defaults
 from ..storage import stable_hash
 from ..types import Corpus, Document, Question
-from .importers import check_unique_id, parse_json, question_from_record, read_questions_csv, read_squad_v2, read_text_file
+from .importers import add_question, collecting, parse_json, read_questions_csv, read_squad_v2, read_text_file
 from .loaders import DEFAULT_MAX_BYTES, CorpusError, DocumentError, Progress, check_inside, load_documents
 from .twins import resolve_explicit, twin_groups
 from .twins import summary as twin_summary
@@ -115,15 +115,8 @@ def read_questions_jsonl(path: Path, errors: list[CorpusError] | None = None) ->
     for lineno, raw in enumerate(read_text_file(path).splitlines(), start=1):
         if not raw.strip():
             continue
-        try:
-            rec = parse_json(raw, path, lineno)
-            q = question_from_record(rec, path, lineno)
-            check_unique_id(q, seen, path, lineno)
-            questions.append(q)
-        except CorpusError as err:
-            if errors is None:
-                raise
-            errors.append(err)
+        with collecting(errors):
+            add_question(parse_json(raw, path, lineno), path, lineno, seen, questions)
     return questions
 
 

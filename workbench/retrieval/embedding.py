@@ -58,8 +58,7 @@ class E5Embedder:
             if progress:
                 done = start + len(part)
                 progress(f"embedding {done}/{len(texts)} chunks", done / len(texts))
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        return unit_rows(out)
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
         """Passage embeddings of ``texts``: float32 ``(n, dim)``, unit rows, in input order."""
@@ -68,9 +67,6 @@ class E5Embedder:
     def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Search-query embeddings (e5's "query: " side), to match against passages."""
         return self._encode(texts, True, batch_size, None)
-
-    def encode_one(self, text: str) -> np.ndarray:
-        return self.encode([text])[0]
 
 
 class Embedder:
