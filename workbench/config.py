@@ -351,7 +351,7 @@ class EvalConfig:
 class RunConfig:
     corpus: str = _f("", "Corpus folder (docs/ + questions.jsonl).")
     methods: list[str] = _f(list(METHODS), "Methods compared.")
-    preset: Literal["quick", "standard", "demo", "custom"] = _f("quick", "quick: 30 held-out questions, one epoch on the documents, Q/A generated from every chunk and the train Q/A, plus a small RAFT adapter for rag+lora (estimated 24 min cold on 2 idle cores for the fact corpus, seconds when cached); standard: all held-out questions, 3 epochs; demo: 12 questions for a live demo in a few minutes.")
+    preset: Literal["quick", "standard", "demo", "custom"] = _f("quick", "quick: 30 held-out questions, one epoch on the documents, Q/A generated from every chunk and the train Q/A, plus a small RAFT adapter for rag+lora (about 30 min cold on 2 idle cores for the fact corpus by estimate, 68 min measured on 2 shared cores; seconds when cached); standard: all held-out questions, 3 epochs; demo: 12 questions for a live demo in a few minutes.")
     model: str = _f("qwen2.5-0.5b", "Generator: a named bundled model, a local HF folder or a GGUF file.")
     seed: int = _f(0, "Seed for splits, sampling, few-shot draws and training.")
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -403,7 +403,7 @@ _SECTIONS: dict[str, type] = {
 
 # Preset overrides, applied over the defaults (and over corpus.toml [defaults]).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # quick: estimated 24 min cold on an idle 2-core CPU for kestrel_labs (seconds when cached): Q/A generation
+    # quick: about 30 min cold on an idle 2-core CPU for kestrel_labs by estimate, 68 min measured on shared cores (seconds when cached): Q/A generation
     # ~200 s (201 chunks), closed-book adapter ~640 s (~52k tokens), RAFT ~140 s, curve ~60 s, answering ~360 s. RAG prompts are prefill-bound
     # (~compute per prompt token), so fewer questions, 3 chunks, no model-judged groundedness.
     # LoRA learns the corpus: one pass of continued pre-training on the document text, 3 Q/A pairs
