@@ -52,7 +52,7 @@ examples: $(STAMP)
 	@set -e; tmp=$$(mktemp -d); for c in corpora/*/; do c=$${c%/}; [ -f $$c/questions.jsonl ] || continue; \
 	  id=example-$$(basename $$c)-$$(date -u +%Y%m%d); \
 	  $(PY) -m workbench run --corpus $$c --preset $(EXAMPLE_PRESET) --out $$tmp --run-id $$id; \
-	  $(PY) -m workbench.examples copy $$tmp/$$id; done; rm -rf $$tmp
+	  $(PY) -m workbench.pipeline.examples copy $$tmp/$$id; done; rm -rf $$tmp
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -53,7 +53,7 @@ with st.sidebar:
     st.markdown(f"**Corpus:** {code_span(corpus_path().name)}  \n**Model:** {code_span(Path(st.session_state['model']).name)}")
     active = st.session_state.get("active_run")
     if active:
-        from workbench.jobs import job_status
+        from workbench.pipeline.jobs import job_status
 
         state = job_status(active).get("state", "")
         st.caption(f"Latest comparison started here: **{state}**")

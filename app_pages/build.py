@@ -11,7 +11,7 @@ from app_pages.common import corpus_path, load_corpus_cached, show_error
 from app_pages.forms import changed, dataclass_widgets
 from app_pages.jobview import job_panel
 from app_pages.textview import code_span
-from workbench import fmt, jobs
+from workbench import fmt
 from workbench.config import (
     ConfigError,
     EvalConfig,
@@ -24,7 +24,8 @@ from workbench.config import (
     TrainConfig,
     build_config,
 )
-from workbench.loaders import CorpusError
+from workbench.corpus.loaders import CorpusError
+from workbench.pipeline import jobs
 from workbench.storage import read_json
 
 SECTIONS: dict[str, tuple[str, type]] = {

@@ -14,9 +14,10 @@ import streamlit as st
 
 from app_pages.textview import escape_markdown
 from workbench import fmt
-from workbench.baselines import prior_flag_text
 from workbench.config import METHODS, RunConfig
-from workbench.decision import label as decision_label
+from workbench.methods.baselines import prior_flag_text
+from workbench.methods.registry import label as decision_label
+from workbench.methods.registry import methods_where
 from workbench.paths import bundled_corpora, default_runs_dir, home, repo_root
 
 STAGE_LABELS = {
@@ -180,7 +181,7 @@ def folder_signature(path: Path) -> tuple[int, int, int]:
 
 @st.cache_resource(show_spinner="Reading the corpus…", max_entries=16)
 def _load_corpus_cached(path: str, signature: tuple[int, int, int], test_fraction: float, seed: int) -> Any:
-    from workbench.corpus import load_corpus
+    from workbench.corpus.load import load_corpus
 
     return load_corpus(path, allow_unreadable=True, test_fraction=test_fraction, seed=seed)
 
@@ -193,7 +194,7 @@ def load_corpus_cached(path: str | Path, test_fraction: float = 0.4, seed: int =
 
 @st.cache_resource(show_spinner="Checking the corpus…", max_entries=16)
 def _check_corpus_cached(path: str, signature: tuple[int, int, int]) -> Any:
-    from workbench.check import check_corpus
+    from workbench.corpus.check import check_corpus
 
     return check_corpus(path)
 
@@ -207,7 +208,7 @@ def check_corpus_cached(path: str | Path) -> Any:
 @st.cache_data(ttl=3, show_spinner=False)
 def list_runs_cached(folder: str) -> list[dict[str, Any]]:
     """Run listing (cheap; refreshed every few seconds)."""
-    from workbench.runstore import list_runs
+    from workbench.pipeline.runstore import list_runs
 
     return list_runs(folder)
 
@@ -218,7 +219,7 @@ def _run_signature(run_dir: Path) -> tuple:
 
 @st.cache_data(max_entries=32, show_spinner="Loading the run…")
 def _load_run_cached(run_dir: str, signature: tuple) -> dict[str, Any]:
-    from workbench.runstore import load_run
+    from workbench.pipeline.runstore import load_run
 
     return load_run(run_dir)
 
@@ -236,7 +237,7 @@ def finished_runs(corpus_name: str | None = None) -> list[dict[str, Any]]:
 
 def opened_runs() -> list[dict[str, Any]]:
     """Finished runs opened from elsewhere this session (a sweep's cells), listed as ``<sweep>/<cell>``."""
-    from workbench.runstore import list_runs
+    from workbench.pipeline.runstore import list_runs
 
     rows = []
     for folder in st.session_state.get("opened_run_dirs", []):
@@ -254,7 +255,7 @@ def run_choice_label(row: dict[str, Any]) -> str:
 
 @st.cache_data(ttl=30, show_spinner=False)
 def _example_for_cached(corpus_name: str | None, root: str, signature: tuple[int, int, int]) -> dict[str, Any] | None:
-    from workbench.examples import example_for
+    from workbench.pipeline.examples import example_for
 
     try:
         return example_for(corpus_name, root)
@@ -264,7 +265,7 @@ def _example_for_cached(corpus_name: str | None, root: str, signature: tuple[int
 
 def example_for_cached(corpus_name: str | None) -> dict[str, Any] | None:
     """The shipped example run for this corpus (else the fact corpus's); None when no example is present."""
-    from workbench.examples import examples_dir
+    from workbench.pipeline.examples import examples_dir
 
     root = examples_dir().resolve()
     return _example_for_cached(corpus_name, str(root), folder_signature(root) if root.is_dir() else (0, 0, 0))
@@ -272,7 +273,7 @@ def example_for_cached(corpus_name: str | None) -> dict[str, Any] | None:
 
 def example_notice(row: dict[str, Any]) -> None:
     """The label that keeps a shipped example apart from the user's own runs."""
-    from workbench.examples import example_label
+    from workbench.pipeline.examples import example_label
 
     st.info(
         f"**{example_label(row)}** · corpus {escape_markdown(row.get('corpus', ''))} · shipped with the workbench, not one of your runs. "
@@ -339,9 +340,9 @@ def run_stages(run_dir: str | Path) -> tuple[str, ...]:
     except (ValueError, IndexError):
         methods = list(METHODS)
     skip = set()
-    if not any(m in ("rag", "rag+lora") for m in methods):
+    if not any(m in methods_where(needs_index=True, baseline=False) for m in methods):
         skip.add("index")
-    if not any(m in ("lora", "rag+lora") for m in methods):
+    if not any(m in methods_where(needs_adapter=True) for m in methods):
         skip.add("train")
     return tuple(s for s in RUN_STAGES if s not in skip)
 
@@ -399,7 +400,7 @@ def example_glance(row: dict[str, Any]) -> None:
     methods = metrics.get("methods") or {}
     if not methods:
         return
-    from workbench.examples import example_label
+    from workbench.pipeline.examples import example_label
 
     corpus = metrics.get("corpus") or {}
     with st.container(border=True):

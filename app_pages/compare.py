@@ -11,8 +11,8 @@ import streamlit as st
 from app_pages.common import label, load_run_cached, num, ordered, pct, scoreboard_frame, select_run, user_message
 from app_pages.textview import code_span, escape_markdown, find_spans, highlight_markdown
 from workbench import fmt
-from workbench.baselines import prior_flag_text
-from workbench.scoring import METRIC_HELP
+from workbench.evaluation.scoring import METRIC_HELP
+from workbench.methods.baselines import prior_flag_text
 
 
 def scoreboard(metrics: dict[str, Any]) -> None:
@@ -111,7 +111,7 @@ def scoreboard(metrics: dict[str, Any]) -> None:
 
 def charts(metrics: dict[str, Any]) -> None:
     try:
-        from workbench import charts as ch
+        from workbench.reports import charts as ch
     except ImportError as exc:  # pragma: no cover - charts ship with the library
         st.info(f"Charts unavailable: {exc}")
         return
@@ -137,7 +137,7 @@ def charts(metrics: dict[str, Any]) -> None:
 
 def what_each_method_saw(metrics: dict[str, Any], run: dict[str, Any]) -> None:
     """Per method: documents indexed or trained on, Q/A used, synthetic pairs, few-shot pool, withheld twins."""
-    from workbench.report import curve_table, seen_table
+    from workbench.reports.tables import curve_table, seen_table
 
     data = {"metrics": metrics, "predictions": run.get("predictions") or [], "config": run.get("config") or {}}
     head, rows = seen_table(data)

@@ -29,11 +29,13 @@ from app_pages.common import (
     uploads_dir,
 )
 from app_pages.textview import code_span, escape_markdown
-from workbench import fmt, jobs
+from workbench import fmt
 from workbench.config import METHODS, ConfigError, build_config
-from workbench.estimate import estimate_run
-from workbench.loaders import SUPPORTED_SUFFIXES, CorpusError, DocumentError, load_document
+from workbench.corpus.loaders import SUPPORTED_SUFFIXES, CorpusError, DocumentError, load_document
+from workbench.methods.registry import compared_methods, method_spec
 from workbench.paths import bundled_corpora
+from workbench.pipeline import jobs
+from workbench.pipeline.estimate import estimate_run
 
 MAX_FILE_MB = 50
 MAX_SESSION_MB = 200
@@ -43,7 +45,7 @@ QUESTION_SUFFIXES = (".jsonl", ".csv")
 # ------------------------------------------------------------------------------------------------ latest result / quick run
 
 
-DEMO_METHODS = ["zero-shot", "few-shot", "rag"]
+DEMO_METHODS = [m for m in compared_methods() if not method_spec(m).needs_adapter]  # minutes, not an adapter to train
 
 
 def run_estimate(corpus: Path, preset: str, methods: list[str]) -> dict | None:
@@ -218,7 +220,7 @@ def sync_uploads(files: list[Any], folder: Path) -> list[dict[str, Any]]:
 
 def sync_questions(upload: Any, root: Path) -> tuple[bool, list[str], int]:
     """Save the question file as root/questions.<ext> and validate it: (ok, problems, number of questions)."""
-    from workbench.corpus import read_questions
+    from workbench.corpus.load import read_questions
 
     for name in ("questions.jsonl", "questions.csv", "questions.json"):
         (root / name).unlink(missing_ok=True)

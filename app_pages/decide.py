@@ -13,8 +13,9 @@ from app_pages.common import label, load_run_cached, select_run, user_message
 from app_pages.forms import dataclass_widgets, field_label
 from app_pages.textview import escape_markdown
 from workbench import fmt
-from workbench.charts import decision_path_dot
-from workbench.decision import BREAKDOWN_LABELS, Criteria, DecisionError, Weights, recommend
+from workbench.decision.criteria import Criteria, DecisionError, Weights
+from workbench.decision.recommend import BREAKDOWN_LABELS, recommend
+from workbench.reports.charts import decision_path_dot
 
 STANDARDS = ("min_accuracy", "accuracy_tolerance", "significance", "cost_materiality_usd", "cost_materiality_share", "latency_materiality_s", "usd_per_hour")
 

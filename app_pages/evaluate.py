@@ -9,18 +9,14 @@ import streamlit as st
 from app_pages.common import STAGE_LABELS, corpus_path, label, list_runs_cached, load_corpus_cached, run_stages, runs_dir, show_error
 from app_pages.jobview import job_panel
 from app_pages.textview import code_span, escape_markdown
-from workbench import fmt, jobs
+from workbench import fmt
 from workbench.config import METHODS, ConfigError, EvalConfig, build_config, help_of
-from workbench.estimate import estimate_run
-from workbench.loaders import CorpusError
+from workbench.corpus.loaders import CorpusError
+from workbench.methods.registry import compared_methods, method_spec
+from workbench.pipeline import jobs
+from workbench.pipeline.estimate import estimate_run
 
-METHOD_HELP = {
-    "zero-shot": "Closed book: the question alone.",
-    "few-shot": "k solved examples from the train split in the prompt.",
-    "rag": "Top-k retrieved chunks in the prompt; answers cite them.",
-    "lora": "A LoRA adapter trained on the corpus, closed book.",
-    "rag+lora": "The adapter plus retrieval.",
-}
+METHOD_HELP = {m: method_spec(m).help for m in compared_methods()}
 
 
 PRESET_HELP = {

@@ -11,7 +11,8 @@ import streamlit as st
 
 from app_pages.common import STAGE_LABELS, STATE_ICONS, elapsed_text, overall_progress, stage_caption
 from app_pages.textview import escape_markdown
-from workbench import fmt, jobs
+from workbench import fmt
+from workbench.pipeline import jobs
 
 TERMINAL = ("done", "failed", "cancelled", "missing")
 
@@ -22,7 +23,7 @@ def loss_chart(rows: list[dict[str, Any]]) -> None:
         st.caption("The loss curve appears after the first optimiser step.")
         return
     try:
-        from workbench.charts import loss_chart as make_loss_chart
+        from workbench.reports.charts import loss_chart as make_loss_chart
 
         st.altair_chart(make_loss_chart(rows), width="stretch", theme=None)
     except (ImportError, TypeError, KeyError, ValueError):
@@ -36,7 +37,7 @@ def eta_text(job_dir: Path, status: dict[str, Any], progress: float) -> str:
         return ""
     from datetime import datetime
 
-    from workbench.estimate import remaining_s, time_progress
+    from workbench.pipeline.estimate import remaining_s, time_progress
     from workbench.storage import read_json
 
     try:

@@ -40,7 +40,7 @@ FORMATS = {
 
 def planned_methods(run_dir: str) -> list[str]:
     """The methods a run was started with (for a run still going, before metrics.json exists)."""
-    from workbench.jobs import job_settings
+    from workbench.pipeline.jobs import job_settings
     from workbench.storage import read_json
 
     try:
@@ -112,7 +112,7 @@ def compare_two(done: list[dict[str, Any]]) -> None:
 
 def _report_bytes(run_dir: str, fmt: str, recommendation: dict | None) -> Callable[[], bytes]:
     def make() -> bytes:
-        from workbench import report
+        from workbench.reports import export as report
 
         if fmt == "html":
             return report.render_html(run_dir, recommendation).encode("utf-8")
@@ -148,7 +148,7 @@ def export(done: list[dict[str, Any]]) -> None:
         if recommendation
         else "Reports use the default priorities (set your own on **Decide**)."
     )
-    from workbench.report import ReportError, load_run_data
+    from workbench.reports.run_data import ReportError, load_run_data
 
     try:
         load_run_data(by_id[run_id]["dir"])
@@ -171,7 +171,8 @@ def export(done: list[dict[str, Any]]) -> None:
 
 
 def load_back() -> None:
-    from workbench.report import ReportError, load_report_html
+    from workbench.reports.html import load_report_html
+    from workbench.reports.run_data import ReportError
 
     upload = st.file_uploader("A report exported from the workbench (.html)", type=["html", "htm"], key="report-upload")
     if upload is None:

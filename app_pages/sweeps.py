@@ -10,8 +10,8 @@ import streamlit as st
 from app_pages.common import label, show_error
 from app_pages.textview import code_span, escape_markdown
 from workbench import fmt
-from workbench.sweep import default_sweeps_dir, list_sweeps, load_sweep
-from workbench.sweep_report import (
+from workbench.experiments.sweep import default_sweeps_dir, list_sweeps, load_sweep
+from workbench.reports.sweep_report import (
     SWEEP_FORMATS,
     cell_rows,
     methods_of,
@@ -69,7 +69,7 @@ def downloads(data: dict, sweep_dir: Path) -> None:
         if name == "json":
             import json
 
-            from workbench.sweep_report import _summary
+            from workbench.reports.sweep_report import _summary
 
             body, mime = json.dumps(_summary(data), indent=2, default=str), "application/json"
         else:

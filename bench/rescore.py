@@ -13,11 +13,12 @@ import json
 import sys
 from pathlib import Path
 
-from workbench.aggregate import aggregate
-from workbench.baselines import PRIOR, Prior, mark_baselines, prior_flag_text
-from workbench.corpus import load_corpus
-from workbench.evaluate import rescore_rows
-from workbench.scoring import score_answer
+from workbench.corpus.load import load_corpus
+from workbench.evaluation.aggregate import aggregate
+from workbench.evaluation.predictions import rescore_rows
+from workbench.evaluation.scoring import score_answer
+from workbench.methods.baselines import Prior, mark_baselines, prior_flag_text
+from workbench.methods.registry import PRIOR
 from workbench.storage import read_jsonl
 
 

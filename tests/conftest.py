@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.generation import register_backend
+from workbench.backends.base import register_backend
 
 REPO = Path(__file__).resolve().parent.parent
 FACT_CORPUS = REPO / "corpora" / "kestrel_labs"
@@ -54,7 +54,7 @@ def real_tokenizer_dir(models: Path) -> Path:
         return cached
     from transformers import AutoTokenizer
 
-    from workbench.models import BUNDLED, _assemble_gguf, _ProcessLock
+    from workbench.backends.models import BUNDLED, _assemble_gguf, _ProcessLock
 
     with _ProcessLock(models / ".convert.lock"):
         if not (cached / "tokenizer.json").is_file():
@@ -142,7 +142,7 @@ def tiny_lm_dir(tmp_path_factory, qwen_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_embedder_dir(tmp_path_factory) -> Path:
     """The bundled MiniLM is small and fast enough to serve as the test embedder."""
-    from workbench.models import embedder_path
+    from workbench.backends.models import embedder_path
 
     return embedder_path()
 

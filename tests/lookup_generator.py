@@ -21,15 +21,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from workbench.backends.base import GenerationError, GenResult, cut_at_stop
+from workbench.backends.hf import TokenizerChat
 from workbench.config import ABSTAIN_REPLY
-from workbench.generation import GenerationError, GenResult, cut_at_stop
 from workbench.storage import stable_hash
 
 SECONDS_PER_TOKEN = 0.001
 DECODE_FACTOR = 20
 
 
-class LookupGenerator:
+class LookupGenerator(TokenizerChat):
     """The Generator interface the strategies and the pipeline use (tok, count_tokens, generate, fingerprint)."""
 
     def __init__(self, table: dict[str, Any], tokenizer: Any, name: str = "lookup"):
@@ -100,6 +101,9 @@ class LookupGenerator:
             if cache is not None:
                 cache.put_many([(keys[i], results[i]) for i, *_ in made])
         return [r for r in results if r is not None]
+
+    def with_adapter(self, adapter_dir: str | Path) -> LookupGenerator:
+        raise GenerationError("the lookup backend has no weights to carry an adapter; use a real model for tuned methods")
 
     def score_yes(self, prompts: Sequence[str], batch_size: int = 8) -> list[float]:
         raise GenerationError("the lookup backend has no yes/no judge; set eval.groundedness = false")

@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from transformers import AutoTokenizer  # noqa: E402
 
 from workbench.config import TrainConfig  # noqa: E402
-from workbench.lora import train_adapter  # noqa: E402
-from workbench.lora_data import build_training_data  # noqa: E402
+from workbench.tuning.lora import train_adapter  # noqa: E402
+from workbench.tuning.lora_data import build_training_data  # noqa: E402
 from workbench.types import Corpus, Document, Question  # noqa: E402
 
 CFG = TrainConfig(rank=4, alpha=8, max_steps=8, seq_len=64, batch_size=2, checkpoint_every=2, use_qa=False, learning_rate=1e-2)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.aggregate import aggregate
-from workbench.stats import bootstrap_ci, mcnemar
+from workbench.evaluation.aggregate import aggregate
+from workbench.evaluation.stats import bootstrap_ci, mcnemar
 
 
 def _row(method, qid, answerable, correct, abstained, latency, *, em=None, f1=None, sim=None, unsup=None, ground=None, pt=100, ot=5, probe=None):

@@ -54,7 +54,7 @@ def _row(method: str, q: dict, answer: str, correct: bool, abstained: bool, cont
 
 def write_run(runs: Path, corpus: Path, run_id: str = "20250101-000000-tiny-abcd", acc_shift: float = 0.0) -> Path:
     """A finished run folder written by hand to the run-folder contract (predictions, metrics, config, status)."""
-    from workbench.decision import recommend
+    from workbench.decision.recommend import recommend
 
     run_dir = runs / run_id
     test = [q for q in QUESTIONS if q["split"] == "test"]
@@ -252,7 +252,7 @@ def test_build_page_widgets_come_from_the_dataclasses(runs, tiny_corpus):
 
 
 def test_evaluate_page_starts_a_background_run_and_shows_its_status(runs, tiny_corpus, monkeypatch):
-    from workbench import jobs
+    from workbench.pipeline import jobs
 
     started = {}
 
@@ -381,7 +381,7 @@ def test_decide_updates_live_with_weights_and_criteria(runs, tiny_corpus):
 
 
 def test_decide_page_and_cli_decide_agree(runs, tiny_corpus, capsys):
-    from workbench.cli import main as cli_main
+    from workbench.cli.main import main as cli_main
 
     run_dir = write_run(runs, tiny_corpus)
     at = app("decide")
@@ -426,7 +426,7 @@ def test_runs_page_history_compare_and_downloads(runs, tiny_corpus):
 
 
 def test_runs_page_loads_a_report_back(runs, tiny_corpus, tmp_path):
-    from workbench.report import render_html
+    from workbench.reports.html import render_html
 
     run_dir = write_run(runs, tiny_corpus)
     html = render_html(run_dir).encode("utf-8")
@@ -466,7 +466,7 @@ def test_highlight_is_escaped_and_case_insensitive():
 def real_run(tmp_path_factory, tiny_lm_dir) -> Path:
     """A real comparison (tiny random model, tiny corpus): zero-shot, RAG and a 2-step LoRA, written by workbench.run."""
     from workbench.config import build_config
-    from workbench.run import run
+    from workbench.pipeline.run import run
 
     root = tmp_path_factory.mktemp("realrun")
     corpus = make_corpus(root / "tiny")
@@ -503,7 +503,8 @@ def test_real_run_through_every_results_page(real_run, isolated_home, monkeypatc
     assert any(f"`{top['doc_id']}`" in m.value for m in at.markdown), "the retrieved chunk's document is not shown"
 
     at = app("decide")
-    from workbench.decision import label, recommend
+    from workbench.decision.recommend import recommend
+    from workbench.methods.registry import label
 
     metrics = json.loads((real_run / "metrics.json").read_text())
     ranked = recommend(metrics)["ranked"]  # the page's defaults are the library's default criteria and weights
@@ -514,7 +515,7 @@ def test_real_run_through_every_results_page(real_run, isolated_home, monkeypatc
     at = app("runs")
     assert [d.proto.label for d in at.get("download_button")] == ["HTML report", "PDF report", "Markdown", "CSV predictions", "JSON"]
     from app_pages.runs import _report_bytes
-    from workbench.report import load_report_html
+    from workbench.reports.html import load_report_html
 
     path = isolated_home / "report.html"
     path.write_bytes(_report_bytes(str(runs / real_run.name), "html", None)())  # what the page's HTML button serves
@@ -525,7 +526,7 @@ def test_real_run_through_every_results_page(real_run, isolated_home, monkeypatc
 def test_job_that_fails_reads_as_failed_with_the_cli_line(isolated_home, tmp_path):
     from conftest import wait_for
 
-    from workbench import jobs
+    from workbench.pipeline import jobs
 
     job = jobs.start_run(tmp_path / "no-such-corpus", methods=["zero-shot"], out_dir=tmp_path / "runs", run_id="r-missing")
     assert job.job_dir == (tmp_path / "runs" / "r-missing").resolve()
@@ -540,7 +541,7 @@ def test_job_cancel_then_terminate_after_grace(isolated_home, tmp_path):
 
     from conftest import wait_for
 
-    from workbench import jobs
+    from workbench.pipeline import jobs
 
     job = jobs._spawn("run", [sys.executable, "-c", "import time; time.sleep(120)"], tmp_path / "sleeper")
     assert jobs.job_status(job.job_dir)["alive"]
@@ -553,8 +554,8 @@ def test_job_cancel_then_terminate_after_grace(isolated_home, tmp_path):
 
 
 def test_run_command_passes_overrides_as_cli_settings(tmp_path):
-    from workbench import jobs
-    from workbench.cli import parse_overrides
+    from workbench.cli.main import parse_overrides
+    from workbench.pipeline import jobs
 
     cmd = jobs.run_command(
         "c", methods=["rag"], preset="quick", out_dir=tmp_path, run_id="x", model="m", seed=3,
@@ -603,7 +604,7 @@ def test_build_page_follows_the_real_build_job(runs, tiny_corpus, tiny_lm_dir, i
     """jobs.start_build runs `python -m workbench build` in the background; the page shows what that process wrote."""
     from conftest import wait_for
 
-    from workbench import jobs
+    from workbench.pipeline import jobs
     from workbench.storage import read_json, read_jsonl
 
     train = {"max_steps": 3, "rank": 2, "alpha": 4, "seq_len": 128, "batch_size": 2, "checkpoint_every": 0}
@@ -652,7 +653,7 @@ def example(tmp_path, tiny_corpus, monkeypatch) -> Path:
 
 
 def test_first_page_shows_the_example_when_the_user_has_no_run(runs, example):
-    from workbench.decision import label
+    from workbench.methods.registry import label
 
     at = app()
     shown = texts(at)

@@ -15,13 +15,14 @@ import pytest
 from conftest import TINY_QUESTIONS, make_tiny_corpus
 from test_loaders import _bomb_pdf, make_pdf
 
-from workbench.check import check_corpus
-from workbench.chunking import split_documents
 from workbench.config import ConfigError, SplitConfig, build_config
-from workbench.corpus import load_corpus
-from workbench.loaders import CorpusError, DocumentError, load_document, scan_documents
-from workbench.prompts import rag_messages, render
-from workbench.report import render_csv, render_html, render_markdown
+from workbench.corpus.check import check_corpus
+from workbench.corpus.load import load_corpus
+from workbench.corpus.loaders import CorpusError, DocumentError, load_document, scan_documents
+from workbench.methods.prompts import rag_messages, render
+from workbench.reports.export import render_csv, render_markdown
+from workbench.reports.html import render_html
+from workbench.retrieval.chunking import split_documents
 
 
 def one_line(exc: pytest.ExceptionInfo) -> str:
@@ -326,7 +327,7 @@ def test_csv_export_escapes_formula_cells(tmp_path):
 def test_uploaded_pickles_and_foreign_adapter_folders_are_refused(tmp_path):
     import pickle
 
-    from workbench.lora import LoraError, load_adapter_model
+    from workbench.backends.adapters import LoraError, load_adapter_model
 
     evil = pickle.dumps({"x": 1})
     foreign = tmp_path / "hub_adapter"
@@ -354,7 +355,7 @@ def test_uploaded_index_files_are_refused(tmp_path):
     import faiss
     import numpy as np
 
-    from workbench.index import IndexLoadError, RetrievalIndex
+    from workbench.retrieval.index import IndexLoadError, RetrievalIndex
 
     folder = tmp_path / "upload"
     folder.mkdir()

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.baselines import OraclePassage, Prior, baselines_for, mark_baselines, no_better_than_prior, prior_flag_text, prior_reply
 from workbench.config import ABSTAIN_REPLY, RetrievalConfig
-from workbench.decision import recommend
-from workbench.scoring import score_answer
-from workbench.strategies import StrategyError
+from workbench.decision.recommend import recommend
+from workbench.evaluation.scoring import score_answer
+from workbench.methods.baselines import (
+    OraclePassage,
+    Prior,
+    baselines_for,
+    mark_baselines,
+    no_better_than_prior,
+    prior_flag_text,
+    prior_reply,
+)
+from workbench.methods.prompt_strategy import StrategyError
 from workbench.types import Chunk, Question, Retrieved
 
 
@@ -94,7 +102,7 @@ def test_a_baseline_is_never_recommended():
 
 
 def _run_folder(tmp_path):
-    from workbench.aggregate import aggregate
+    from workbench.evaluation.aggregate import aggregate
     from workbench.storage import atomic_write_json, atomic_write_jsonl
 
     rows = []
@@ -114,7 +122,8 @@ def _run_folder(tmp_path):
 
 
 def test_reports_flag_methods_within_the_prior_and_explain_the_figures(tmp_path):
-    from workbench.report import render_csv, render_html, render_markdown
+    from workbench.reports.export import render_csv, render_markdown
+    from workbench.reports.html import render_html
 
     run_dir, metrics = _run_folder(tmp_path)
     assert metrics["methods"]["lora"]["no_better_than_prior"] and not metrics["methods"]["rag"]["no_better_than_prior"]

@@ -8,7 +8,7 @@ import math
 
 from conftest import TINY_OVERRIDES
 
-from workbench.bench import TARGETS, BenchSettings, markdown_report, run_bench, summary_table
+from workbench.bench.harness import TARGETS, BenchSettings, markdown_report, run_bench, summary_table
 
 
 def _leaves(x, path=""):
@@ -116,9 +116,9 @@ def test_quick_settings_record_what_was_shrunk():
 
 def test_judge_scores_are_served_from_the_cache_on_a_rerun(tiny_lm_dir, monkeypatch):
     """warm_rerun_s depends on it: an unchanged run must not judge the same answers again."""
-    from workbench.answer_cache import AnswerCache
-    from workbench.generation import Generator
-    from workbench.models import load_generator
+    from workbench.backends.answer_cache import AnswerCache
+    from workbench.backends.hf import HFGenerator as Generator
+    from workbench.backends.models import load_generator
 
     gen = Generator(*load_generator(str(tiny_lm_dir)))
     prompts = ["Is the sky green? Answer Yes or No.", "Is water wet? Answer Yes or No.", "Is 2 > 1?"]
@@ -139,7 +139,7 @@ def test_judge_scores_are_served_from_the_cache_on_a_rerun(tiny_lm_dir, monkeypa
 def test_unknown_bench_section_is_one_clear_line(tmp_path):
     import pytest
 
-    from workbench.bench import main
+    from workbench.bench.harness import main
 
     with pytest.raises(SystemExit, match="unknown section gpu"):
         main(quick=True, out=str(tmp_path / "r.json"), sections="lora,gpu")

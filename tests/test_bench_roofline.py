@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.bench_roofline import (
+from workbench.bench.roofline import (
     Dims,
     causal_ctx,
     copy_bandwidth,
@@ -50,7 +50,7 @@ def test_training_counts_backprop_only_through_the_adapted_layers():
 
 
 def test_limits_and_fractions_on_a_tiny_model(tiny_lm_dir):
-    from workbench.generation import Generator
+    from workbench.backends.hf import HFGenerator as Generator
 
     gen = Generator.from_name(str(tiny_lm_dir))
     d = Dims.from_config(gen.model.config)

@@ -176,8 +176,8 @@ def _stand_in_example(tmp_path: Path, tiny_lm_dir: Path) -> tuple[Path, dict]:
     from test_app import make_corpus
 
     from workbench.config import build_config
-    from workbench.examples import copy_example
-    from workbench.run import run
+    from workbench.pipeline.examples import copy_example
+    from workbench.pipeline.run import run
 
     corpus = make_corpus(tmp_path / "example-src" / "tiny")
     overrides = {"generation": {"max_new_tokens": 8}, "eval": {"bootstrap_samples": 200}}
@@ -303,8 +303,8 @@ def test_sweeps_page_shows_the_grid_and_pareto_chart(server, tmp_path):
     from test_known_answers import make_known_corpus
     from test_sweep import _spec
 
-    from workbench.sweep import Sweep
-    from workbench.sweep_executors import run_sweep
+    from workbench.experiments.sweep import Sweep
+    from workbench.experiments.sweep_executors import run_sweep
 
     sweeps = Path(os.environ["WORKBENCH_HOME"]) / "sweeps"
     data = run_sweep(Sweep(_spec(*make_known_corpus(tmp_path / "known")), sweeps), "local")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import BEHAVIOUR_CORPUS, FACT_CORPUS
 
-from workbench.check import check_corpus, format_report, main
+from workbench.corpus.check import check_corpus, format_report, main
 
 DOC = "# Leave\n\nAnnual leave is 27 days. The Osprey-7 weighs 2.4 kg. Firmware 3.8.0 shipped in January.\n"
 
@@ -152,7 +152,7 @@ def test_bundled_corpora(folder, capsys):
 def test_near_duplicate_search_matches_brute_force():
     import random
 
-    from workbench.check import _duplicate_problems, _jaccard
+    from workbench.corpus.check import _duplicate_problems, _jaccard
     from workbench.textnorm import tokens
     from workbench.types import Question
 

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from workbench.chunking import split_documents
 from workbench.config import ConfigError, SplitConfig
+from workbench.retrieval.chunking import split_documents
 from workbench.types import Document
 
 

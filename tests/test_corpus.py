@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.corpus import (
+from workbench.corpus.load import (
     CorpusError,
     assign_splits,
     corpus_fingerprint,

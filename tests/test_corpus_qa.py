@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from workbench.backends.base import GenResult
 from workbench.config import ABSTAIN_REPLY, TrainConfig
-from workbench.corpus_qa import generate_pairs, parse_pairs, quality_check
-from workbench.generation import GenResult
-from workbench.lora_data import IGNORE, build_training_data, dev_slice, dialogue_example, qa_example, raft_examples
-from workbench.tuned import data_counts, raft_config
+from workbench.tuning.corpus_qa import generate_pairs, parse_pairs, quality_check
+from workbench.tuning.lora_data import IGNORE, build_training_data, dev_slice, dialogue_example, qa_example, raft_examples
+from workbench.tuning.tuned import data_counts, raft_config
 from workbench.types import Corpus, Document, Question
 
 DOCS = {
@@ -53,7 +53,7 @@ def test_parse_and_quality_check_keep_only_extractive_new_pairs():
 
 
 def test_cached_pairs_whose_question_gives_the_answer_away_are_dropped_on_reading(tmp_path, monkeypatch, qwen_tokenizer):
-    from workbench import corpus_qa
+    from workbench.tuning import corpus_qa
 
     monkeypatch.setattr(corpus_qa, "cache_dir", lambda name: tmp_path)
     gen = FakeGenerator(qwen_tokenizer)
@@ -130,7 +130,7 @@ def test_raft_recipe_builds_its_own_data(qwen_tokenizer):
 
 
 def test_generated_qa_needs_a_generator(qwen_tokenizer):
-    from workbench.lora_data import LoraDataError
+    from workbench.tuning.lora_data import LoraDataError
 
     with pytest.raises(LoraDataError, match="generated Q/A needs the base model"):
         build_training_data(corpus(), qwen_tokenizer, TrainConfig(generated_qa=2), seed=0)

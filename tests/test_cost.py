@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.cost import RssSampler, break_even, cumulative_cost, dir_size_mb, peak_rss_mb, usd_build, usd_per_1k
+from workbench.evaluation.cost import RssSampler, break_even, cumulative_cost, dir_size_mb, peak_rss_mb, usd_build, usd_per_1k
 
 
 def test_usd_per_1k_and_build():

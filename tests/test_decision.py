@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from workbench.decision import Criteria, DecisionError, Weights, recommend
+from workbench.decision.criteria import Criteria, DecisionError, Weights
+from workbench.decision.recommend import recommend
 
 
 def _method(acc, ci, hall, hci, *, per_1k=0.01, build=0.0, p95=1.0, em=None, n=40, unsupported=None):

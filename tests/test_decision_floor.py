@@ -12,10 +12,12 @@ import json
 
 import pytest
 
-from workbench.aggregate import aggregate
-from workbench.charts import decision_path_dot
-from workbench.cli import main as cli_main
-from workbench.decision import FAVOURED, NONE_GOOD_ENOUGH, Criteria, label, recommend
+from workbench.cli.main import main as cli_main
+from workbench.decision.criteria import Criteria
+from workbench.decision.recommend import FAVOURED, NONE_GOOD_ENOUGH, recommend
+from workbench.evaluation.aggregate import aggregate
+from workbench.methods.registry import label
+from workbench.reports.charts import decision_path_dot
 from workbench.storage import atomic_write_json
 
 GRID = [0.0, 0.25, 0.5, 1.0]
@@ -150,7 +152,7 @@ def test_prior_baseline_is_never_a_candidate_and_must_be_beaten():
     n = 30
     prior_rows = _rows("prior", ["right"] * 19 + ["wrong"] * 11, [True] * n, 0.0)
     rag_rows = _rows("rag", ["right"] * 20 + ["wrong"] * 6 + ["idk"] * 4, [True] * n, 1.9)
-    from workbench.aggregate import paired_mcnemar
+    from workbench.evaluation.aggregate import paired_mcnemar
 
     metrics["methods"]["prior"] = {**aggregate(prior_rows, {"prior": {"build_seconds": 0}}, 0.1)["methods"]["prior"], "baseline": True}
     metrics["comparisons"]["mcnemar"]["rag|prior"] = paired_mcnemar(rag_rows, prior_rows)

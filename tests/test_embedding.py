@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.embedding import Embedder
+from workbench.retrieval.embedding import Embedder
 
 
 @pytest.fixture(scope="module")

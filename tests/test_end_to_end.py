@@ -14,7 +14,7 @@ import pytest
 from conftest import BEHAVIOUR_CORPUS, FACT_CORPUS
 
 from workbench.config import build_config
-from workbench.run import run
+from workbench.pipeline.run import run
 from workbench.textnorm import contains_tokens
 
 pytestmark = pytest.mark.slow

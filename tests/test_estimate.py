@@ -7,7 +7,7 @@ import time
 import pytest
 
 from workbench.config import build_config
-from workbench.estimate import (
+from workbench.pipeline.estimate import (
     FALLBACK,
     estimate_run,
     measured_speed,
@@ -18,8 +18,8 @@ from workbench.estimate import (
     training_seconds,
     training_tokens,
 )
-from workbench.examples import copy_example, example_for, example_label, list_examples
-from workbench.run import Heartbeat
+from workbench.pipeline.examples import copy_example, example_for, example_label, list_examples
+from workbench.pipeline.run import Heartbeat
 from workbench.storage import atomic_write_json
 
 

@@ -7,8 +7,9 @@ import json
 from conftest import TINY_OVERRIDES
 
 from workbench.config import build_config
-from workbench.report import render_html, render_markdown
-from workbench.run import run
+from workbench.pipeline.run import run
+from workbench.reports.export import render_markdown
+from workbench.reports.html import render_html
 
 
 def fake_pairs(generator, chunks, per_chunk, seed=0, progress=None, batch_size=16):
@@ -19,7 +20,7 @@ def fake_pairs(generator, chunks, per_chunk, seed=0, progress=None, batch_size=1
 
 
 def test_run_records_twins_seen_learning_curve_and_uses_a_raft_adapter(tiny_corpus, tiny_lm_dir, tmp_path, monkeypatch):
-    import workbench.corpus_qa as corpus_qa
+    import workbench.tuning.corpus_qa as corpus_qa
 
     monkeypatch.setattr(corpus_qa, "generate_pairs", fake_pairs)
     lines = (tiny_corpus / "questions.jsonl").read_text().splitlines()

@@ -39,9 +39,9 @@ def test_headline_scoreboard_cli_and_report_agree_on_a_half_percent(tmp_path):
     """RAG at 5/8 reads 63% in the recommendation, the CLI scoreboard, the report table and the app's rounded column."""
     from test_decision_floor import _metrics
 
-    from workbench.cli import format_scoreboard
-    from workbench.decision import recommend
-    from workbench.report import scoreboard
+    from workbench.cli.main import format_scoreboard
+    from workbench.decision.recommend import recommend
+    from workbench.reports.tables import scoreboard
 
     answerable = [True] * 8
     metrics = _metrics({"rag": (["right"] * 5 + ["wrong"] * 3, 1.0, 10.0), "zero-shot": (["wrong"] * 8, 0.5, 0.0)}, answerable)

@@ -11,19 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import TINY_OVERRIDES
 
+from workbench.cli.freshness import main
 from workbench.config import build_config
-from workbench.corpus import load_corpus
-from workbench.freshness import (
-    EDITS_FILE,
-    FactEdit,
-    FreshnessError,
-    apply_edits,
-    classify,
-    generate_edits,
-    load_patch,
-    main,
-    new_value,
-)
+from workbench.corpus.load import load_corpus
+from workbench.experiments.fact_edits import EDITS_FILE, FactEdit, FreshnessError, apply_edits, generate_edits, load_patch, new_value
+from workbench.experiments.freshness import classify
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -173,7 +165,7 @@ def test_classify_tells_new_from_stale():
 
 
 def test_freshness_end_to_end_on_tiny_model_stores_into_a_run(tiny_corpus, tiny_lm_dir, tmp_path):
-    from workbench.decision import recommend
+    from workbench.decision.recommend import recommend
 
     before = _snapshot(tiny_corpus)
     config = build_config(

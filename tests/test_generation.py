@@ -7,9 +7,10 @@ import sqlite3
 import pytest
 import torch
 
-from workbench.answer_cache import AnswerCache
-from workbench.generation import GenerationError, Generator, GenResult, cut_at_stop
-from workbench.prompts import render, zero_shot_messages
+from workbench.backends.answer_cache import AnswerCache
+from workbench.backends.base import GenerationError, GenResult, cut_at_stop
+from workbench.backends.hf import HFGenerator as Generator
+from workbench.methods.prompts import render, zero_shot_messages
 
 QUESTIONS = [
     "What is the warranty period?",

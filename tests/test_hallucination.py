@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.hallucination import corpus_support_text, groundedness, groundedness_prompt, unsupported_content
+from workbench.evaluation.hallucination import corpus_support_text, groundedness, groundedness_prompt, unsupported_content
 
 CORPUS = corpus_support_text(
     [
@@ -68,7 +68,7 @@ def test_fact_corpus_gold_supported_and_invented_answers_flagged():
 
     if not (FACT_CORPUS / "questions.jsonl").is_file():
         pytest.skip("fact corpus not present")
-    from workbench.corpus import load_corpus
+    from workbench.corpus.load import load_corpus
 
     corpus = load_corpus(str(FACT_CORPUS))
     sup = corpus_support_text([d.text for d in corpus.documents])
@@ -130,8 +130,8 @@ def test_groundedness_rejects_bad_judge_output():
 
 
 def test_groundedness_on_tiny_generator_renders_chat_template(tiny_lm_dir):
-    from workbench.generation import Generator
-    from workbench.models import load_generator
+    from workbench.backends.hf import HFGenerator as Generator
+    from workbench.backends.models import load_generator
 
     gen = Generator(*load_generator(str(tiny_lm_dir)), name="tiny")
     seen: list[str] = []
@@ -145,7 +145,7 @@ def test_groundedness_on_tiny_generator_renders_chat_template(tiny_lm_dir):
 
 @pytest.mark.slow
 def test_groundedness_real_model_prefers_supported_answer():
-    from workbench.generation import Generator
+    from workbench.backends.hf import HFGenerator as Generator
 
     gen = Generator.from_name("qwen2.5-0.5b")
     ctx = ["Kestrel Labs keeps audit logs for 42 days; after that they are deleted."]

@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 
-from workbench import hardware
+from workbench.backends import hardware
+from workbench.backends.hardware import torch_device
+from workbench.backends.models import load_generator
 from workbench.errors import WorkbenchError
-from workbench.models import load_generator, torch_device
 
 FAST_BF16 = {"bf16": {"prefill_s": 0.01, "decode_s": 0.002}, "fp32": {"prefill_s": 0.03, "decode_s": 0.003}}  # an AMX-like CPU
 FAST_FP32 = {"bf16": {"prefill_s": 0.05, "decode_s": 0.004}, "fp32": {"prefill_s": 0.03, "decode_s": 0.003}}  # no AMX
@@ -105,7 +106,7 @@ def test_batch_size_fills_the_gpu_but_not_the_cpu():
 
 
 def test_generator_and_meta_follow_the_chosen_format(tiny_lm_dir, monkeypatch):
-    from workbench.runstore import machine
+    from workbench.pipeline.runstore import machine
 
     monkeypatch.setenv(hardware.DTYPE_ENV, "fp32")
     model, _tok = load_generator(str(tiny_lm_dir))
@@ -116,7 +117,7 @@ def test_generator_and_meta_follow_the_chosen_format(tiny_lm_dir, monkeypatch):
 
 
 def test_generator_asks_for_a_gpu_sized_batch_only_on_cuda(tiny_lm_dir, monkeypatch):
-    from workbench.generation import Generator
+    from workbench.backends.hf import HFGenerator as Generator
 
     gen = Generator.from_name(str(tiny_lm_dir))
     seen: list[tuple] = []

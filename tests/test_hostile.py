@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from conftest import make_tiny_corpus
 
-from workbench.check import check_corpus
-from workbench.cli import build_parser, config_from_args, main
+from workbench.cli.main import build_parser, config_from_args, main
 from workbench.config import ConfigError, RunConfig, build_config
-from workbench.corpus import load_corpus, read_questions
+from workbench.corpus.check import check_corpus
+from workbench.corpus.load import load_corpus, read_questions
+from workbench.corpus.loaders import CorpusError, DocumentError, load_documents
 from workbench.errors import WorkbenchError
-from workbench.loaders import CorpusError, DocumentError, load_documents
-from workbench.runstore import UnreadableRunError, check_run_id, list_runs, load_run, prepare_run_folder
+from workbench.pipeline.runstore import UnreadableRunError, check_run_id, list_runs, load_run, prepare_run_folder
 
 SECRET = "TOP-SECRET-OUTSIDE-THE-CORPUS 31337"
 
@@ -89,7 +89,7 @@ def test_questions_file_or_docs_folder_linked_outside_are_errors(tmp_path, corpu
 
 
 def test_duplicate_document_ids_name_both_files(corpus, monkeypatch):
-    from workbench import loaders
+    from workbench.corpus import loaders
 
     monkeypatch.setattr(loaders, "doc_id_for", lambda path, root: "same.md")  # e.g. two names that normalise alike
     with pytest.raises(DocumentError) as exc:
@@ -102,7 +102,7 @@ def test_duplicate_document_ids_name_both_files(corpus, monkeypatch):
 
 
 def test_model_folder_with_custom_code_is_refused_without_running_it(tmp_path, tiny_lm_dir):
-    from workbench.models import ModelError, load_generator
+    from workbench.backends.models import ModelError, load_generator
 
     folder = tmp_path / "evil"
     shutil.copytree(tiny_lm_dir, folder)
@@ -124,7 +124,7 @@ def test_model_folder_with_custom_code_is_refused_without_running_it(tmp_path, t
 
 
 def test_model_folder_with_only_pickled_weights_is_refused(tmp_path, tiny_lm_dir):
-    from workbench.models import ModelError, load_generator
+    from workbench.backends.models import ModelError, load_generator
 
     folder = tmp_path / "pickled"
     shutil.copytree(tiny_lm_dir, folder)
@@ -135,7 +135,7 @@ def test_model_folder_with_only_pickled_weights_is_refused(tmp_path, tiny_lm_dir
 
 
 def test_embedder_folder_with_custom_modules_is_refused(tmp_path, tiny_embedder_dir):
-    from workbench.models import ModelError, embedder_path
+    from workbench.backends.models import ModelError, embedder_path
 
     folder = tmp_path / "emb"
     shutil.copytree(tiny_embedder_dir, folder)
@@ -220,7 +220,7 @@ def test_report_out_never_overwrites_a_runs_files(finished_run, tmp_path, capsys
 
 
 def test_os_errors_reaching_the_cli_are_one_line_naming_the_path(tmp_path, capsys, monkeypatch):
-    from workbench import runstore
+    from workbench.pipeline import runstore
 
     def boom(runs_dir):
         raise PermissionError(13, "Permission denied", str(tmp_path / "runs"))
@@ -237,10 +237,10 @@ def test_every_library_error_class_has_the_one_base():
     import workbench
 
     errors = []
-    for info in pkgutil.iter_modules(workbench.__path__):
-        if info.name == "__main__":
+    for info in pkgutil.walk_packages(workbench.__path__, "workbench."):
+        if info.name.endswith("__main__"):
             continue
-        module = __import__(f"workbench.{info.name}", fromlist=["x"])
+        module = __import__(info.name, fromlist=["x"])
         errors += [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__ and issubclass(c, Exception)]
     assert len(errors) >= 18 and all(issubclass(c, WorkbenchError) for c in errors), [c for c in errors if not issubclass(c, WorkbenchError)]
 
@@ -403,15 +403,15 @@ def test_malformed_run_folders_are_listed_as_unreadable(finished_run, capsys):
 
 @pytest.fixture(scope="module")
 def embedder():
-    from workbench.embedding import Embedder
+    from workbench.retrieval.embedding import Embedder
 
     return Embedder()
 
 
 def test_edited_index_entry_with_updated_manifest_is_rebuilt(tmp_path, embedder):
     from workbench.config import IndexConfig, SplitConfig
-    from workbench.index import _sha256, get_or_build_index
     from workbench.paths import cache_dir
+    from workbench.retrieval.index import _sha256, get_or_build_index
     from workbench.types import Document
 
     docs = [Document("a.md", "Kestrel Labs was founded in 1987 in Tartu. " * 5), Document("b.md", "The returns desk is in Kaunas. " * 5)]
@@ -437,8 +437,8 @@ def test_edited_index_entry_with_updated_manifest_is_rebuilt(tmp_path, embedder)
 
 @pytest.mark.parametrize("damage", ["garbage", "truncate", "wrong-schema"])
 def test_damaged_answer_cache_is_set_aside_and_rebuilt(tmp_path, damage, caplog):
-    from workbench.answer_cache import AnswerCache
-    from workbench.generation import GenResult
+    from workbench.backends.answer_cache import AnswerCache
+    from workbench.backends.base import GenResult
 
     path = tmp_path / "answers.sqlite"
     with AnswerCache(path) as cache:
@@ -468,7 +468,8 @@ def test_damaged_answer_cache_is_set_aside_and_rebuilt(tmp_path, damage, caplog)
 
 
 def test_every_report_format_escapes_hostile_labels_and_text(finished_run, tmp_path):
-    from workbench.report import render_csv, render_html, render_json, render_markdown, write_report
+    from workbench.reports.export import render_csv, render_json, render_markdown, write_report
+    from workbench.reports.html import render_html
 
     hostile = "<img src=x onerror=alert(1)>[click](http://evil.example)![](http://evil.example/t.png)"
     metrics = json.loads((finished_run / "metrics.json").read_text())
@@ -493,7 +494,7 @@ def test_every_report_format_escapes_hostile_labels_and_text(finished_run, tmp_p
 
 
 def test_report_of_a_run_holding_a_lone_surrogate_does_not_crash(finished_run, tmp_path):
-    from workbench.report import write_report
+    from workbench.reports.export import write_report
 
     rows = [json.loads(line) for line in (finished_run / "predictions.jsonl").read_text().splitlines()]
     rows[0]["answer"] = "bad \ud800 text"

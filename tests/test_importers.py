@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.corpus import load_corpus, read_questions_jsonl
-from workbench.importers import read_questions_csv, read_squad_v2, squad_contexts_to_docs, write_questions_jsonl
-from workbench.loaders import CorpusError
+from workbench.corpus.importers import read_questions_csv, read_squad_v2, squad_contexts_to_docs, write_questions_jsonl
+from workbench.corpus.load import load_corpus, read_questions_jsonl
+from workbench.corpus.loaders import CorpusError
 from workbench.types import Question
 
 SQUAD = {

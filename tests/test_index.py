@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from workbench.config import IndexConfig, RetrievalConfig, SplitConfig
-from workbench.embedding import Embedder
-from workbench.index import IndexLoadError, RetrievalIndex, bm25_tokens, build_index, get_or_build_index
 from workbench.paths import cache_dir
+from workbench.retrieval.embedding import Embedder
+from workbench.retrieval.index import IndexLoadError, RetrievalIndex, bm25_tokens, build_index, get_or_build_index
 from workbench.types import Chunk, Document
 
 TOPICS = {

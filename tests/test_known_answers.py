@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from lookup_generator import DECODE_FACTOR, SECONDS_PER_TOKEN, LookupGenerator
 
+from workbench.backends.base import GenerationError
+from workbench.backends.loader import open_generator
 from workbench.config import ABSTAIN_REPLY, BASELINES, build_config
-from workbench.generation import GenerationError, Generator
-from workbench.run import run
+from workbench.pipeline.run import run
 
 DOCS = {
     "products/vantor.md": "# Vantor-9\n\nThe Vantor-9 sensor was designed by Ilse Marwick. It weighs 412 grams.\n\n"
@@ -184,7 +185,8 @@ def _md_section(md: str, title: str) -> list[dict[str, str]]:
 
 
 def test_report_columns_show_the_measured_numbers(known_run):
-    from workbench.report import render_csv, render_html, render_markdown
+    from workbench.reports.export import render_csv, render_markdown
+    from workbench.reports.html import render_html
 
     board = {r["Method"]: r for r in _md_section(render_markdown(known_run), "Scoreboard")}
     want = {"Zero-shot": ("10%", "58%", "33%"), "Few-shot": ("20%", "58%", "25%"), "RAG": ("90%", "17%", "8%")}
@@ -220,14 +222,14 @@ def test_an_unchanged_rerun_is_served_from_the_cache_with_the_same_numbers(known
 
 def test_lookup_backend_is_chosen_by_its_name_prefix(tmp_path, qwen_tokenizer):
     _, table = make_known_corpus(tmp_path)
-    gen = Generator.from_name(f"lookup:{table}")
+    gen = open_generator(f"lookup:{table}")
     assert isinstance(gen, LookupGenerator) and gen.name == "lookup:table.json"
     [res] = gen.generate(["<user>Who founded Brellin Optics?</user>"], max_new_tokens=1)
     first = qwen_tokenizer.decode(qwen_tokenizer("Mira Holt", add_special_tokens=False)["input_ids"][:1])
     assert (res.text, res.output_tokens) == (first.strip(), 1)  # cut to max_new_tokens like a real model
     with pytest.raises(GenerationError, match="no question"):
         gen.generate(["What is the airspeed of a swallow?"], max_new_tokens=8)
-    from workbench.models import ModelError
+    from workbench.backends.models import ModelError
 
     with pytest.raises(ModelError, match="not found"):
-        Generator.from_name("nolookup:whatever")  # an unregistered prefix is a model name like any other
+        open_generator("nolookup:whatever")  # an unregistered prefix is a model name like any other

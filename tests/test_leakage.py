@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.leakage import LeakageError, check_leakage, exact_matches, leaking_indices
+from workbench.tuning.leakage import LeakageError, check_leakage, exact_matches, leaking_indices
 from workbench.types import Question
 
 HELD_OUT = [
@@ -17,7 +17,7 @@ CHUNKS = ["Kestrel Labs builds flight controllers in Tromso.", "The Merlin radio
 
 @pytest.fixture(scope="module")
 def embedder():
-    from workbench.embedding import Embedder
+    from workbench.retrieval.embedding import Embedder
 
     return Embedder()
 

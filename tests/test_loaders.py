@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.loaders import CorpusError, DocumentError, load_document, load_documents, scan_documents
+from workbench.corpus.loaders import CorpusError, DocumentError, load_document, load_documents, scan_documents
 
 
 def make_pdf(text_lines: list[str], title: str = "") -> bytes:

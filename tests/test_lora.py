@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from workbench.backends.adapters import LoraError, load_adapter_model
 from workbench.config import TrainConfig
-from workbench.leakage import LeakageError
-from workbench.lora import LoraError, get_or_train_adapter, latest_checkpoint, load_adapter_model, train_adapter, train_info
-from workbench.lora_data import build_training_data
 from workbench.storage import LockedError, read_jsonl
+from workbench.tuning.leakage import LeakageError
+from workbench.tuning.lora import get_or_train_adapter, latest_checkpoint, train_adapter, train_info
+from workbench.tuning.lora_data import build_training_data
 from workbench.types import Corpus, Document, Question
 
 HELPER = Path(__file__).with_name("lora_train_helper.py")
@@ -120,7 +121,7 @@ def test_sigkill_mid_training_then_resume(tiny_lm_dir, tmp_path):
     meta = json.loads((out / "adapter" / "workbench.json").read_text())
     assert meta["resumed_from"] == [step] and meta["steps"] == 8
 
-    from workbench.models import load_generator
+    from workbench.backends.models import load_generator
 
     base, tok = load_generator(str(tiny_lm_dir))
     model = load_adapter_model(base, out / "adapter")
@@ -151,10 +152,10 @@ def test_cache_hit_reuses_adapter_without_training(tiny_lm_dir):
 def test_second_process_on_same_adapter_fails_fast(tiny_lm_dir, qwen_tokenizer):
     from pathlib import Path as P
 
-    from workbench.lora import adapter_key
-    from workbench.lora_data import data_fingerprint
     from workbench.paths import cache_dir
     from workbench.storage import FolderLock
+    from workbench.tuning.lora import adapter_key
+    from workbench.tuning.lora_data import data_fingerprint
 
     cfg = TrainConfig(rank=4, alpha=8, max_steps=1, seq_len=128, batch_size=2)
     corpus = tiny_corpus()
@@ -179,7 +180,7 @@ def test_leaked_held_out_question_refuses_training(tiny_lm_dir):
 
 
 def test_load_adapter_refuses_foreign_or_pickled_files(tiny_lm_dir, tmp_path):
-    from workbench.models import load_generator
+    from workbench.backends.models import load_generator
 
     cfg = TrainConfig(rank=4, alpha=8, max_steps=1, seq_len=128, batch_size=2)
     adapter, _ = get_or_train_adapter(str(tiny_lm_dir), tiny_corpus(), None, cfg, seed=0)
@@ -211,9 +212,9 @@ INVENTED = [
 @pytest.mark.slow
 def test_real_model_learns_invented_facts():
     """A few SFT steps on the default model teach it invented answers the base model cannot know."""
-    from workbench import prompts
-    from workbench.generation import Generator
-    from workbench.models import load_generator
+    from workbench.backends.hf import HFGenerator as Generator
+    from workbench.backends.models import load_generator
+    from workbench.methods import prompts
     from workbench.textnorm import contains_tokens
 
     qs = [Question(f"f{i}", q, [a], split="train") for i, (q, a) in enumerate(INVENTED)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workbench.config import ABSTAIN_REPLY, ConfigError, TrainConfig
-from workbench.lora_data import IGNORE, Example, build_training_data, document_pieces, pack, qa_example
+from workbench.tuning.lora_data import IGNORE, Example, build_training_data, document_pieces, pack, qa_example
 from workbench.types import Corpus, Document, Question
 
 DOC = (
@@ -117,7 +117,7 @@ def test_document_pieces_cover_documents_without_overlap(qwen_tokenizer):
 
 
 def test_empty_data_is_an_error(qwen_tokenizer):
-    from workbench.lora_data import LoraDataError
+    from workbench.tuning.lora_data import LoraDataError
 
     corpus = Corpus(Path("/tmp/empty"), [], [Question("h1", "Q?", ["a"], split="test")])
     with pytest.raises(LoraDataError, match="no LoRA training examples"):
@@ -125,7 +125,7 @@ def test_empty_data_is_an_error(qwen_tokenizer):
 
 
 def test_save_and_load_round_trip(qwen_tokenizer, tmp_path):
-    from workbench.lora_data import TrainingData
+    from workbench.tuning.lora_data import TrainingData
 
     data = build_training_data(small_corpus(), qwen_tokenizer, TrainConfig(seq_len=128), seed=0)
     data.save(tmp_path)
@@ -134,8 +134,8 @@ def test_save_and_load_round_trip(qwen_tokenizer, tmp_path):
 
 
 def test_synthetic_parts_need_the_model_and_are_marked(qwen_tokenizer, tiny_lm_dir):
-    from workbench.lora_data import LoraDataError
-    from workbench.models import load_generator
+    from workbench.backends.models import load_generator
+    from workbench.tuning.lora_data import LoraDataError
 
     corpus = small_corpus()
     cfg = TrainConfig(seq_len=128, use_qa=False, use_chunks=False, synthetic_qa=2, paraphrases=1)
@@ -166,7 +166,7 @@ SYNTH_REPLIES = {
 
 
 def test_accepted_synthetic_qa_is_trained_marked_and_leaks_are_dropped(qwen_tokenizer, monkeypatch):
-    from workbench import lora_data
+    from workbench.tuning import lora_data
 
     calls: list[tuple[int, float]] = []
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.scoring import score_answer
+from workbench.evaluation.scoring import score_answer
 from workbench.textnorm import concept_tokens
 
 POPQA_CATHOLIC = ["Catholic Church", "Roman Catholic Church", "Church", "Catholicism", "Roman Catholicism"]
@@ -79,7 +79,7 @@ def test_concept_tokens_relate_word_forms_numbers_and_demonyms():
 
 
 def test_rescore_rows_recomputes_verdicts_and_keeps_other_fields():
-    from workbench.evaluate import rescore_rows
+    from workbench.evaluation.predictions import rescore_rows
 
     row = {"method": "rag", "question_id": "q1", "question": "What is the religion of Paul?", "gold": ["Catholic Church", "Church"],
            "answerable": True, "answer": "Catholic", "correct": False, "abstained": False, "hallucinated": True, "exact_match": 0,

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from workbench.models import BUNDLED, ModelError, embedder_path, gguf_parts, load_embedder, load_generator, resolve_generator
+from workbench.backends.models import BUNDLED, ModelError, embedder_path, gguf_parts, load_embedder, load_generator, resolve_generator
 
 
 def test_import_workbench_does_not_import_streamlit():
-    code = "import sys, workbench, workbench.cli, workbench.run, workbench.config; print('streamlit' in sys.modules)"
+    code = "import sys, workbench, workbench.cli.main, workbench.pipeline.run, workbench.config; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from workbench.chunking import split_documents
 from workbench.config import SplitConfig
-from workbench.corpus import read_questions_jsonl
-from workbench.importers import read_questions_csv, write_questions_jsonl
-from workbench.report import FORMULA_PREFIXES, csv_safe, render_csv
+from workbench.corpus.importers import read_questions_csv, write_questions_jsonl
+from workbench.corpus.load import read_questions_jsonl
+from workbench.reports.export import FORMULA_PREFIXES, csv_safe, render_csv
+from workbench.retrieval.chunking import split_documents
 from workbench.storage import atomic_write_json, atomic_write_jsonl
 from workbench.types import Document, Question
 

@@ -21,8 +21,9 @@ from conftest import REPO, TINY_OVERRIDES, make_tiny_corpus
 
 from workbench import storage
 from workbench.config import build_config
-from workbench.run import RunError, run
-from workbench.runstore import list_runs, load_run
+from workbench.pipeline.run import run
+from workbench.pipeline.runstore import list_runs, load_run
+from workbench.pipeline.stages import RunError
 from workbench.storage import FolderLock, LockedError, atomic_write_json, read_json, read_jsonl
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -160,7 +161,7 @@ def test_torn_last_line_of_an_appended_log_is_dropped(tmp_path):
 
 
 def test_incomplete_checkpoints_are_ignored_on_resume(tmp_path):
-    from workbench.lora import COMPLETE, latest_checkpoint
+    from workbench.tuning.lora import COMPLETE, latest_checkpoint
 
     root = tmp_path / "checkpoints"
     for name, complete in (("step-2", True), ("step-4", True), ("step-6", False), (".tmp-step-8", True)):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from workbench.config import IndexConfig, RetrievalConfig, SplitConfig
-from workbench.embedding import Embedder
-from workbench.index import build_index, get_or_build_index
-from workbench.retrieval_eval import retrieval_quality
+from workbench.retrieval.embedding import Embedder
+from workbench.retrieval.index import build_index, get_or_build_index
+from workbench.retrieval.quality import retrieval_quality
 from workbench.types import Chunk, Document, Question
 
 

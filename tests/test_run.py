@@ -7,11 +7,12 @@ import json
 import pytest
 from conftest import TINY_OVERRIDES
 
-from workbench.aggregate import aggregate
-from workbench.cli import main as cli_main
+from workbench.cli.main import main as cli_main
 from workbench.config import BASELINES, METHODS, build_config
-from workbench.run import RunError, run
-from workbench.runstore import list_runs, load_run
+from workbench.evaluation.aggregate import aggregate
+from workbench.pipeline.run import run
+from workbench.pipeline.runstore import list_runs, load_run
+from workbench.pipeline.stages import RunError
 
 
 def _config(corpus, model, **kw):
@@ -111,11 +112,11 @@ def test_two_identical_uncached_runs_give_identical_predictions(tiny_corpus, tin
 
 
 def test_latency_probe_bypasses_the_answer_cache(tiny_corpus, tiny_lm_dir, tmp_path):
-    from workbench.answer_cache import AnswerCache
-    from workbench.corpus import load_corpus
-    from workbench.generation import Generator
-    from workbench.latency import latency_probe, probe_sample
-    from workbench.strategies import make_strategy
+    from workbench.backends.answer_cache import AnswerCache
+    from workbench.backends.hf import HFGenerator as Generator
+    from workbench.corpus.load import load_corpus
+    from workbench.evaluation.latency import latency_probe, probe_sample
+    from workbench.methods.strategies import make_strategy
 
     class CountingCache(AnswerCache):
         reads = 0

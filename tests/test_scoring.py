@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.scoring import is_abstention, score_answer, semantic_similarity, strip_citations, token_f1
+from workbench.evaluation.scoring import is_abstention, score_answer, semantic_similarity, strip_citations, token_f1
 
 SCORES = ("abstained", "correct", "hallucinated", "exact_match", "f1")
 
@@ -153,7 +153,7 @@ def test_semantic_similarity_fake_embedder_batched():
 
 @pytest.mark.slow
 def test_semantic_similarity_real_embedder(tiny_embedder_dir):
-    from workbench.models import load_embedder
+    from workbench.backends.models import load_embedder
 
     emb = load_embedder(str(tiny_embedder_dir))
     sims = semantic_similarity(["six weeks", "a banana smoothie"], [["42 days", "six weeks"], ["forty-two days"]], emb)

@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from workbench.scoring import score_answer
+from workbench.evaluation.scoring import score_answer
 
 DATA = Path(__file__).parent / "data" / "scoring_agreement.jsonl"
 TARGET = 0.95

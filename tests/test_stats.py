@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from workbench.stats import bootstrap_ci, mcnemar, percentile
+from workbench.evaluation.stats import bootstrap_ci, mcnemar, percentile
 
 
 def test_bootstrap_ci_contains_point_estimate_and_is_deterministic():

@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from workbench.backends.hf import HFGenerator as Generator
+from workbench.backends.hf import TokenizerChat
 from workbench.config import FewShotConfig, GenerationConfig, RetrievalConfig, build_config
-from workbench.generation import Generator
-from workbench.strategies import FewShot, FewShotLeakError, Rag, StrategyError, ZeroShot, citations, make_strategy
+from workbench.methods.few_shot import FewShot, FewShotLeakError
+from workbench.methods.prompt_strategy import StrategyError
+from workbench.methods.rag import Rag, citations
+from workbench.methods.strategies import make_strategy
+from workbench.methods.zero_shot import ZeroShot
 from workbench.types import Question, Retrieved, Strategy
 
 GEN = GenerationConfig(max_new_tokens=4, batch_size=8)
@@ -21,7 +26,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-class Spy:
+class Spy(TokenizerChat):
     """A real Generator that records the prompts it was given."""
 
     def __init__(self, gen: Generator):
@@ -108,7 +113,7 @@ def test_few_shot_random_is_seeded_and_uses_first_alias(gen):
 
 
 def test_few_shot_nearest_picks_the_obvious_neighbour(gen, tiny_embedder_dir):
-    from workbench.embedding import Embedder
+    from workbench.retrieval.embedding import Embedder
 
     strat = FewShot(gen, POOL, FewShotConfig(k=1, selection="nearest"), embedder=Embedder(str(tiny_embedder_dir)), gen_cfg=GEN)
     assert [[e.id for e in ex] for ex in strat.select(HELD_OUT)] == [["t2"], ["t3"]]

@@ -14,12 +14,13 @@ import pytest
 from conftest import wait_for
 from test_known_answers import make_known_corpus
 
-from workbench.cli import main
+from workbench.cli.main import main
 from workbench.config import ConfigError
+from workbench.experiments.grid import parse_grid
+from workbench.experiments.sweep import Sweep, load_sweep, make_spec, plan
+from workbench.experiments.sweep_executors import run_sweep
+from workbench.reports.sweep_report import points
 from workbench.storage import read_json, read_jsonl
-from workbench.sweep import Sweep, load_sweep, make_spec, parse_grid, plan
-from workbench.sweep_executors import run_sweep
-from workbench.sweep_report import points
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
@@ -30,7 +31,7 @@ TIMING_WORDS = ("latency", "seconds", "_s", "throughput", "qps", "rss", "usd", "
 
 
 def _spec(corpus: Path, table: Path, grid=GRID, **kw):
-    from workbench.cli import parse_overrides
+    from workbench.cli.main import parse_overrides
 
     return make_spec(str(corpus), parse_grid(grid), methods=["zero-shot", "rag"], model=f"lookup:{table}", base=parse_overrides(BASE), **kw)
 
@@ -183,7 +184,7 @@ def test_ray_sweep_matches_local_cell_by_cell(local_sweep, known, tmp_path, real
 
 
 def test_a_worker_that_cannot_see_the_sweep_folder_sends_the_run_folder_back(known, tmp_path):
-    from workbench.sweep_executors import run_cell_task
+    from workbench.experiments.sweep_executors import run_cell_task
 
     sweep = Sweep(_spec(*known, grid=["retrieval.top_k=1"]), tmp_path / "sweeps").open()
     cell = sweep.cells[0]
@@ -206,7 +207,7 @@ def generate(self, *a, **k):
     time.sleep(0.4)  # slow enough that the kill lands inside a later cell
     return slow(self, *a, **k)
 lookup_generator.LookupGenerator.generate = generate
-from workbench.cli import main
+from workbench.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -299,7 +300,7 @@ def test_sweep_report_exports_every_format_escaped(local_sweep, tmp_path, capsys
     assert "a sweep report is exported as html, md, csv, json" in capsys.readouterr().err
     # text from the sweep (a cell error, here) is escaped, never rendered
     evil = dict(data, cells=[dict(data["cells"][0], id="<script>alert(1)</script>")] + data["cells"][1:])
-    from workbench.sweep_report import render_html, render_markdown
+    from workbench.reports.sweep_report import render_html, render_markdown
 
     assert "<script>alert" not in render_html(evil) and "&lt;script&gt;" in render_html(evil)
     assert "<script>" not in render_markdown(evil)

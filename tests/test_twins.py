@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.corpus import assign_splits
-from workbench.leakage import check_leakage, same_answer
-from workbench.strategies import FewShotLeakError, few_shot_leakage
-from workbench.twins import WITHHELD, summary, twin_groups
+from workbench.corpus.load import assign_splits
+from workbench.corpus.twins import WITHHELD, summary, twin_groups
+from workbench.methods.few_shot import FewShotLeakError, few_shot_leakage
+from workbench.tuning.leakage import check_leakage, same_answer
 from workbench.types import Question
 
 
 @pytest.fixture(scope="module")
 def embedder():
-    from workbench.embedding import Embedder
+    from workbench.retrieval.embedding import Embedder
 
     return Embedder()
 
@@ -77,7 +77,7 @@ def test_unanswerable_paraphrases_are_not_a_same_answer_leak(embedder):
 
 def test_short_question_inside_a_longer_question_is_not_verbatim():
     held = [Question("h", "What is the religion of Paul?", ["Anglicanism"], split="test")]
-    from workbench.leakage import exact_matches
+    from workbench.tuning.leakage import exact_matches
 
     assert exact_matches([], held, ["What is the religion of Paul Grégoire?"]) == []
     assert exact_matches(["Paul converted. what is the religion of paul? Nobody knew."], held) != []  # inside document text it still counts

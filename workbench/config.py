@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import WorkbenchError
+from .methods.registry import REGISTRY, baseline_methods, compared_methods
 
-METHODS = ("zero-shot", "few-shot", "rag", "lora", "rag+lora")
-Method = Literal["zero-shot", "few-shot", "rag", "lora", "rag+lora"]
-BASELINES = ("prior", "oracle-passage")  # reference rows added to every run (workbench.baselines), never recommended
+METHODS = compared_methods()  # the built-in methods compared by default (workbench.methods.registry)
+BASELINES = baseline_methods()  # reference rows added to every run (workbench.methods.baselines), never recommended
 ABSTAIN_REPLY = "I don't know"
 MIN_PROMPT_TOKENS = 64
 
@@ -364,11 +364,11 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _coerce_fields(self)
-        bad = [m for m in self.methods if m not in METHODS + BASELINES]
+        bad = [m for m in self.methods if m not in REGISTRY]
         if bad:
-            raise ConfigError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS + BASELINES)}")
+            raise ConfigError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(compared_methods() + baseline_methods())}")
         if not self.methods:
-            raise ConfigError("no methods selected; choose from " + ", ".join(METHODS))
+            raise ConfigError("no methods selected; choose from " + ", ".join(compared_methods()))
         if self.preset not in PRESETS:
             raise ConfigError(f"preset {self.preset!r} is unknown; use {', '.join(p for p in PRESETS if p != 'custom')}")
         if not 0 <= self.seed < 2**32:

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from workbench.loaders import load_documents
+from workbench.corpus.loaders import load_documents
 from workbench.textnorm import contains_tokens, normalize_answer
 
 ROOT = Path(__file__).resolve().parent

@@ -1,0 +1,36 @@
+"""Tuned adapters on a Hugging Face model: load a workbench-written peft adapter, safetensors only."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from ..errors import WorkbenchError
+
+UNSAFE_SUFFIXES = (".bin", ".pkl", ".pickle", ".pt", ".pth", ".ckpt")
+
+
+class LoraError(WorkbenchError, RuntimeError):
+    """Training or loading an adapter failed; the message says what to do."""
+
+
+def load_adapter_model(base_model: Any, adapter_dir: str | Path, copy_base: bool = True) -> Any:
+    """A PeftModel in eval mode carrying a workbench-written adapter (safetensors only).
+
+    peft injects the LoRA layers into the model it is given; with ``copy_base`` (default) that is a
+    copy, so ``base_model`` keeps answering as the plain base model.
+    """
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "workbench.json").is_file():
+        raise LoraError(f"{adapter_dir}: no workbench.json; only adapters trained by this workbench are loaded")
+    unsafe = sorted(f.name for f in adapter_dir.iterdir() if f.suffix in UNSAFE_SUFFIXES)
+    if unsafe:
+        raise LoraError(f"{adapter_dir}: refuses pickle-based files {', '.join(unsafe)}; adapters must be safetensors only")
+    if not (adapter_dir / "adapter_model.safetensors").is_file() or not (adapter_dir / "adapter_config.json").is_file():
+        raise LoraError(f"{adapter_dir}: adapter_model.safetensors or adapter_config.json is missing; delete the folder and train again")
+    model = copy.deepcopy(base_model) if copy_base else base_model
+    peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False, autocast_adapter_dtype=False)
+    return peft_model.eval()

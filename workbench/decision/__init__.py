@@ -1,0 +1,1 @@
+"""decision: see ARCHITECTURE.md."""

@@ -1,0 +1,1 @@
+"""methods: see ARCHITECTURE.md."""

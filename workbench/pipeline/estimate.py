@@ -1,0 +1,192 @@
+"""How long a run will take, before it starts: the methods, preset, corpus size and this machine's measured speed.
+
+Every finished run records what it measured (prompt tokens answered per second, training examples per second,
+documents indexed per second, model load time) in ``WORKBENCH_HOME/speed.json``, per model; an estimate uses the
+newest figures for the model, and the FALLBACK constants (the default model on a 2-core CPU) when nothing was
+measured yet. The estimate is for a cold run: cached indexes, adapters and answers make a run faster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig
+from ..methods.registry import LORA_RECIPE, ORACLE, RAFT_RECIPE, RAG, RAG_LORA, REGISTRY, methods_where
+from ..paths import home
+from ..storage import atomic_write_json, read_json
+
+# From the cold quick run in bench/results.json (qwen2.5-0.5b, kestrel_labs, 2-core CPU: 1009 s wall, 364 s answering
+# about 65k prompt tokens, 7 s indexing 52 documents) and, for training, the corpus-reading recipe on kestrel_labs
+# (tokens trained per second by the LoRA loop, seconds per Q/A pair asked of the base model); used until this machine
+# has measured its own speed. prompt_tokens_per_s is effective: prefill plus decoding plus the latency probe.
+FALLBACK = {
+    "prompt_tokens_per_s": 180.0,
+    "train_tokens_per_s": 120.0,
+    "gen_s_per_pair": 1.0,
+    "index_docs_per_s": 7.0,
+    "model_load_s": 5.0,
+    "corpus_s": 1.0,
+    "score_s": 25.0,
+}
+BASE_PROMPT_TOKENS = 68  # instruction, question and chat template (zero-shot prompt, measured)
+EXAMPLE_TOKENS = 28  # one solved Q/A pair in a few-shot prompt (measured: 182 tokens with k=4)
+CHARS_PER_TOKEN = 5.0  # an 800-character chunk is about 157 prompt tokens (measured)
+CHUNKS_PER_DOC_AT_800 = 3.9  # kestrel_labs: 201 chunks of 800 characters from 52 documents
+TRAIN_PROBE_ANSWERS = 40  # after training: 20 train questions answered by the base model and by the adapter
+DOC_TOKENS_PER_CHUNK = 135  # document text trained per 800-character chunk (kestrel subset: 6,600 tokens, 49 chunks)
+PAIR_TOKENS = 54  # one Q/A turn in a training dialogue, template included (measured on the same subset)
+GENERATED_KEPT = 0.35  # share of asked Q/A pairs that pass the quality check (kestrel subset: 49 of 147)
+FILLER_SHARE = 0.11  # untrained tokens that complete packed blocks (1,565 of 14,336)
+
+
+def speed_path() -> Path:
+    return home() / "speed.json"
+
+
+def measured_speed(model: str) -> dict[str, float]:
+    """This machine's figures for ``model`` (from earlier runs), each falling back to FALLBACK."""
+    try:
+        data = read_json(speed_path(), {}) or {}
+    except (OSError, ValueError):
+        data = {}
+    mine = data.get(Path(str(model)).name) if isinstance(data, dict) else None
+    known = {k: float(v) for k, v in (mine or {}).items() if isinstance(v, (int, float)) and v > 0}
+    return {**FALLBACK, **known, "measured": bool(known)}
+
+
+def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, float], predictions: list[dict[str, Any]]) -> dict[str, float]:
+    """Store the speeds this finished run measured (only work really done: no cache hits); the figures stored."""
+    figures: dict[str, float] = {}
+    fresh = [r for r in predictions if not r.get("cached")]
+    # answered once in the batched pass, and once more alone when the question is in the latency probe (as estimate_run counts)
+    tokens = sum(float(r.get("prompt_tokens") or 0) * (2 if r.get("latency_probe_s") is not None else 1) for r in fresh)
+    if len(fresh) >= max(4, len(predictions) // 2) and tokens and timings.get("answer_s", 0) > 1:
+        figures["prompt_tokens_per_s"] = tokens / timings["answer_s"]
+    for recipe in ((metrics.get("train") or {}).get("recipes") or {}).values():
+        if recipe.get("cache_hit"):
+            continue
+        if recipe.get("tokens_per_s") and recipe.get("train_seconds", 0) > 5:
+            figures["train_tokens_per_s"] = float(recipe["tokens_per_s"])
+        gen = (recipe.get("data") or {}).get("generation") or {}
+        if gen.get("asked") and not gen.get("cache_hit") and gen.get("seconds"):
+            figures["gen_s_per_pair"] = float(gen["seconds"]) / float(gen["asked"])
+    index = metrics.get("index") or {}
+    n_docs = (metrics.get("corpus") or {}).get("n_docs") or 0
+    if index and not index.get("cache_hit") and index.get("build_seconds") and n_docs:
+        figures["index_docs_per_s"] = n_docs / float(index["build_seconds"])
+    for key, timing in (("model_load_s", "model_s"), ("corpus_s", "corpus_s"), ("score_s", "score_s")):
+        if timings.get(timing):
+            figures[key] = float(timings[timing])
+    prompts = {m: float(v["prompt_tokens_mean"]) for m, v in (metrics.get("methods") or {}).items() if (v.get("prompt_tokens_mean") or 0) > 0}
+    if figures or prompts:
+        try:
+            data = read_json(speed_path(), {}) or {}
+        except (OSError, ValueError):
+            data = {}
+        name = Path(str(config.model)).name
+        data[name] = {**(data.get(name) or {}), **figures}
+        if prompts:  # the measured prompt length per method on this corpus beats the prompt model below
+            data.setdefault("prompt_tokens", {})[_prompt_key(config)] = prompts
+        atomic_write_json(speed_path(), data)
+    return figures
+
+
+def _prompt_key(config: RunConfig) -> str:
+    """Prompt length depends on the corpus and on the settings that shape prompts."""
+    return f"{Path(config.corpus).name}|k={config.few_shot.k}|top_k={config.retrieval.top_k}|chunk={config.split.chunk_size}"
+
+
+def measured_prompt_tokens(config: RunConfig) -> dict[str, float]:
+    try:
+        data = read_json(speed_path(), {}) or {}
+    except (OSError, ValueError):
+        return {}
+    found = (data.get("prompt_tokens") or {}).get(_prompt_key(config)) if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def prompt_tokens(method: str, config: RunConfig) -> float:
+    """Prompt tokens one question costs with ``method`` (a model of the prompts, not a measurement)."""
+    tokens = float(BASE_PROMPT_TOKENS)
+    spec = REGISTRY.get(method)
+    if spec and spec.needs_examples:
+        tokens += config.few_shot.k * EXAMPLE_TOKENS
+    if spec and spec.needs_index:
+        chunk = config.split.chunk_size / (1.0 if config.split.mode == "tokens" else CHARS_PER_TOKEN)
+        tokens += config.retrieval.top_k * chunk
+    return tokens
+
+
+def _chunks(config: RunConfig, n_docs: int) -> float:
+    return n_docs * CHUNKS_PER_DOC_AT_800 * 800 / max(1, config.split.chunk_size)
+
+
+def training_tokens(config: RunConfig, n_docs: int, n_train: int, raft: bool = True) -> dict[str, float]:
+    """Tokens the LoRA loop trains on (``lora``: closed book; ``raft``: the rag+lora adapter) and Q/A pairs asked of the base model."""
+    from ..tuning.tuned import raft_config
+
+    t = config.train
+    chunks = _chunks(config, n_docs) if (t.use_chunks or t.generated_qa or t.raft_examples) else 0.0
+    per_epoch = chunks * ((DOC_TOKENS_PER_CHUNK if t.use_chunks else 0) + (t.generated_qa * GENERATED_KEPT + t.synthetic_qa) * PAIR_TOKENS + t.paraphrases * DOC_TOKENS_PER_CHUNK)
+    per_epoch = (per_epoch + (n_train * PAIR_TOKENS if t.use_qa else 0)) * (1 + FILLER_SHARE)
+    out = {LORA_RECIPE: float(t.max_steps * t.batch_size * t.seq_len) if t.max_steps else per_epoch * t.epochs, RAFT_RECIPE: 0.0, "pairs_asked": chunks * t.generated_qa}
+    if raft and t.raft_examples:
+        out[RAFT_RECIPE] = t.raft_examples * t.raft_epochs * raft_config(t).seq_len  # one example a block
+        out["pairs_asked"] = chunks * (t.generated_qa or 3)
+    return out
+
+
+def training_seconds(config: RunConfig, n_docs: int, n_train: int, speed: dict[str, float], raft: bool = True) -> float:
+    """The training stage: writing Q/A from every chunk, the LoRA loops, each adapter's learning curve and the train probe."""
+    t = config.train
+    work = training_tokens(config, n_docs, n_train, raft)
+    answers = TRAIN_PROBE_ANSWERS * BASE_PROMPT_TOKENS + (t.curve_points + 1) * (t.curve_questions + max(1.0, n_train * t.dev_fraction)) * BASE_PROMPT_TOKENS
+    if work[RAFT_RECIPE]:
+        answers += (t.curve_points + 1) * 12 * prompt_tokens(RAG, config)  # 6 dev + 6 held-out rag prompts a point
+    return work["pairs_asked"] * speed["gen_s_per_pair"] + (work[LORA_RECIPE] + work[RAFT_RECIPE]) / speed["train_tokens_per_s"] + answers / speed["prompt_tokens_per_s"]
+
+
+def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int) -> dict[str, Any]:
+    """Seconds per stage and in total for a cold run of ``config``; ``measured`` says whether this machine's speed was known."""
+    speed = measured_speed(config.model)
+    n_questions = min(n_test, config.eval.max_questions) if config.eval.max_questions else n_test
+    methods = list(config.methods)
+    if config.eval.baselines and any(m in methods_where(needs_index=True, baseline=False) for m in methods):
+        methods.append(ORACLE)
+    stages: dict[str, float] = {"corpus": speed["corpus_s"], "model": speed["model_load_s"]}
+    if any(m in methods_where(needs_index=True) for m in methods):
+        stages["index"] = n_docs / speed["index_docs_per_s"]
+    if any(m in methods_where(needs_adapter=True) for m in methods):
+        stages["train"] = training_seconds(config, n_docs, n_train, speed, raft=RAG_LORA in methods)
+    answered = n_questions + min(config.eval.latency_probe_n, n_questions)
+    known = measured_prompt_tokens(config)
+    stages["answer"] = sum(answered * float(known.get(m) or prompt_tokens(m, config)) for m in methods) / speed["prompt_tokens_per_s"]
+    stages["score"] = speed["score_s"]
+    return {"stages": stages, "total_s": sum(stages.values()), "measured": speed["measured"], "questions": n_questions}
+
+
+STAGE_ORDER = ("corpus", "model", "index", "train", "answer", "score", "aggregate")
+
+
+def time_progress(stages: dict[str, float], stage: str, fraction: float) -> float | None:
+    """Share of the estimated time done: finished stages plus ``fraction`` of the current one, weighted by their estimates."""
+    total = sum(stages.values())
+    if not total or stage not in STAGE_ORDER:
+        return None
+    here = STAGE_ORDER.index(stage)
+    done = sum(v for k, v in stages.items() if k in STAGE_ORDER and STAGE_ORDER.index(k) < here)
+    return min(1.0, (done + max(0.0, min(1.0, fraction)) * stages.get(stage, 0.0)) / total)
+
+
+def remaining_s(estimate_s: float | None, elapsed_s: float, progress: float) -> float | None:
+    """Live ETA: the estimate minus the time spent, blended with the measured pace once a fifth of the work is done.
+
+    ``progress`` is the share of the estimated time done (time_progress), so the pace is comparable across stages.
+    """
+    if not estimate_s:
+        return None
+    if progress >= 0.2:
+        pace = elapsed_s / progress * (1 - progress)
+        return max(0.0, 0.5 * pace + 0.5 * max(0.0, estimate_s - elapsed_s))
+    return max(0.0, estimate_s - elapsed_s)

@@ -1,0 +1,1 @@
+"""tuning: see ARCHITECTURE.md."""
