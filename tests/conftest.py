@@ -35,6 +35,7 @@ def isolated_home(tmp_path_factory, real_models_dir, monkeypatch):
     (home / "models").symlink_to(real_models_dir, target_is_directory=True)
     monkeypatch.setenv("WORKBENCH_HOME", str(home))
     monkeypatch.setenv("WORKBENCH_RUNS", str(home / "runs"))
+    monkeypatch.setenv("WORKBENCH_EXAMPLES", str(home / "no-examples"))  # the shipped examples/ only where a test asks
     monkeypatch.setenv("WORKBENCH_DTYPE", "bf16")  # the same number format on every machine (test_hardware covers the probe)
     yield home
 
