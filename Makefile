@@ -23,8 +23,9 @@ $(STAMP): $(REQS) | $(PY)
 # Debian's chromium for the real-browser test (no browser download).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; \
-	  else echo "chromium missing: run 'sudo apt-get install chromium poppler-utils' (browser tests will be skipped)"; fi; }
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils fonts-nanum >/dev/null; \
+	  else echo "chromium missing: run 'sudo apt-get install chromium poppler-utils fonts-nanum' (browser tests will be skipped)"; fi; }
+	@fc-list 2>/dev/null | grep -qi nanum || { [ "$$(id -u)" != 0 ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-nanum >/dev/null 2>&1 || echo "fonts-nanum not installed: Hangul shows as boxes in the headless browser"; }
 
 app: $(STAMP)
 	$(PY) -m workbench doctor --prepare
