@@ -122,10 +122,14 @@ def effective_state(status: dict[str, Any]) -> str:
 
 
 def git_revision() -> str:
+    """The short commit of the code, with ``-dirty`` when tracked files differ from it; "" outside a checkout."""
+    here = Path(__file__).parent
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent).stdout.strip()
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, cwd=here).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5, cwd=here).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+    return f"{rev}-dirty" if rev and dirty else rev
 
 
 def versions() -> dict[str, str]:
@@ -171,7 +175,13 @@ def machine() -> dict[str, Any]:
 
 
 def write_meta(run_dir: Path, timings: dict[str, float], extra: dict[str, Any] | None = None) -> None:
-    meta = {"versions": versions(), "machine": machine(), "git_revision": git_revision(), "timings_s": timings, "written": _now()}
+    try:
+        started = read_json(run_dir / "meta.json", {}) if (run_dir / "meta.json").is_file() else {}
+    except (OSError, ValueError):
+        started = {}
+    revision = started.get("git_revision") if isinstance(started, dict) and started.get("git_revision") else git_revision()
+    # the revision the run started on: a commit made while it runs does not rename the code it ran
+    meta = {"versions": versions(), "machine": machine(), "git_revision": revision, "timings_s": timings, "written": _now()}
     atomic_write_json(run_dir / "meta.json", {**meta, **(extra or {})})
 
 
