@@ -103,18 +103,23 @@ def coerce_value(hint: Any, value: Any, key: str) -> Any:
     if origin is list:
         (item,) = typing.get_args(hint)
         if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    value = json.loads(text)
-                except ValueError:
-                    raise ConfigError(f"{key} = {_show(value)} is not a list; write a,b,c or [\"a\", \"b\"]") from None
-            else:
-                value = [part.strip() for part in text.split(",") if part.strip()]
+            value = split_list_text(value, f"{key} = {_show(value)}")
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} = {_show(value)} is not a list; write a,b,c")
         return [coerce_value(item, v, key) for v in value]
     return value
+
+
+def split_list_text(text: str, where: str) -> list[Any]:
+    """``a, b`` -> ["a", "b"]; text starting with ``[`` is read as a JSON list (ConfigError naming ``where`` if it is not one)."""
+    text = text.strip()
+    if not text.startswith("["):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ConfigError(f"{where} is not a list; write a,b,c or [\"a\", \"b\"]") from None
+    return value if isinstance(value, list) else [value]
 
 
 def _coerce_fields(obj: Any) -> None:

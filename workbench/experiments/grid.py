@@ -8,7 +8,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, RunConfig, coerce_value, section_settings, setting_type
+from ..config import ConfigError, RunConfig, coerce_value, section_settings, setting_type, split_list_text
 from ..pipeline.runstore import check_run_id
 
 MAX_CELLS = 512
@@ -32,17 +32,11 @@ def _split_values(text: str) -> list[Any]:
     """``2,4`` -> [2, 4]; ``[2, 4]`` (JSON) too; list-valued settings as JSON lists: ``[["q_proj"], ["q_proj", "v_proj"]]``."""
     import json
 
-    text = text.strip()
-    if text.startswith("["):
-        try:
-            values = json.loads(text)
-        except ValueError:
-            raise ConfigError(f"--grid value {text[:60]!r} is not a JSON list; write v1,v2 or [v1, v2]") from None
-        return values if isinstance(values, list) else [values]
+    values = split_list_text(text, f"--grid value {text.strip()[:60]!r}")
+    if text.strip().startswith("["):
+        return values
     out: list[Any] = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
+    for part in values:
         try:
             out.append(json.loads(part))
         except ValueError:

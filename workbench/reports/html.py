@@ -11,30 +11,8 @@ from typing import Any
 from workbench import __version__, fmt
 from workbench.methods.registry import label
 
+from . import tables as tb
 from .run_data import ReportError, load_run_data
-from .tables import (
-    Table,
-    best_label,
-    break_even_table,
-    curve_table,
-    decision_path,
-    eligibility_table,
-    mcnemar_table,
-    method_names,
-    metric_notes,
-    ranking,
-    recommendation_of,
-    retrieval_table,
-    run_title,
-    run_when,
-    sample_rows,
-    scoreboard,
-    seen_table,
-    settings_table,
-    training_table,
-    verdict,
-    verdict_mark,
-)
 
 DATA_ID = "workbench-run"
 
@@ -67,7 +45,7 @@ def esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _html_table(table: Table, best: str | None = None, num_from: int = 1) -> str:
+def _html_table(table: tb.Table, best: str | None = None, num_from: int = 1) -> str:
     head, rows = table
     if not rows:
         return '<p class="note">Not measured in this run.</p>'
@@ -112,14 +90,14 @@ def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
     from workbench.reports.charts import to_svg
 
     run = load_run_data(run_dir)
-    rec = recommendation_of(run, recommendation)
+    rec = tb.recommendation_of(run, recommendation)
     metrics, corpus = run["metrics"], run["metrics"].get("corpus") or {}
-    title, reasons, notes = verdict(rec)
+    title, reasons, notes = tb.verdict(rec)
     sub = [f"Corpus: {corpus.get('name', '')} ({corpus.get('kind', '')})", f"{corpus.get('n_docs', '?')} documents",
-           f"{corpus.get('n_test_evaluated', '?')} held-out questions", f"Run: {run['run_id']}", f"Date: {run_when(run)}",
+           f"{corpus.get('n_test_evaluated', '?')} held-out questions", f"Run: {run['run_id']}", f"Date: {tb.run_when(run)}",
            f"Model: {run['config'].get('model', '')}"]
     parts = [
-        f"<header><h1>RAG vs fine-tuning vs few-shot: {esc(run_title(run))}</h1>",
+        f"<header><h1>RAG vs fine-tuning vs few-shot: {esc(tb.run_title(run))}</h1>",
         '<div class="sub">' + "".join(f"<span>{esc(s)}</span>" for s in sub if not s.endswith(": ")) + "</div></header>",
         f'<section class="card verdict{"" if rec.get("best") else " none"}"><p class="best">{esc(title)}</p>',
         f'<p class="summary">{esc(rec["summary"])}</p><h3>Why</h3><ul>' + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>",
@@ -127,28 +105,28 @@ def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
     if notes:
         parts.append(f'<h3>{"Caveats" if rec.get("best") else "What would help"}</h3><ul class="caveats">' + "".join(f"<li>{esc(c)}</li>" for c in notes) + "</ul>")
     parts += [
-        "</section>", "<h2>Decision path</h2>", _html_table(decision_path(rec), num_from=99),
-        "<h2>Quality floor</h2>", _html_table(eligibility_table(rec), num_from=3),
-        "<h2>Ranking</h2>", _html_table(ranking(rec), best=None, num_from=2),
+        "</section>", "<h2>Decision path</h2>", _html_table(tb.decision_path(rec), num_from=99),
+        "<h2>Quality floor</h2>", _html_table(tb.eligibility_table(rec), num_from=3),
+        "<h2>Ranking</h2>", _html_table(tb.ranking(rec), best=None, num_from=2),
         '<p class="note">Only methods that pass the quality floor can be recommended. Score = weighted accuracy, net useful answers (right answers and '
         "correct \"I don't know\"s minus confident wrong answers), monthly cost and p95 per-query latency (differences below what matters at your "
         f"volume score the same), then the adjustments shown. Weights: {esc(', '.join(f'{k} {v:.2f}' for k, v in rec['inputs']['weights'].items()))}.</p>",
         "<h3>Other methods</h3><ul>" + "".join(f"<li>{esc(r['reasons'][0])}" + "".join(f"; {esc(x)}" for x in r.get("ineligible_because") or []) + "</li>"
                                                 for r in rec["ranked"] if r["method"] != rec.get("best")) + "</ul>",
-        "<h2>Scoreboard</h2>", _html_table(scoreboard(run), best=best_label(rec)),
+        "<h2>Scoreboard</h2>", _html_table(tb.scoreboard(run), best=tb.best_label(rec)),
         f'<p class="note">Accuracy over answerable held-out questions; hallucination = confident wrong answers over all held-out questions; '
         f"95% bootstrap intervals. Per-query p50 / p95: seconds to answer one question alone (latency probe, answer cache bypassed; n in brackets); "
         f"batched q/s: throughput of the batched evaluation, which the cost is based on. Cost at {esc(fmt.money(metrics.get('usd_per_hour')))}/hour of machine time.</p>",
-        "".join(f'<p class="note">{esc(n)}</p>' for n in metric_notes(run)),
+        "".join(f'<p class="note">{esc(n)}</p>' for n in tb.metric_notes(run)),
         "<h2>Charts</h2><div class=\"grid\">",
     ]
     parts += [f'<div class="card chart" title="{esc(t)}">{to_svg(c)}</div>' for t, c in chart_specs(run)]
     parts += [
-        "</div>", "<h2>Are the differences real?</h2>", _html_table(mcnemar_table(run)),
-        "<h2>Break-even volumes</h2>", _html_table(break_even_table(run)),
-        '<div class="grid"><div><h2>Retrieval</h2>', _html_table(retrieval_table(run)), "</div><div><h2>Training (LoRA)</h2>",
-        _html_table(training_table(run)), "</div></div>", "<h2>What each method saw</h2>", _html_table(seen_table(run), num_from=99),
-        "<h2>Learning curve</h2>", _html_table(curve_table(run), num_from=99), "<h2>Settings</h2>", _html_table(settings_table(run), num_from=99),
+        "</div>", "<h2>Are the differences real?</h2>", _html_table(tb.mcnemar_table(run)),
+        "<h2>Break-even volumes</h2>", _html_table(tb.break_even_table(run)),
+        '<div class="grid"><div><h2>Retrieval</h2>', _html_table(tb.retrieval_table(run)), "</div><div><h2>Training (LoRA)</h2>",
+        _html_table(tb.training_table(run)), "</div></div>", "<h2>What each method saw</h2>", _html_table(tb.seen_table(run), num_from=99),
+        "<h2>Learning curve</h2>", _html_table(tb.curve_table(run), num_from=99), "<h2>Settings</h2>", _html_table(tb.settings_table(run), num_from=99),
         "<h2>Sample answers</h2>", _sample_html(run),
         f"<footer>Generated by workbench {esc(__version__)} · git {esc(run['meta'].get('git_revision', '') or 'n/a')} · "
         f"{esc(', '.join(f'{k} {v}' for k, v in sorted((run['meta'].get('versions') or {}).items())[:8]))}"
@@ -157,14 +135,14 @@ def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
     data = {k: run[k] for k in ("config", "meta", "metrics", "predictions", "status")}
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Workbench report: {esc(run_title(run))}</title><style>{CSS}</style></head><body><main>" + "\n".join(parts) + "</main>"
+        f"<title>Workbench report: {esc(tb.run_title(run))}</title><style>{CSS}</style></head><body><main>" + "\n".join(parts) + "</main>"
         f'<script type="application/json" id="{DATA_ID}">{_embed_json(data)}</script></body></html>\n'
     )
 
 
 def _sample_html(run: dict) -> str:
-    methods = method_names(run)
-    items = sample_rows(run)
+    methods = tb.method_names(run)
+    items = tb.sample_rows(run)
     head = "".join(f"<th>{esc(label(m))}</th>" for m in methods)
     rows = []
     for q in items:
@@ -172,7 +150,7 @@ def _sample_html(run: dict) -> str:
         cells = []
         for m in methods:
             row = q["answers"].get(m)
-            cls, word = verdict_mark(row)
+            cls, word = tb.verdict_mark(row)
             text = (row or {}).get("answer", "")
             text = text if len(text) <= 200 else text[:200] + "…"
             why = (row or {}).get("why", "")
