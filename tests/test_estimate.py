@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 
-from workbench.config import build_config
+from workbench.config import EvalConfig, build_config
 from workbench.pipeline.estimate import (
     FALLBACK,
     estimate_run,
@@ -77,6 +78,19 @@ def test_a_finished_run_records_its_training_speed_and_cached_adapters_do_not(tm
     figures = record_speed(cfg, metrics, {}, [])
     assert figures == {"train_tokens_per_s": 140.0, "gen_s_per_pair": 0.8}
     assert measured_speed(cfg.model)["train_tokens_per_s"] == 140.0
+    both = {"lora": fresh, "raft": {**fresh, "tokens_per_s": 320.0, "train_seconds": 100.0}}  # the last adapter must not set the speed alone
+    assert record_speed(cfg, {"methods": {}, "train": {"recipes": both}}, {}, [])["train_tokens_per_s"] == pytest.approx((140 * 300 + 320 * 100) / 400)
+
+
+def test_judge_time_is_recorded_per_row_and_not_as_plain_scoring(tmp_path):
+    rows = [{"prompt_tokens": 70, "cached": True}] * 100
+    judged = dataclasses.replace(_config(tmp_path, "quick", ("zero-shot",)), eval=EvalConfig(groundedness=True))
+    assert record_speed(judged, {"methods": {}}, {"score_s": 50.0}, rows) == {"judge_s_per_row": 0.5}
+    plain = _config(tmp_path, "quick", ("zero-shot",))
+    assert record_speed(plain, {"methods": {}}, {"score_s": 3.0}, rows) == {"score_s": 3.0}
+    quick = estimate_run(plain, n_docs=10, n_train=10, n_test=20)["stages"]["score"]
+    standard = estimate_run(judged, n_docs=10, n_train=10, n_test=20)["stages"]["score"]
+    assert quick == 3.0 and standard == pytest.approx(3.0 + 0.5 * 20)
 
 
 def test_eta_blends_estimate_and_pace():

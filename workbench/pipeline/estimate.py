@@ -28,6 +28,7 @@ FALLBACK = {
     "model_load_s": 5.0,
     "corpus_s": 1.0,
     "score_s": 25.0,
+    "judge_s_per_row": 0.3,  # groundedness judge (standard preset): 249 s for 819 rows on kestrel_labs
 }
 BASE_PROMPT_TOKENS = 68  # instruction, question and chat template (zero-shot prompt, measured)
 EXAMPLE_TOKENS = 28  # one solved Q/A pair in a few-shot prompt (measured: 182 tokens with k=4)
@@ -63,21 +64,30 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
     tokens = sum(float(r.get("prompt_tokens") or 0) * (2 if r.get("latency_probe_s") is not None else 1) for r in fresh)
     if len(fresh) >= max(4, len(predictions) // 2) and tokens and timings.get("answer_s", 0) > 1:
         figures["prompt_tokens_per_s"] = tokens / timings["answer_s"]
+    trained_tokens = trained_s = 0.0
     for recipe in ((metrics.get("train") or {}).get("recipes") or {}).values():
         if recipe.get("cache_hit"):
             continue
-        if recipe.get("tokens_per_s") and recipe.get("train_seconds", 0) > 5:
-            figures["train_tokens_per_s"] = float(recipe["tokens_per_s"])
+        if recipe.get("tokens_per_s") and recipe.get("train_seconds", 0) > 5:  # every fresh adapter, weighted by its seconds
+            trained_tokens += float(recipe["tokens_per_s"]) * float(recipe["train_seconds"])
+            trained_s += float(recipe["train_seconds"])
         gen = (recipe.get("data") or {}).get("generation") or {}
         if gen.get("asked") and not gen.get("cache_hit") and gen.get("seconds"):
             figures["gen_s_per_pair"] = float(gen["seconds"]) / float(gen["asked"])
+    if trained_s:
+        figures["train_tokens_per_s"] = trained_tokens / trained_s
     index = metrics.get("index") or {}
     n_docs = (metrics.get("corpus") or {}).get("n_docs") or 0
     if index and not index.get("cache_hit") and index.get("build_seconds") and n_docs:
         figures["index_docs_per_s"] = n_docs / float(index["build_seconds"])
-    for key, timing in (("model_load_s", "model_s"), ("corpus_s", "corpus_s"), ("score_s", "score_s")):
+    for key, timing in (("model_load_s", "model_s"), ("corpus_s", "corpus_s")):
         if timings.get(timing):
             figures[key] = float(timings[timing])
+    if timings.get("score_s"):  # the groundedness judge answers once per row; without it scoring is a few seconds
+        if config.eval.groundedness and predictions:
+            figures["judge_s_per_row"] = float(timings["score_s"]) / len(predictions)
+        else:
+            figures["score_s"] = float(timings["score_s"])
     prompts = {m: float(v["prompt_tokens_mean"]) for m, v in (metrics.get("methods") or {}).items() if (v.get("prompt_tokens_mean") or 0) > 0}
     if figures or prompts:
         try:
@@ -124,7 +134,7 @@ def _chunks(config: RunConfig, n_docs: int) -> float:
 
 def training_tokens(config: RunConfig, n_docs: int, n_train: int, raft: bool = True) -> dict[str, float]:
     """Tokens the LoRA loop trains on (``lora``: closed book; ``raft``: the rag+lora adapter) and Q/A pairs asked of the base model."""
-    from ..tuning.tuned import raft_config
+    from ..tuning.specs import raft_settings
 
     t = config.train
     chunks = _chunks(config, n_docs) if (t.use_chunks or t.generated_qa or t.raft_examples) else 0.0
@@ -132,7 +142,7 @@ def training_tokens(config: RunConfig, n_docs: int, n_train: int, raft: bool = T
     per_epoch = (per_epoch + (n_train * PAIR_TOKENS if t.use_qa else 0)) * (1 + FILLER_SHARE)
     out = {LORA_RECIPE: float(t.max_steps * t.batch_size * t.seq_len) if t.max_steps else per_epoch * t.epochs, RAFT_RECIPE: 0.0, "pairs_asked": chunks * t.generated_qa}
     if raft and t.raft_examples:
-        out[RAFT_RECIPE] = t.raft_examples * t.raft_epochs * raft_config(t).seq_len  # one example a block
+        out[RAFT_RECIPE] = t.raft_examples * t.raft_epochs * raft_settings(t).seq_len  # one example a block
         out["pairs_asked"] = chunks * (t.generated_qa or 3)
     return out
 
@@ -162,7 +172,7 @@ def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int) -
     answered = n_questions + min(config.eval.latency_probe_n, n_questions)
     known = measured_prompt_tokens(config)
     stages["answer"] = sum(answered * float(known.get(m) or prompt_tokens(m, config)) for m in methods) / speed["prompt_tokens_per_s"]
-    stages["score"] = speed["score_s"]
+    stages["score"] = speed["score_s"] + (speed["judge_s_per_row"] * n_questions * len(methods) if config.eval.groundedness else 0.0)
     return {"stages": stages, "total_s": sum(stages.values()), "measured": speed["measured"], "questions": n_questions}
 
 
