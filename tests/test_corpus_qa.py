@@ -9,8 +9,11 @@ import pytest
 from workbench.backends.base import GenResult
 from workbench.config import ABSTAIN_REPLY, TrainConfig
 from workbench.tuning.corpus_qa import generate_pairs, parse_pairs, quality_check
-from workbench.tuning.lora_data import IGNORE, build_training_data, dev_slice, dialogue_example, qa_example, raft_examples
-from workbench.tuning.tuned import data_counts, raft_config
+from workbench.tuning.lora_data import build_training_data, dev_slice
+from workbench.tuning.packing import IGNORE, dialogue_example, qa_example
+from workbench.tuning.raft_data import raft_examples
+from workbench.tuning.specs import raft_settings
+from workbench.tuning.tuned import data_counts
 from workbench.types import Corpus, Document, Question
 
 DOCS = {
@@ -108,7 +111,7 @@ def test_raft_examples_mix_gold_and_distractors_and_abstain_without_gold(qwen_to
     pairs = [{"question": "Who founded Brellin Optics?", "answer": "Oskar Veem", "doc_id": "history.md", "chunk": 2}] * 1 + [
         {"question": f"Who designed the Vantor-9 sensor (v{i})?", "answer": "Ilse Marwick", "doc_id": "vantor.md", "chunk": 0} for i in range(19)
     ]
-    cfg = raft_config(TrainConfig(raft_examples=20, raft_distractors=2, raft_gold_share=0.7, raft_passage_tokens=32))
+    cfg = raft_settings(TrainConfig(raft_examples=20, raft_distractors=2, raft_gold_share=0.7, raft_passage_tokens=32))
     examples = raft_examples(qwen_tokenizer, pairs, chunks, cfg, "", seed=0)
     assert len(examples) == 20
     with_gold = [e for e in examples if e.meta["gold_in_passages"]]
@@ -123,14 +126,14 @@ def test_raft_examples_mix_gold_and_distractors_and_abstain_without_gold(qwen_to
 
 
 def test_raft_recipe_builds_its_own_data(qwen_tokenizer):
-    cfg = raft_config(TrainConfig(generated_qa=3, raft_examples=6, raft_distractors=2, raft_passage_tokens=32))
+    cfg = raft_settings(TrainConfig(generated_qa=3, raft_examples=6, raft_distractors=2, raft_passage_tokens=32))
     data = build_training_data(corpus(), qwen_tokenizer, cfg, seed=0, generator=FakeGenerator(qwen_tokenizer))
     assert data.stats["examples"]["raft"] == 6 and data.stats["examples"]["chunks"] == 0 and data.stats["examples"]["qa"] == 0
     assert data.stats["recipe"] == "raft" and len(data.questions) == 6
 
 
 def test_generated_qa_needs_a_generator(qwen_tokenizer):
-    from workbench.tuning.lora_data import LoraDataError
+    from workbench.tuning.packing import LoraDataError
 
     with pytest.raises(LoraDataError, match="generated Q/A needs the base model"):
         build_training_data(corpus(), qwen_tokenizer, TrainConfig(generated_qa=2), seed=0)

@@ -5,23 +5,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import json
-import math
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import WorkbenchError
+from .errors import ConfigError
 from .methods.registry import REGISTRY, baseline_methods, compared_methods
+from .setting_values import coerce_value, show_value
 
 METHODS = compared_methods()  # the built-in methods compared by default (workbench.methods.registry)
 BASELINES = baseline_methods()  # reference rows added to every run (workbench.methods.baselines), never recommended
 ABSTAIN_REPLY = "I don't know"
 MIN_PROMPT_TOKENS = 64
-
-
-class ConfigError(WorkbenchError, ValueError):
-    """A setting is invalid; the message says which and what to do."""
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -35,91 +30,11 @@ def help_of(cls: type, name: str) -> str:
     return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}[name]
 
 
-# ---------------------------------------------------------------- coercion: the one place a setting's text becomes its type
-# --set, corpus.toml [defaults], the app's widgets and config.json all pass through ``coerce_value``
-# (every config dataclass calls ``_coerce_fields`` first thing in __post_init__).
-
-TRUE_WORDS = ("true", "yes", "1")
-FALSE_WORDS = ("false", "no", "0")
-
+# ---------------------------------------------------------------- coercion (workbench.setting_values), per config class
 
 @functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def coerce_value(hint: Any, value: Any, key: str) -> Any:
-    """``value`` (text from the command line, or a TOML/JSON/widget value) as type ``hint``; ConfigError naming ``key`` otherwise."""
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        text = value.strip() if isinstance(value, str) else value
-        if text not in choices:
-            raise ConfigError(f"{key} = {_show(value)} is unknown; use one of {', '.join(map(str, choices))}")
-        return text
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        word = value.strip().lower() if isinstance(value, str) else None
-        if word in TRUE_WORDS or word in FALSE_WORDS:
-            return word in TRUE_WORDS
-        raise ConfigError(f"{key} = {_show(value)} is not a yes/no value; use true/false, yes/no or 1/0")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{key} = {_show(value)} is not a whole number; give an integer such as 8")
-    if hint is float:
-        number: float | None = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                number = None
-        if number is None or not math.isfinite(number):
-            raise ConfigError(f"{key} = {_show(value)} is not a finite number; give a number such as 0.5")
-        return number
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)):  # --set values are JSON-parsed first: name=123 or name=true is still a name
-            return json.dumps(value)
-        raise ConfigError(f"{key} = {_show(value)} is not text")
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if isinstance(value, str):
-            value = split_list_text(value, f"{key} = {_show(value)}")
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} = {_show(value)} is not a list; write a,b,c")
-        return [coerce_value(item, v, key) for v in value]
-    return value
-
-
-def split_list_text(text: str, where: str) -> list[Any]:
-    """``a, b`` -> ["a", "b"]; text starting with ``[`` is read as a JSON list (ConfigError naming ``where`` if it is not one)."""
-    text = text.strip()
-    if not text.startswith("["):
-        return [part.strip() for part in text.split(",") if part.strip()]
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise ConfigError(f"{where} is not a list; write a,b,c or [\"a\", \"b\"]") from None
-    return value if isinstance(value, list) else [value]
 
 
 def _coerce_fields(obj: Any) -> None:
@@ -133,7 +48,7 @@ def _coerce_fields(obj: Any) -> None:
             if isinstance(value, dict):
                 setattr(obj, f.name, hint(**section_settings(f.name, value, "settings")))
             elif not isinstance(value, hint):
-                raise ConfigError(f"{f.name} must be a table of settings, not {_show(value)}")
+                raise ConfigError(f"{f.name} must be a table of settings, not {show_value(value)}")
             continue
         setattr(obj, f.name, coerce_value(hint, value, f"{prefix}.{f.name}" if prefix else f.name))
 
@@ -154,7 +69,7 @@ def section_settings(section: str, values: Any, where: str) -> dict[str, Any]:
     if section not in _SECTIONS:
         raise _unknown(section, list(_SECTIONS), where, "section")
     if not isinstance(values, dict):
-        raise ConfigError(f"{where}: {section} must be a table of settings, not {_show(values)}")
+        raise ConfigError(f"{where}: {section} must be a table of settings, not {show_value(values)}")
     names = [f.name for f in dataclasses.fields(_SECTIONS[section])]
     for key in values:
         if key not in names:
@@ -171,7 +86,7 @@ def corpus_default_sections(defaults: Any, where: str = "corpus.toml [defaults]"
     if defaults is None:
         return {}
     if not isinstance(defaults, dict):
-        raise ConfigError(f"{where} must be a table of settings, e.g. chunk_size = 600, not {_show(defaults)}")
+        raise ConfigError(f"{where} must be a table of settings, e.g. chunk_size = 600, not {show_value(defaults)}")
     out: dict[str, dict[str, Any]] = {}
     for key, value in defaults.items():
         if key in CORPUS_DEFAULT_KEYS:
@@ -275,6 +190,7 @@ class FewShotConfig:
 class TrainConfig:
     """LoRA fine-tuning settings (peft)."""
 
+    tuner: Literal["lora", "ia3"] = _f("lora", "The peft method the adapters use: lora (low-rank updates) or ia3 (learned scaling vectors, ~100x fewer parameters; rank, alpha and dropout do not apply).")
     rank: int = _f(16, "LoRA rank r: capacity of the adapter.")
     alpha: int = _f(32, "LoRA alpha: scale of the update (alpha/r).")
     dropout: float = _f(0.05, "Dropout on the LoRA input.")

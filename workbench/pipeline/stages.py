@@ -98,8 +98,10 @@ def prepare_adapters(
 ) -> tuple[Any, dict]:
     """Train (or reuse) the tuned methods' adapters; returns (lora generator, info) and puts the rag+lora one in info["raft_generator"]."""
     from ..tuning.lora import get_or_train_adapter
-    from ..tuning.lora_data import LoraDataError, dev_slice
-    from ..tuning.tuned import data_counts, learning_curve, raft_config
+    from ..tuning.lora_data import dev_slice
+    from ..tuning.packing import LoraDataError
+    from ..tuning.specs import tuning_spec
+    from ..tuning.tuned import data_counts, learning_curve
 
     t0 = time.perf_counter()
     report("train", 0.0, "preparing LoRA training data (chunks, generated Q/A, train Q/A)")
@@ -112,9 +114,9 @@ def prepare_adapters(
 
     held_out = held_out if held_out is not None else corpus.test
     dev = dev_slice(corpus, config.train.dev_fraction, config.seed)
-    recipes = [(LORA, config.train)]
+    recipes = [(LORA, tuning_spec(LORA_RECIPE).settings(config.train))]
     if RAG_LORA in methods and config.train.raft_examples and index is not None:
-        recipes.append((RAG_LORA, raft_config(config.train)))
+        recipes.append((RAG_LORA, tuning_spec(method_spec(RAG_LORA).adapter_recipe).settings(config.train)))
     out: dict[str, Any] = {"recipes": {}}
     generators: dict[str, Any] = {}
     for method, cfg in recipes:

@@ -11,8 +11,6 @@ import json
 import logging
 import math
 import os
-import random
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -27,12 +25,14 @@ from ..paths import cache_dir
 from ..seeding import seed_everything
 from ..storage import FolderLock, LockedError, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
 from ..types import Corpus, Question
+from .checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint, save_snapshot, snapshot_steps
 from .leakage import DEFAULT_THRESHOLD, check_leakage
-from .lora_data import IGNORE, PLAIN_PARTS, TrainingData, build_training_data, data_fingerprint
+from .lora_data import PLAIN_PARTS, TrainingData, build_training_data, data_fingerprint
+from .packing import IGNORE
+from .specs import peft_config
 
 log = logging.getLogger("workbench.lora")
 LORA_VERSION = 1  # bump when the training recipe changes so cached adapters are not reused
-COMPLETE = "COMPLETE"
 WARMUP_FRACTION = 0.06  # share of steps with a linear warm-up
 MIN_LR_RATIO = 0.1  # the cosine decays to this share of the peak learning rate
 OnProgress = Callable[[dict[str, Any]], None]
@@ -94,93 +94,6 @@ def _loss(model: Any, input_ids: Any, labels: Any) -> Any:
     return F.cross_entropy(logits.float(), targets[keep])
 
 
-def _complete_checkpoints(root: Path) -> list[tuple[int, Path]]:
-    found = []
-    for p in root.glob("step-*") if root.is_dir() else ():
-        m = re.fullmatch(r"step-(\d+)", p.name)
-        if m and (p / COMPLETE).is_file():
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
-def latest_checkpoint(out_dir: str | Path) -> tuple[int, Path] | None:
-    """(step, folder) of the highest checkpoint with a COMPLETE marker; incomplete ones are ignored."""
-    found = _complete_checkpoints(Path(out_dir) / "checkpoints")
-    return found[-1] if found else None
-
-
-def _save_checkpoint(model: Any, opt: Any, sched: Any, out_dir: Path, state: dict[str, Any]) -> None:
-    """Adapter, optimiser, scheduler and RNG states into a temp folder, COMPLETE last, then os.replace."""
-    import numpy as np
-    import torch
-
-    root = out_dir / "checkpoints"
-    step = state["step"]
-    tmp, final = root / f".tmp-step-{step}", root / f"step-{step}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state()
-    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng}, tmp / "trainer_state.pt")
-    np_state = np.random.get_state()
-    py_state = random.getstate()
-    extra = {"python_rng": [py_state[0], list(py_state[1]), py_state[2]], "numpy_rng": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])]}
-    atomic_write_json(tmp / "state.json", {**state, **extra})
-    (tmp / COMPLETE).write_text(f"step {step}\n")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    for old_step, old in _complete_checkpoints(root):
-        if old_step < step:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def snapshot_steps(steps: int, points: int) -> set[int]:
-    """Steps before the last where the adapter is kept for the learning curve (``points`` - 1 evenly spaced)."""
-    return {max(1, round(steps * k / points)) for k in range(1, points)} - {steps}
-
-
-def _save_snapshot(model: Any, out_dir: Path, step: int) -> None:
-    tmp, final = out_dir / "snapshots" / f".tmp-step-{step}", out_dir / "snapshots" / f"step-{step}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-
-
-def snapshots(adapter_dir: str | Path) -> list[tuple[int, Path]]:
-    """(step, folder) of the learning-curve snapshots of a finished adapter, the final adapter last."""
-    adapter_dir = Path(adapter_dir)
-    found = []
-    for p in (adapter_dir.parent / "snapshots").glob("step-*"):
-        m = re.fullmatch(r"step-(\d+)", p.name)
-        if m and (p / "adapter_model.safetensors").is_file():
-            found.append((int(m.group(1)), p))
-    meta = read_json(adapter_dir / "workbench.json") or {}
-    return sorted(found) + [(int(meta.get("steps", 0)), adapter_dir)]
-
-
-def _restore_checkpoint(model: Any, opt: Any, sched: Any, folder: Path) -> dict[str, Any]:
-    import numpy as np
-    import torch
-    from peft.utils import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
-    blob = torch.load(folder / "trainer_state.pt", weights_only=True)
-    opt.load_state_dict(blob["optimizer"])
-    sched.load_state_dict(blob["scheduler"])
-    torch.set_rng_state(blob["rng"]["torch"])
-    if "cuda" in blob["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state(blob["rng"]["cuda"])
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    py = state["python_rng"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    kind, keys, pos, has_gauss, cached = state["numpy_rng"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
-    return state
-
-
 def _loss_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     losses = [h["loss"] for h in history]
     if not losses:
@@ -204,7 +117,7 @@ def train_adapter(
     (e.g. the leakage report) is stored in workbench.json.
     """
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     if not len(data):
         raise LoraError("no packed training blocks; the training data is empty")
@@ -220,11 +133,10 @@ def train_adapter(
     seed_everything(seed)
     n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
     layers = list(range(max(n_layers - cfg.top_layers, 0), n_layers)) if cfg.top_layers and n_layers else None
-    lcfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules), layers_to_transform=layers, task_type="CAUSAL_LM")
     try:
-        model = get_peft_model(model, lcfg, autocast_adapter_dtype=True)
+        model = get_peft_model(model, peft_config(cfg, layers), autocast_adapter_dtype=True)
     except ValueError as exc:
-        raise LoraError(f"LoRA target_modules {cfg.target_modules} do not fit model {base}: {str(exc)[:160]}; pick module names of this model") from exc
+        raise LoraError(f"{cfg.tuner} target_modules {cfg.target_modules} do not fit model {base}: {str(exc)[:160]}; pick module names of this model") from exc
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=0.0)
@@ -237,7 +149,7 @@ def train_adapter(
     log_path = out_dir / "train_log.jsonl"
     latest = latest_checkpoint(out_dir)
     if latest:
-        state = _restore_checkpoint(model, opt, sched, latest[1])
+        state = restore_checkpoint(model, opt, sched, latest[1])
         step, position, prior_s, prior_tokens = state["step"], state["position"], state["elapsed_s"], state["tokens"]
         resumed = state.get("resumed_from", []) + [step]
         log.warning("resuming from step %d of %d (%s)", step, steps, latest[1])
@@ -275,9 +187,9 @@ def train_adapter(
             if on_progress:
                 on_progress({k: row[k] for k in ("step", "total_steps", "loss", "tokens_per_s", "eta_s", "elapsed_s")})
             if step in snapshot_at:
-                _save_snapshot(model, out_dir, step)
+                save_snapshot(model, out_dir, step)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < steps:
-                _save_checkpoint(model, opt, sched, out_dir, {"step": step, "position": position, "elapsed_s": prior_s + elapsed, "tokens": prior_tokens + tokens, "resumed_from": resumed, "total_steps": steps})
+                save_checkpoint(model, opt, sched, out_dir, {"step": step, "position": position, "elapsed_s": prior_s + elapsed, "tokens": prior_tokens + tokens, "resumed_from": resumed, "total_steps": steps})
     loop_s = time.perf_counter() - t_loop
     adapter = out_dir / "adapter"
     tmp = out_dir / ".adapter.tmp"
@@ -322,7 +234,7 @@ def _versions() -> dict[str, str]:
 
 def adapter_key(base_folder: Path, data_fp: str, cfg: TrainConfig, seed: int) -> str:
     """Cache key of an adapter: base model, data, training settings (checkpointing aside), seed and, when not bf16, the training dtype."""
-    settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every"}
+    settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every" and not (k == "tuner" and v == "lora")}  # LoRA keys as before tuners
     dtype = str(default_dtype("train")).replace("torch.", "")
     return stable_hash(LORA_VERSION, base_fingerprint(base_folder), data_fp, settings, seed, *([dtype] if dtype != "bfloat16" else []))
 

@@ -8,27 +8,18 @@ a tie), the held-out figures only draw the learning curve.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..backends.answer_cache import AnswerCache
-from ..config import RunConfig, TrainConfig
+from ..config import RunConfig
 from ..paths import cache_dir
 from ..types import Corpus, Question
 
 Report = Callable[[str, float, str], None]
-
-
-def raft_config(cfg: TrainConfig) -> TrainConfig:
-    """The RAFT recipe derived from a run's train settings: its own examples and epochs, no chunks or closed-book Q/A."""
-    seq_len = 64 * math.ceil((1.25 * (cfg.raft_distractors + 1) * cfg.raft_passage_tokens + 112) / 64)  # one example a block
-    # a fifth of the closed-book learning rate: at 1e-3 a 32-example RAFT adapter unlearned reading (rag+lora 38% vs rag 73%)
-    return dataclasses.replace(cfg, recipe="raft", generated_qa=cfg.generated_qa or 3, learning_rate=cfg.learning_rate / 5, use_chunks=False, use_qa=False, synthetic_qa=0, paraphrases=0, epochs=cfg.raft_epochs, max_steps=0, seq_len=seq_len)
 
 
 def data_counts(stats: dict[str, Any], n_docs: int) -> dict[str, Any]:
@@ -94,7 +85,7 @@ def learning_curve(
     from ..backends.hf import HFGenerator as Generator
     from ..methods.registry import method_spec
     from ..methods.strategies import make_strategy
-    from .lora import snapshots
+    from .checkpoints import snapshots
 
     # Its own answer cache: an unchanged rerun redraws the curve from it, and a cold run's evaluation
     # is not served answers the curve happened to compute first.
