@@ -8,7 +8,8 @@ import math
 
 from conftest import TINY_OVERRIDES
 
-from workbench.bench.harness import TARGETS, BenchSettings, markdown_report, run_bench, summary_table
+from workbench.bench.harness import BenchSettings, run_bench
+from workbench.bench.report import TARGETS, markdown_report, summary_table
 
 
 def _leaves(x, path=""):

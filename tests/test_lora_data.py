@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from workbench.config import ABSTAIN_REPLY, ConfigError, TrainConfig
-from workbench.tuning.lora_data import IGNORE, Example, build_training_data, document_pieces, pack, qa_example
+from workbench.tuning.lora_data import build_training_data, document_pieces
+from workbench.tuning.packing import IGNORE, Example, pack, qa_example
 from workbench.types import Corpus, Document, Question
 
 DOC = (
@@ -117,7 +118,7 @@ def test_document_pieces_cover_documents_without_overlap(qwen_tokenizer):
 
 
 def test_empty_data_is_an_error(qwen_tokenizer):
-    from workbench.tuning.lora_data import LoraDataError
+    from workbench.tuning.packing import LoraDataError
 
     corpus = Corpus(Path("/tmp/empty"), [], [Question("h1", "Q?", ["a"], split="test")])
     with pytest.raises(LoraDataError, match="no LoRA training examples"):
@@ -135,7 +136,7 @@ def test_save_and_load_round_trip(qwen_tokenizer, tmp_path):
 
 def test_synthetic_parts_need_the_model_and_are_marked(qwen_tokenizer, tiny_lm_dir):
     from workbench.backends.models import load_generator
-    from workbench.tuning.lora_data import LoraDataError
+    from workbench.tuning.packing import LoraDataError
 
     corpus = small_corpus()
     cfg = TrainConfig(seq_len=128, use_qa=False, use_chunks=False, synthetic_qa=2, paraphrases=1)
@@ -166,7 +167,7 @@ SYNTH_REPLIES = {
 
 
 def test_accepted_synthetic_qa_is_trained_marked_and_leaks_are_dropped(qwen_tokenizer, monkeypatch):
-    from workbench.tuning import lora_data
+    from workbench.tuning import synthetic
 
     calls: list[tuple[int, float]] = []
 
@@ -178,7 +179,7 @@ def test_accepted_synthetic_qa_is_trained_marked_and_leaks_are_dropped(qwen_toke
             out.append(SYNTH_REPLIES[doc][0 if p.startswith("Read the passage") else 1])
         return out
 
-    monkeypatch.setattr(lora_data, "_generate", writer)
+    monkeypatch.setattr(synthetic, "_generate", writer)
     corpus = small_corpus()
     corpus.documents = [Document(d, t) for d, t in SYNTH_DOCS.items()]
     held_out = [Question("h-loop", "How fast is the Harrier control loop?", ["400 Hz"], split="test")]

@@ -161,7 +161,7 @@ def test_torn_last_line_of_an_appended_log_is_dropped(tmp_path):
 
 
 def test_incomplete_checkpoints_are_ignored_on_resume(tmp_path):
-    from workbench.tuning.lora import COMPLETE, latest_checkpoint
+    from workbench.tuning.checkpoints import COMPLETE, latest_checkpoint
 
     root = tmp_path / "checkpoints"
     for name, complete in (("step-2", True), ("step-4", True), ("step-6", False), (".tmp-step-8", True)):
@@ -239,7 +239,8 @@ AUDITED = {
     "build.py": ['(job_dir / "train_log.jsonl").open("a"'],  # append-only log; read_jsonl drops a torn last line
     "freshness.py": ["path.write_bytes(new_text.encode(encoding))"],  # edits a fresh copy that is refused once non-empty
     "jobs.py": ['open(job_dir / LOG_NAME, "ab")', "path.write_text(_now())"],  # child stdout log; CANCEL marker (content unused)
-    "lora.py": ["model.save_pretrained(str(tmp)", "torch.save(", "(tmp / COMPLETE).write_text", 'open(log_path, "a"'],  # tmp folder -> os.replace; COMPLETE last
+    "lora.py": ["model.save_pretrained(str(tmp)", 'open(log_path, "a"'],  # final adapter: tmp folder -> os.replace; append-only train log
+    "checkpoints.py": ["model.save_pretrained(str(tmp)", "torch.save(", "(tmp / COMPLETE).write_text"],  # tmp folder -> os.replace; COMPLETE last
     "lora_data.py": ["torch.save("],  # data.pt.tmp -> replace; data.json (atomic) is written after and both are required to load
     "models.py": ['open(tmp, "wb")', "marker.write_text(", "save_pretrained(tmp", '"workbench_source.json").write_text(', 'open(self.path, "w")'],  # tmp -> os.replace; marker after; lock file
     "run.py": ['(run_dir / "error.log").write_text('],  # a diagnostic log written after status says failed

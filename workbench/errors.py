@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class WorkbenchError(Exception):
     """A user-facing problem: the message is one line naming the file or setting and what to do."""
+
+
+class ConfigError(WorkbenchError, ValueError):
+    """A setting is invalid; the message says which and what to do."""

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ABSTAIN_REPLY, TrainConfig
-from ..tuning.lora_data import IGNORE, Example, TrainingData, document_pieces, pack, qa_example, text_example
+from ..tuning.lora_data import TrainingData, document_pieces
+from ..tuning.packing import IGNORE, Example, pack, qa_example, text_example
 
 
 def lora_examples(corpus_dir: str | Path, tokenizer: Any, seq_len: int, seed: int = 0) -> list[Example]:

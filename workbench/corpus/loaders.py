@@ -8,24 +8,20 @@ or exhaust the app.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
-import sys
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import WorkbenchError
 from ..types import Document
+from .pdf import PDF_MEMORY_BYTES, PDF_TIMEOUT_S, PdfProblem, parse_pdf
 
 Progress = Callable[[str, float], None]  # (message, fraction 0..1), same as models.Progress
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm")
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024  # per file
-PDF_TIMEOUT_S = 30.0
-PDF_MEMORY_BYTES = 1536 * 1024 * 1024  # address-space cap of the PDF parser process
 
 _BOMS = (
     (b"\xef\xbb\xbf", "utf-8-sig"),
@@ -176,100 +172,20 @@ def _load_html(path: Path, data: bytes) -> tuple[str, dict]:
     return text, meta
 
 
-# The child process: parse with pypdf, print one JSON object. Runs under a memory cap and a timeout.
-_PDF_CHILD = r"""
-import json, sys
-try:
-    from pypdf import PdfReader
-except BaseException as exc:
-    print(json.dumps({"ok": False, "kind": "setup", "detail": (type(exc).__name__ + ": " + str(exc))[:200]}))
-    sys.exit(0)
-try:
-    reader = PdfReader(sys.argv[1])
-    if reader.is_encrypted:
-        try:
-            opened = reader.decrypt("")
-        except Exception:
-            opened = 0
-        if not opened:
-            print(json.dumps({"ok": False, "kind": "encrypted"}))
-            sys.exit(0)
-    pages = [(page.extract_text() or "") for page in reader.pages]
-    title = ""
-    try:
-        title = str((reader.metadata or {}).get("/Title") or "")
-    except Exception:
-        pass
-    print(json.dumps({"ok": True, "pages": pages, "title": title}))
-except MemoryError:
-    print(json.dumps({"ok": False, "kind": "memory"}))
-except Exception as exc:
-    print(json.dumps({"ok": False, "kind": "malformed", "detail": (type(exc).__name__ + ": " + str(exc))[:200]}))
-"""
-
-
-def _limit_memory(limit: int) -> Callable[[], None]:
-    def apply() -> None:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
-
-
 def _load_pdf(path: Path, timeout_s: float, memory_bytes: int) -> tuple[str, dict]:
-    preexec = _limit_memory(memory_bytes) if sys.platform != "win32" else None
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _PDF_CHILD, str(path)],
-            capture_output=True,
-            timeout=timeout_s,
-            preexec_fn=preexec,  # only sets an rlimit in the child
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise DocumentError(
-            f"PDF parsing took longer than {timeout_s:g} s (malformed or a decompression bomb); re-export the PDF or convert it to text",
-            path,
-        ) from None
-    try:
-        result = json.loads(proc.stdout.decode("utf-8", errors="strict").strip().splitlines()[-1])
-    except (ValueError, IndexError, UnicodeDecodeError):
-        if proc.returncode < 0 or b"MemoryError" in proc.stderr:
-            raise DocumentError(
-                f"PDF parser ran out of its {memory_bytes / 2**30:.1f} GB memory cap or crashed; re-export the PDF or convert it to text",
-                path,
-            ) from None
-        raise DocumentError(f"PDF parser failed (exit code {proc.returncode}); re-export the PDF or convert it to text", path) from None
-    if not result["ok"]:
-        kind = result["kind"]
-        if kind == "encrypted":
-            raise DocumentError("PDF is encrypted (password-protected); save an unprotected copy and try again", path)
-        if kind == "setup":
-            raise DocumentError(
-                f"PDF parser could not start ({result.get('detail', '')}); is pypdf installed and the memory cap ({memory_bytes / 2**30:.1f} GB) sensible?",
-                path,
-            )
-        if kind == "memory":
-            raise DocumentError(
-                f"PDF needs more than the {memory_bytes / 2**30:.1f} GB memory cap to parse (decompression bomb?); re-export it or convert it to text",
-                path,
-            )
-        detail = result.get("detail", "")
-        if detail.startswith("LimitReachedError"):
-            raise DocumentError(
-                "PDF expands past the decompression limit (a decompression bomb?); re-export it or convert it to text", path
-            )
-        raise DocumentError(f"PDF is malformed ({detail}); re-export it or convert it to text", path)
-    pages = [_clean_whitespace(p) for p in result["pages"]]
+        raw_pages, title = parse_pdf(path, timeout_s, memory_bytes)
+    except PdfProblem as exc:
+        raise DocumentError(str(exc), path) from None
+    pages = [_clean_whitespace(p) for p in raw_pages]
     offsets, parts, pos = [], [], 0
     for page in pages:
         offsets.append(pos)
         parts.append(page)
         pos += len(page) + 2
     meta: dict = {"format": "pdf", "pages": len(pages), "page_offsets": offsets}
-    if result.get("title") and result["title"].strip().lower() != "untitled":
-        meta["title"] = result["title"].strip()
+    if title.strip() and title.strip().lower() != "untitled":
+        meta["title"] = title.strip()
     return "\n\n".join(parts).strip(), meta
 
 

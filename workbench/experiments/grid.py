@@ -8,8 +8,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, RunConfig, coerce_value, section_settings, setting_type, split_list_text
+from ..config import ConfigError, RunConfig, section_settings, setting_type
 from ..pipeline.runstore import check_run_id
+from ..setting_values import coerce_value, split_list_text
 
 MAX_CELLS = 512
 

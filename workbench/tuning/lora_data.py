@@ -10,46 +10,22 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import ABSTAIN_REPLY, SplitConfig, TrainConfig
-from ..errors import WorkbenchError
-from ..methods import prompts
 from ..storage import atomic_write_json, stable_hash
-from ..textnorm import contains_tokens, normalize_answer
 from ..types import Corpus, Document, Question
+from .packing import IGNORE, Example, LoraDataError, dialogue_example, pack, qa_example, text_example
+from .raft_data import raft_examples
+from .synthetic import paraphrase_chunks, synthetic_qa
 
 DATA_VERSION = 2  # bump when the recipe changes so cached adapters are not reused
-IGNORE = -100
 DIALOGUE_TURNS = 4  # generated Q/A pairs per training dialogue
 PLAIN_PARTS = ("chunks", "paraphrases")  # document text, searched verbatim by the leakage guard
 Progress = Callable[[str, float], None]
-
-SYNTH_PROMPT = (
-    "Read the passage and write one question that the passage answers, then its short answer "
-    "(a few words copied from the passage).\nReply in exactly this format:\nQuestion: ...\nAnswer: ...\n\nPassage:\n{passage}"
-)
-PARAPHRASE_PROMPT = "Rewrite the passage in different words. Keep every fact, name, date and number.\n\nPassage:\n{passage}"
-
-
-class LoraDataError(WorkbenchError, ValueError):
-    """The training data cannot be built; the message says what to change."""
-
-
-@dataclass
-class Example:
-    part: str  # "chunks" | "qa" | "synthetic_qa" | "paraphrases"
-    ids: list[int]
-    labels: list[int]
-    text: str  # what the model reads, for the leakage guard
-    splittable: bool  # plain text may be cut across blocks; Q/A may not
-    question: str = ""  # the question of a Q/A example (near-duplicate leakage check)
-    answer: str = ""  # its trained answer
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,17 +87,6 @@ def data_fingerprint(corpus: Corpus, tokenizer: Any, cfg: TrainConfig, split_cfg
     return stable_hash(DATA_VERSION, docs, train, recipe, split, corpus.instruction, tokenizer_fingerprint(tokenizer), seed)
 
 
-def _encode(tokenizer: Any, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def _eos(tokenizer: Any) -> int:
-    eos = tokenizer.eos_token_id
-    if eos is None:
-        raise LoraDataError("the tokenizer has no EOS token; packing needs one to separate examples")
-    return int(eos)
-
-
 def document_pieces(docs: list[Document], tokenizer: Any, max_tokens: int) -> list[tuple[str, str]]:
     """(doc_id, text) pieces of at most ``max_tokens`` tokens, in document order, no overlap (deterministic)."""
     pieces: list[tuple[str, str]] = []
@@ -149,161 +114,6 @@ def source_chunks(docs: list[Document], tokenizer: Any, split_cfg: SplitConfig |
     return document_pieces(docs, tokenizer, max_tokens)
 
 
-def text_example(tokenizer: Any, text: str, part: str, meta: dict[str, Any]) -> Example:
-    """Causal-LM example: every token (and the closing EOS) is trained."""
-    ids = _encode(tokenizer, text) + [_eos(tokenizer)]
-    return Example(part, ids, list(ids), text, True, meta=meta)
-
-
-def qa_example(tokenizer: Any, question: str, answer: str, instruction: str, part: str, meta: dict[str, Any]) -> Example:
-    """SFT example rendered exactly like the `lora` strategy's prompt; loss on the answer tokens only."""
-    messages = prompts.zero_shot_messages(question, instruction)
-    prompt = prompts.render(tokenizer, messages)
-    full = prompts.render(tokenizer, messages, answer=answer)
-    if not full.startswith(prompt):
-        raise LoraDataError("the chat template renders the answer turn differently from the generation prompt; use a model whose template appends the answer")
-    p_ids, a_ids = _encode(tokenizer, prompt), _encode(tokenizer, full[len(prompt) :])
-    eos = _eos(tokenizer)
-    if eos not in a_ids:
-        a_ids.append(eos)
-    return Example(part, p_ids + a_ids, [IGNORE] * len(p_ids) + a_ids, full, False, question=question, answer=answer, meta=meta)
-
-
-def dialogue_example(tokenizer: Any, pairs: list[tuple[str, str]], instruction: str, part: str, meta: dict[str, Any], system: Any = None) -> Example:
-    """Several Q/A turns under one system prompt, loss on every answer; the first turn is exactly the `lora` prompt.
-
-    Packing pairs as turns pays the system prompt once per dialogue instead of once per pair.
-    """
-    messages = (system or prompts.zero_shot_messages)("", instruction)[:1]
-    ids: list[int] = []
-    labels: list[int] = []
-    done = ""
-    eos = _eos(tokenizer)
-    for q, a in pairs:
-        messages = messages + [{"role": "user", "content": q}]
-        prompt = prompts.render(tokenizer, messages)
-        messages = messages + [{"role": "assistant", "content": a}]
-        full = prompts.render(tokenizer, messages[:-1], answer=a)
-        if not (prompt.startswith(done) and full.startswith(prompt)):
-            raise LoraDataError("the chat template renders a multi-turn dialogue differently from its prefix; use a model whose template appends turns")
-        p_ids, a_ids = _encode(tokenizer, prompt[len(done) :]), _encode(tokenizer, full[len(prompt) :])
-        if not any(t == eos for t in a_ids) and not prompts.has_chat_template(tokenizer):
-            a_ids.append(eos)
-        ids += p_ids + a_ids
-        labels += [IGNORE] * len(p_ids) + a_ids
-        done = full
-    text = done
-    return Example(part, ids, labels, text, False, question=pairs[0][0], answer=pairs[0][1], meta={**meta, "pairs": [list(p) for p in pairs]})
-
-
-def pack(examples: list[Example], seq_len: int) -> tuple[list[list[int]], list[list[int]], int]:
-    """Pack examples into ``seq_len`` blocks without pad tokens; returns (ids, labels, filler_tokens).
-
-    Plain text runs across block boundaries. A Q/A example that does not fit in the current block
-    starts the next one; the gap is filled first by pulling the next plain-text example forward,
-    else with the example's own leading tokens as untrained context. The last block is topped up
-    with untrained tokens from the start of the stream.
-    """
-    blocks: list[list[int]] = []
-    block_labels: list[list[int]] = []
-    cur: list[int] = []
-    cur_lab: list[int] = []
-    filler = 0
-    queue = list(examples)
-
-    def emit() -> None:
-        nonlocal cur, cur_lab
-        blocks.append(cur)
-        block_labels.append(cur_lab)
-        cur, cur_lab = [], []
-
-    while queue:
-        ex = queue.pop(0)
-        if ex.splittable:
-            pos = 0
-            while pos < len(ex.ids):
-                take = min(seq_len - len(cur), len(ex.ids) - pos)
-                cur += ex.ids[pos : pos + take]
-                cur_lab += ex.labels[pos : pos + take]
-                pos += take
-                if len(cur) == seq_len:
-                    emit()
-            continue
-        room = seq_len - len(cur)
-        if len(ex.ids) <= room:
-            cur += ex.ids
-            cur_lab += ex.labels
-        else:
-            j = next((k for k, e in enumerate(queue) if e.splittable), None)
-            if j is not None:
-                queue.insert(0, ex)
-                queue.insert(0, queue.pop(j + 1))
-                continue
-            cur += ex.ids[:room]
-            cur_lab += [IGNORE] * room
-            filler += room
-            emit()
-            cur, cur_lab = list(ex.ids), list(ex.labels)
-        if len(cur) == seq_len:
-            emit()
-    if cur:
-        stream = [t for e in examples for t in e.ids]
-        need = seq_len - len(cur)
-        top = (stream * (need // max(len(stream), 1) + 1))[:need]
-        cur += top
-        cur_lab += [IGNORE] * need
-        filler += need
-        emit()
-    return blocks, block_labels, filler
-
-
-def _generate(model: Any, tokenizer: Any, prompts_: list[str], max_new_tokens: int, temperature: float, seed: int, progress: Progress | None) -> list[str]:
-    from ..backends.hf import HFGenerator as Generator
-
-    gen = Generator(model, tokenizer)
-    rendered = [prompts.render(tokenizer, [{"role": "user", "content": p}]) for p in prompts_]
-    out = gen.generate(rendered, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=prompts.stop_strings(tokenizer), batch_size=8, progress=progress)
-    return [r.text for r in out]
-
-
-_QA_RE = re.compile(r"Question:\s*(.+?)\s*\n+\s*Answer:\s*(.+)", re.S)
-
-
-def synthetic_qa(model: Any, tokenizer: Any, chunks: list[tuple[str, str]], n: int, seed: int, progress: Progress | None = None) -> tuple[list[tuple[str, str, str]], int]:
-    """Up to ``n`` (question, answer, doc_id) pairs written by the base model; answers must occur in their passage."""
-    rng = random.Random(seed)
-    order = list(range(len(chunks)))
-    rng.shuffle(order)
-    picked = [order[i % len(order)] for i in range(n)] if order else []
-    texts = _generate(model, tokenizer, [SYNTH_PROMPT.format(passage=chunks[i][1]) for i in picked], 48, 0.0 if n <= len(chunks) else 0.7, seed, progress)
-    pairs, seen, rejected = [], set(), 0
-    for i, text in zip(picked, texts, strict=True):
-        m = _QA_RE.search(text)
-        q, a = (m.group(1).strip(), m.group(2).strip().split("\n")[0].strip()) if m else ("", "")
-        key = normalize_answer(q)
-        if not q or not a or key in seen or not contains_tokens(chunks[i][1], a):
-            rejected += 1
-            continue
-        seen.add(key)
-        pairs.append((q, a, chunks[i][0]))
-    return pairs, rejected
-
-
-def paraphrase_chunks(model: Any, tokenizer: Any, chunks: list[tuple[str, str]], per_chunk: int, seed: int, progress: Progress | None = None) -> tuple[list[tuple[str, str]], int]:
-    """``per_chunk`` rewrites of every passage by the base model (greedy first, then sampled); too-short ones are rejected."""
-    out: list[tuple[str, str]] = []
-    rejected = 0
-    lengths = [len(_encode(tokenizer, t)) for _, t in chunks]
-    for k in range(per_chunk):
-        texts = _generate(model, tokenizer, [PARAPHRASE_PROMPT.format(passage=t) for _, t in chunks], min(int(max(lengths, default=0) * 1.3) + 8, 400), 0.0 if k == 0 else 0.8, seed + k, progress)
-        for (doc_id, _), n, text in zip(chunks, lengths, texts, strict=True):
-            if len(_encode(tokenizer, text)) >= max(4, n // 3):
-                out.append((doc_id, text))
-            else:
-                rejected += 1
-    return out, rejected
-
-
 def dev_slice(corpus: Corpus, fraction: float, seed: int) -> list[Question]:
     """A seeded share of the answerable train Q/A kept out of training to pick the checkpoint (at most 24, at least 4 when on)."""
     pool = sorted((q for q in corpus.train if q.answerable and q.answers), key=lambda q: q.id)
@@ -311,68 +121,6 @@ def dev_slice(corpus: Corpus, fraction: float, seed: int) -> list[Question]:
         return []
     random.Random(f"workbench-dev-{seed}").shuffle(pool)
     return pool[: min(24, max(4, round(len(pool) * fraction)))]
-
-
-def _words(text: str) -> set[str]:
-    return set(normalize_answer(text).split())
-
-
-def _window(text: str, chars: int, answer: str | None, rng: random.Random) -> str:
-    """About ``chars`` characters of a passage on word boundaries; with ``answer``, a window that contains it."""
-    if len(text) <= chars:
-        return text
-    at = text.lower().find(answer.lower()) if answer else -1
-    if at < 0:
-        start = 0 if answer is None else rng.randrange(0, len(text) - chars + 1)
-    else:
-        lo, hi = max(0, at + len(answer) - chars), min(at, len(text) - chars)
-        start = rng.randint(lo, max(lo, hi))
-    cut = text[start : start + chars]
-    return (cut.split(" ", 1)[-1] if start else cut).rsplit(" ", 1)[0]
-
-
-def raft_examples(
-    tokenizer: Any, pairs: list[dict[str, Any]], chunks: list[tuple[str, str]], cfg: TrainConfig, instruction: str, seed: int
-) -> list[Example]:
-    """RAFT examples: a generated question, its gold chunk among lexically similar distractors (or only distractors), answered from the passages.
-
-    The target is the answer when a passage holds it, else the abstention reply, matching the rag prompt.
-    """
-    rng = random.Random(f"workbench-raft-{seed}")
-    picked = list(pairs)
-    rng.shuffle(picked)
-    # one question per chunk first, so the examples cover as many chunks as possible
-    by_chunk: dict[int, dict[str, Any]] = {}
-    rest = []
-    for p in picked:
-        if p["chunk"] in by_chunk:
-            rest.append(p)
-        else:
-            by_chunk[p["chunk"]] = p
-    picked = (list(by_chunk.values()) + rest)[: cfg.raft_examples]
-    words = [_words(t) for _, t in chunks]
-    chars = cfg.raft_passage_tokens * 4
-    out = []
-    for i, p in enumerate(picked):
-        qw = _words(p["question"])
-        ranked = sorted((j for j in range(len(chunks)) if j != p["chunk"]), key=lambda j: (-len(qw & words[j]), j))
-        distractors = [_window(chunks[j][1], chars, None, rng) for j in ranked[: cfg.raft_distractors]]
-        with_gold = rng.random() < cfg.raft_gold_share
-        passages = list(distractors)
-        if with_gold:
-            passages.insert(rng.randrange(len(passages) + 1), _window(chunks[p["chunk"]][1], chars, p["answer"], rng))
-        held = any(contains_tokens(t, p["answer"]) for t in passages)
-        target = p["answer"] if held else ABSTAIN_REPLY
-        messages = prompts.rag_messages(p["question"], passages, instruction)
-        prompt = prompts.render(tokenizer, messages)
-        full = prompts.render(tokenizer, messages, answer=target)
-        p_ids, a_ids = _encode(tokenizer, prompt), _encode(tokenizer, full[len(prompt) :])
-        eos = _eos(tokenizer)
-        if eos not in a_ids:
-            a_ids.append(eos)
-        meta = {"doc_id": p["doc_id"], "synthetic": True, "gold_in_passages": with_gold, "abstain": not held, "n": i}
-        out.append(Example("raft", p_ids + a_ids, [IGNORE] * len(p_ids) + a_ids, full, False, question=p["question"], answer=target, meta=meta))
-    return out
 
 
 def generated_pairs(corpus: Corpus, tokenizer: Any, cfg: TrainConfig, split_cfg: SplitConfig | None, generator: Any, seed: int, progress: Progress | None) -> tuple[list[dict[str, Any]], list[tuple[str, str]], dict[str, Any]]:
