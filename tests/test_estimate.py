@@ -134,3 +134,25 @@ def test_examples_are_listed_copied_and_labelled(tmp_path):
     atomic_write_json(run_dir / "status.json", {"state": "running"})
     with pytest.raises(SystemExit, match="not a finished run"):
         copy_example(run_dir, tmp_path / "examples")
+
+
+def test_answer_rate_is_kept_per_corpus_and_answer_length(tmp_path):
+    rows = [{"prompt_tokens": 500, "cached": False}] * 10
+    rag_heavy = _config(tmp_path, "demo")
+    record_speed(rag_heavy, {"methods": {}}, {"answer_s": 10.0}, rows)  # 500 tokens/s on this corpus
+    other = dataclasses.replace(rag_heavy, corpus=str(tmp_path / "tickets"))
+    record_speed(other, {"methods": {}}, {"answer_s": 50.0}, rows)  # 100 tokens/s elsewhere, recorded last
+    assert measured_speed(rag_heavy.model)["prompt_tokens_per_s"] == 100.0
+    fast = estimate_run(rag_heavy, n_docs=5, n_train=10, n_test=12)["stages"]["answer"]
+    slow = estimate_run(other, n_docs=5, n_train=10, n_test=12)["stages"]["answer"]
+    assert slow / fast == pytest.approx(5.0, rel=0.01)
+
+
+def test_measured_seconds_per_question_drive_the_answering_estimate(tmp_path):
+    cfg = _config(tmp_path, "demo", ("zero-shot", "rag"))
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, baselines=False))  # no oracle row to model
+    rows = [{"method": "zero-shot", "prompt_tokens": 70, "latency_s": 0.25, "latency_probe_s": 1.0 if i < 4 else None} for i in range(12)]
+    rows += [{"method": "rag", "prompt_tokens": 600, "latency_s": 1.0, "latency_probe_s": 3.0 if i < 4 else None} for i in range(12)]
+    record_speed(cfg, {"methods": {}}, {"answer_s": 31.0}, rows)
+    est = estimate_run(cfg, n_docs=5, n_train=10, n_test=12)
+    assert est["stages"]["answer"] == pytest.approx(12 * 0.25 + 4 * 1.0 + 12 * 1.0 + 4 * 3.0)  # demo probes 4 questions

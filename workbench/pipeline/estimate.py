@@ -62,8 +62,9 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
     fresh = [r for r in predictions if not r.get("cached")]
     # answered once in the batched pass, and once more alone when the question is in the latency probe (as estimate_run counts)
     tokens = sum(float(r.get("prompt_tokens") or 0) * (2 if r.get("latency_probe_s") is not None else 1) for r in fresh)
+    answer_rate = None
     if len(fresh) >= max(4, len(predictions) // 2) and tokens and timings.get("answer_s", 0) > 1:
-        figures["prompt_tokens_per_s"] = tokens / timings["answer_s"]
+        figures["prompt_tokens_per_s"] = answer_rate = tokens / timings["answer_s"]
     trained_tokens = trained_s = 0.0
     for recipe in ((metrics.get("train") or {}).get("recipes") or {}).values():
         if recipe.get("cache_hit"):
@@ -89,7 +90,7 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
         else:
             figures["score_s"] = float(timings["score_s"])
     prompts = {m: float(v["prompt_tokens_mean"]) for m, v in (metrics.get("methods") or {}).items() if (v.get("prompt_tokens_mean") or 0) > 0}
-    if figures or prompts:
+    if figures or prompts or answer_rate:
         try:
             data = read_json(speed_path(), {}) or {}
         except (OSError, ValueError):
@@ -98,6 +99,11 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
         data[name] = {**(data.get(name) or {}), **figures}
         if prompts:  # the measured prompt length per method on this corpus beats the prompt model below
             data.setdefault("prompt_tokens", {})[_prompt_key(config)] = prompts
+        if answer_rate:  # long RAG prompts are prefill-bound, short ones decode-bound: the rate is per corpus and answer length
+            data.setdefault("answer_rate", {})[_answer_key(config)] = answer_rate
+        rows = row_seconds(fresh)
+        if rows:  # seconds per question of each method, batched and alone: the estimate's first choice
+            data.setdefault("row_seconds", {}).setdefault(_answer_key(config), {}).update(rows)
         atomic_write_json(speed_path(), data)
     return figures
 
@@ -105,6 +111,41 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
 def _prompt_key(config: RunConfig) -> str:
     """Prompt length depends on the corpus and on the settings that shape prompts."""
     return f"{Path(config.corpus).name}|k={config.few_shot.k}|top_k={config.retrieval.top_k}|chunk={config.split.chunk_size}"
+
+
+def _answer_key(config: RunConfig) -> str:
+    return f"{Path(str(config.model)).name}|{_prompt_key(config)}|new={config.generation.max_new_tokens}"
+
+
+def row_seconds(fresh: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per method with at least 4 freshly answered rows: mean seconds per question in the batched pass and, if probed, alone."""
+    out: dict[str, dict[str, float]] = {}
+    for method in sorted({str(r.get("method")) for r in fresh}):
+        mine = [r for r in fresh if r.get("method") == method and isinstance(r.get("latency_s"), (int, float))]
+        if len(mine) < 4:
+            continue
+        probed = [float(r["latency_probe_s"]) for r in mine if isinstance(r.get("latency_probe_s"), (int, float))]
+        out[method] = {"batched": sum(float(r["latency_s"]) for r in mine) / len(mine), "alone": sum(probed) / len(probed) if probed else 0.0}
+    return out
+
+
+def _known_rows(config: RunConfig) -> dict[str, Any]:
+    try:
+        data = read_json(speed_path(), {}) or {}
+    except (OSError, ValueError):
+        return {}
+    found = (data.get("row_seconds") or {}).get(_answer_key(config)) if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def answer_rate(config: RunConfig, speed: dict[str, float]) -> float:
+    """Prompt tokens answered per second: measured on this corpus with these settings if a run did, else the model's last rate."""
+    try:
+        data = read_json(speed_path(), {}) or {}
+    except (OSError, ValueError):
+        data = {}
+    found = (data.get("answer_rate") or {}).get(_answer_key(config)) if isinstance(data, dict) else None
+    return float(found) if isinstance(found, (int, float)) and found > 0 else speed["prompt_tokens_per_s"]
 
 
 def measured_prompt_tokens(config: RunConfig) -> dict[str, float]:
@@ -171,7 +212,15 @@ def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int) -
         stages["train"] = training_seconds(config, n_docs, n_train, speed, raft=RAG_LORA in methods)
     answered = n_questions + min(config.eval.latency_probe_n, n_questions)
     known = measured_prompt_tokens(config)
-    stages["answer"] = sum(answered * float(known.get(m) or prompt_tokens(m, config)) for m in methods) / speed["prompt_tokens_per_s"]
+    rows, rate = _known_rows(config), answer_rate(config, speed)
+    probed = min(config.eval.latency_probe_n, n_questions)
+
+    def answering(m: str) -> float:  # measured seconds per question when a run of this corpus measured them, else the prompt model
+        if isinstance(rows.get(m), dict):
+            return n_questions * float(rows[m].get("batched") or 0) + probed * float(rows[m].get("alone") or 0)
+        return answered * float(known.get(m) or prompt_tokens(m, config)) / rate
+
+    stages["answer"] = sum(answering(m) for m in methods)
     stages["score"] = speed["score_s"] + (speed["judge_s_per_row"] * n_questions * len(methods) if config.eval.groundedness else 0.0)
     return {"stages": stages, "total_s": sum(stages.values()), "measured": speed["measured"], "questions": n_questions}
 
