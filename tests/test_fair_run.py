@@ -51,3 +51,17 @@ def test_run_records_twins_seen_learning_curve_and_uses_a_raft_adapter(tiny_corp
     for text in (html, md):
         assert "What each method saw" in text and "Learning curve" in text and "RAFT examples 4" in text
     assert html.count("<svg") >= 6  # the learning-curve chart is drawn
+
+
+def test_a_behaviour_corpus_gets_no_raft_adapter_and_rag_lora_answers_with_the_closed_book_one(tiny_corpus, tiny_lm_dir, tmp_path, monkeypatch):
+    import workbench.tuning.corpus_qa as corpus_qa
+
+    monkeypatch.setattr(corpus_qa, "generate_pairs", fake_pairs)
+    toml = tiny_corpus / "corpus.toml"
+    toml.write_text(toml.read_text().replace('kind = "facts"', 'kind = "behaviour"'))
+    overrides = {**TINY_OVERRIDES, "train": {**TINY_OVERRIDES["train"], "generated_qa": 2, "raft_examples": 4, "curve_points": 2, "dev_fraction": 0.0}}
+    config = build_config(str(tiny_corpus), "quick", {"chunk_size": 120, "chunk_overlap": 20, "top_k": 2}, overrides, model=str(tiny_lm_dir), methods=["rag", "lora", "rag+lora"])
+    metrics = json.loads((run(config, out_dir=tmp_path / "runs", run_id="behaviour") / "metrics.json").read_text())
+    assert metrics["corpus"]["kind"] == "behaviour"
+    assert "raft" not in metrics["train"]["recipes"] and "behaviour corpus" in metrics["train"]["raft_skipped"]
+    assert metrics["seen"]["rag+lora"]["train_data"]["raft_examples"] == 0 and metrics["seen"]["rag+lora"]["train_data"]["train_qa"] == 5

@@ -291,7 +291,9 @@ def what_each_method_saw(methods: list[str], corpus: Corpus, extra: dict[str, An
             seen["few_shot_pool"] = extra.get("few_shot", {}).get("pool", len(corpus.train))
         if spec.needs_index and not spec.baseline:
             seen.update(documents_indexed=len(corpus.documents), chunks_indexed=index.get("n_chunks"))
-        tuned = extra.get("train", {}).get("recipes", {}).get(spec.adapter_recipe) if spec.needs_adapter else None
+        recipes = extra.get("train", {}).get("recipes", {})
+        # without its own adapter (RAFT skipped) a method answers with the closed-book one, as adapter_recipe_used says
+        tuned = (recipes.get(spec.adapter_recipe) or recipes.get(LORA_RECIPE)) if spec.needs_adapter else None
         if tuned:
             seen["train_data"] = tuned.get("data_counts", {})
         out[m] = seen

@@ -115,9 +115,13 @@ def prepare_adapters(
     held_out = held_out if held_out is not None else corpus.test
     dev = dev_slice(corpus, config.train.dev_fraction, config.seed)
     recipes = [(LORA, tuning_spec(LORA_RECIPE).settings(config.train))]
-    if RAG_LORA in methods and config.train.raft_examples and index is not None:
-        recipes.append((RAG_LORA, tuning_spec(method_spec(RAG_LORA).adapter_recipe).settings(config.train)))
     out: dict[str, Any] = {"recipes": {}}
+    if RAG_LORA in methods and config.train.raft_examples and index is not None:
+        if corpus.kind == "behaviour":  # RAFT targets are a passage's answer or "I don't know", never a label: it taught abstention
+            out["raft_skipped"] = "behaviour corpus: no RAFT adapter (its targets come from passages, a label never does); rag+lora uses the closed-book one"
+            report("train", 0.0, out["raft_skipped"])
+        else:
+            recipes.append((RAG_LORA, tuning_spec(method_spec(RAG_LORA).adapter_recipe).settings(config.train)))
     generators: dict[str, Any] = {}
     for method, cfg in recipes:
         try:
