@@ -129,31 +129,28 @@ def row_seconds(fresh: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _known_rows(config: RunConfig) -> dict[str, Any]:
+def _recorded(section: str, key: str) -> Any:
+    """What speed.json holds under ``section`` for ``key`` (None when nothing, or the file is unreadable)."""
     try:
         data = read_json(speed_path(), {}) or {}
     except (OSError, ValueError):
-        return {}
-    found = (data.get("row_seconds") or {}).get(_answer_key(config)) if isinstance(data, dict) else None
+        return None
+    return (data.get(section) or {}).get(key) if isinstance(data, dict) else None
+
+
+def _known_rows(config: RunConfig) -> dict[str, Any]:
+    found = _recorded("row_seconds", _answer_key(config))
     return found if isinstance(found, dict) else {}
 
 
 def answer_rate(config: RunConfig, speed: dict[str, float]) -> float:
     """Prompt tokens answered per second: measured on this corpus with these settings if a run did, else the model's last rate."""
-    try:
-        data = read_json(speed_path(), {}) or {}
-    except (OSError, ValueError):
-        data = {}
-    found = (data.get("answer_rate") or {}).get(_answer_key(config)) if isinstance(data, dict) else None
+    found = _recorded("answer_rate", _answer_key(config))
     return float(found) if isinstance(found, (int, float)) and found > 0 else speed["prompt_tokens_per_s"]
 
 
 def measured_prompt_tokens(config: RunConfig) -> dict[str, float]:
-    try:
-        data = read_json(speed_path(), {}) or {}
-    except (OSError, ValueError):
-        return {}
-    found = (data.get("prompt_tokens") or {}).get(_prompt_key(config)) if isinstance(data, dict) else None
+    found = _recorded("prompt_tokens", _prompt_key(config))
     return found if isinstance(found, dict) else {}
 
 
