@@ -217,3 +217,13 @@ def test_charts_build_and_render(run_dir):
         charts.accuracy_hallucination_chart({"methods": {}})
     with pytest.raises(charts.ChartError, match="no \\{step, loss\\} rows"):
         charts.loss_chart([])
+
+
+def test_leakage_guard_is_reported_in_words_not_as_a_dict_dump():
+    from workbench.reports.tables import leakage_line
+
+    line = leakage_line({"ok": True, "n_exact": 0, "n_near": 0, "n_held_out": 102, "n_compared_questions": 168, "n_training_texts": 33,
+                         "max_cosine": 0.8149, "threshold": 0.92, "embedder": "all-MiniLM-L6-v2", "held_out_hash": "5dcc8b"})
+    assert line == ("passed: 0 exact and 0 near-duplicate held-out questions (102 held-out against 168 training questions and 33 training texts); "
+                    "highest cosine 0.815 (near-duplicate from 0.92, all-MiniLM-L6-v2)")
+    assert leakage_line({"ok": False, "n_exact": 2}).startswith("FAILED: 2 exact")

@@ -29,9 +29,9 @@ h3{font-size:15px;margin:16px 0 6px}.sub{color:#5b6472;font-size:13px}.sub span{
 ul{margin:6px 0 6px 20px;padding:0}li{margin:2px 0}.caveats li{color:#8a5300}
 table{border-collapse:collapse;width:100%;background:#fff;font-size:13px;margin:6px 0}
 th{background:#0b3d66;color:#fff;text-align:left;font-weight:600;padding:7px 9px;white-space:nowrap}
-td{border-bottom:1px solid #e6e8eb;padding:6px 9px;vertical-align:top}tr:nth-child(even) td{background:#fafbfc}
+td{border-bottom:1px solid #e6e8eb;padding:6px 9px;vertical-align:top;overflow-wrap:anywhere}tr:nth-child(even) td{background:#fafbfc}
 tr.best td{background:#e8f5ee;font-weight:600}td.num{white-space:nowrap}
-.grid{display:grid;grid-template-columns:1fr 1fr;gap:14px}.grid .card{margin:0;overflow:auto}.chart svg{max-width:100%;height:auto}
+.grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:14px}.grid .card{margin:0;overflow:auto}.chart svg{max-width:100%;height:auto}
 .ok{color:#0b7a4b}.bad{color:#b42318}.abstain{color:#6b7280}.ans{font-size:12.5px;max-width:220px;overflow-wrap:anywhere}
 .tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:8px;margin-left:4px}
 .tag.ok{background:#e3f4ea}.tag.bad{background:#fde8e6}.tag.abstain{background:#eef0f2}
@@ -52,7 +52,8 @@ def _html_table(table: tb.Table, best: str | None = None, num_from: int = 1) -> 
     out = ["<table><thead><tr>", "".join(f"<th>{esc(h)}</th>" for h in head), "</tr></thead><tbody>"]
     for row in rows:
         cls = ' class="best"' if best is not None and row and row[0] == best else ""
-        cells = "".join(f'<td class="num">{esc(c)}</td>' if i >= num_from else f"<td>{esc(c)}</td>" for i, c in enumerate(row))
+        # a figure never breaks across lines; a sentence in a figures column (e.g. the leakage guard) wraps
+        cells = "".join(f'<td class="num">{esc(c)}</td>' if i >= num_from and len(str(c)) <= 40 else f"<td>{esc(c)}</td>" for i, c in enumerate(row))
         out.append(f"<tr{cls}>{cells}</tr>")
     out.append("</tbody></table>")
     return "".join(out)

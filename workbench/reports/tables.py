@@ -167,8 +167,18 @@ def training_table(run: dict) -> Table:
             rows.append([name, pattern.format(t[key])])
     leakage = t.get("leakage") or {}
     if leakage:
-        rows.append(["Leakage guard", ", ".join(f"{k}: {v}" for k, v in sorted(leakage.items()) if not isinstance(v, (list, dict)))])
+        rows.append(["Leakage guard", leakage_line(leakage)])
     return ["Measure", "Value"], rows
+
+
+def leakage_line(leakage: dict[str, Any]) -> str:
+    """The leakage guard's verdict in words: what was compared, what was found, against which threshold."""
+    verdict = "passed" if leakage.get("ok") else "FAILED"
+    found = f"{leakage.get('n_exact', 0)} exact and {leakage.get('n_near', 0)} near-duplicate held-out questions"
+    compared = f"{leakage.get('n_held_out', '?')} held-out against {leakage.get('n_compared_questions', '?')} training questions and {leakage.get('n_training_texts', '?')} training texts"
+    cosine = leakage.get("max_cosine")
+    near = f"; highest cosine {cosine:.3f} (near-duplicate from {leakage.get('threshold', '?')}, {leakage.get('embedder', '?')})" if isinstance(cosine, (int, float)) else ""
+    return f"{verdict}: {found} ({compared}){near}"
 
 
 SEEN_KEYS = (("documents_indexed", "documents indexed"), ("chunks_indexed", "chunks indexed"), ("few_shot_pool", "few-shot pool"),
