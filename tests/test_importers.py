@@ -144,3 +144,36 @@ def test_jsonl_round_trip(tmp_path):
         dict(q.to_dict(), meta={**q.meta, "line": i + 1}) for i, q in enumerate(back)
     ]
     assert not list(Path(path.parent).glob(".*.tmp"))
+
+
+def test_public_answer_shapes_are_read_as_aliases(tmp_path):
+    """Records as Hugging Face SQuAD, TriviaQA and PopQA exports write them, taken as they come."""
+    rows = [
+        {"id": "sq1", "question": "Where is the Eiffel Tower?", "answers": {"text": ["Paris", "Paris, France"], "answer_start": [10, 10]}},
+        {"id": "sq2", "question": "Who built the moon base?", "answers": {"text": [], "answer_start": []}},  # SQuAD v2 unanswerable
+        {"id": "tq1", "question": "Which planet is red?", "answer": {"value": "Mars", "aliases": ["Mars", "the Red Planet"], "normalized_value": "mars"}},
+        {"id": "n1", "question": "In which year did it open?", "answer": [1889, "1889 AD"]},
+    ]
+    path = tmp_path / "questions.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    qs = {q.id: q for q in read_questions_jsonl(path)}
+    assert qs["sq1"].answers == ["Paris", "Paris, France"] and qs["sq1"].answerable
+    assert qs["sq2"].answers == [] and not qs["sq2"].answerable
+    assert qs["tq1"].answers == ["Mars", "the Red Planet"] and qs["tq1"].answerable
+    assert qs["n1"].answers == ["1889", "1889 AD"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "x?", "answers": {"text": [{"nested": 1}]}}) + "\n")
+    with pytest.raises(CorpusError, match=r"bad\.jsonl:1.*not a string"):
+        read_questions_jsonl(bad)
+
+
+def test_popqa_csv_with_possible_answers_json_list(tmp_path):
+    path = tmp_path / "popqa.csv"
+    path.write_text(
+        "id,subj,prop,obj,possible_answers,question\n"
+        '1,George Rankin,occupation,politician,"[""politician"", ""political leader""]",What is George Rankin\'s occupation?\n'
+        '2,John Mayne,occupation,journalist,"[""journalist""]",What is John Mayne\'s occupation?\n'
+    )
+    qs = read_questions_csv(path)
+    assert [q.answers for q in qs] == [["politician", "political leader"], ["journalist"]]
+    assert qs[0].meta["subj"] == "George Rankin" and qs[0].id == "1"

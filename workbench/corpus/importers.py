@@ -83,6 +83,19 @@ def _check_text(rec: Any, where: str, file: str | Path, line: int | None) -> Non
             raise CorpusError(f"{where}holds {item}, not a finite number; write a number or a string", file, line)
 
 
+def _answer_shapes(value: Any) -> Any:
+    """Answers as public sets write them, as a list of aliases: Hugging Face SQuAD ``{"text": [...], "answer_start": [...]}``,
+    TriviaQA ``{"value": ..., "aliases": [...]}``; anything else is returned unchanged (and validated by _alias_list)."""
+    if isinstance(value, dict):
+        if "text" in value:
+            text = value["text"]
+            return [text] if isinstance(text, str) else text
+        if "value" in value or "aliases" in value:
+            first = [value["value"]] if isinstance(value.get("value"), str) else []
+            return first + (value.get("aliases") if isinstance(value.get("aliases"), list) else [])
+    return value
+
+
 def _alias_list(value: Any, where: str, file: str | Path, line: int | None, field: str = "answers") -> list[str]:
     if isinstance(value, str):
         raise CorpusError(f'{where}"{field}" must be a list of strings, e.g. ["Paris"]; wrap the value in [ ]', file, line)
@@ -120,9 +133,11 @@ def question_from_record(rec: dict[str, Any], file: str | Path, line: int | None
             f"{where}question is {len(text):,} characters long, over the {MAX_QUESTION_CHARS:,} limit; shorten it", file, line
         )
     if "answers" in rec and rec["answers"] is not None:
-        answers = _alias_list(rec["answers"], where, file, line)
+        answers = _alias_list(_answer_shapes(rec["answers"]), where, file, line)
     elif isinstance(rec.get("answer"), str):  # a single "answer" string is accepted as one alias
         answers = [rec["answer"].strip()] if rec["answer"].strip() else []
+    elif isinstance(rec.get("answer"), (list, dict)):
+        answers = _alias_list(_answer_shapes(rec["answer"]), where, file, line, field="answer")
     else:
         answers = []
     answerable = rec.get("answerable", bool(answers))
@@ -200,6 +215,19 @@ def add_question(rec: dict[str, Any], file: Path, line: int | None, seen: dict[s
     into.append(q)
 
 
+def _csv_aliases(cell: str, path: Path, line: int) -> list[str]:
+    """An answer cell: aliases split on '|', or a JSON list such as PopQA's '["Paris", "City of Light"]'."""
+    text = cell.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            items = json.loads(text)
+        except ValueError:
+            items = None
+        if isinstance(items, list):
+            return _alias_list(items, "", path, line, field="answer")
+    return [a.strip() for a in text.split("|") if a.strip()]
+
+
 def read_questions_csv(path: Path, errors: list[CorpusError] | None = None) -> list[Question]:
     """Questions from a CSV with columns question, answer[, split][, id]; aliases in answer are split on '|'."""
     path = Path(path)
@@ -211,8 +239,9 @@ def read_questions_csv(path: Path, errors: list[CorpusError] | None = None) -> l
         raise CorpusError("is empty; add a header row: question,answer[,split][,id]", path) from None
     except csv.Error as exc:
         raise CorpusError(f"header is not valid CSV ({exc})", path, 1) from None
-    if "answers" in header and "answer" not in header:
-        header[header.index("answers")] = "answer"
+    for alias in ("answers", "possible_answers"):  # PopQA's CSV calls its alias list possible_answers
+        if alias in header and "answer" not in header:
+            header[header.index(alias)] = "answer"
     for column in ("question", "answer"):
         if column not in header:
             raise CorpusError(f"missing column {column!r}; the header must have question, answer[, split][, id]", path, 1)
@@ -240,7 +269,7 @@ def read_questions_csv(path: Path, errors: list[CorpusError] | None = None) -> l
                     f"has {len(row)} cells but the header has {len(header)} columns; quote cells that contain commas", path, line
                 )
             rec: dict[str, Any] = {k: v for k, v in zip(header, row, strict=False) if k}
-            aliases = [a.strip() for a in rec.pop("answer", "").split("|") if a.strip()]
+            aliases = _csv_aliases(rec.pop("answer", ""), path, line)
             rec["answers"] = aliases
             if "sources" in rec:
                 rec["sources"] = [s.strip() for s in rec["sources"].split("|") if s.strip()]
