@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
-from .methods.registry import REGISTRY, baseline_methods, compared_methods
+from .methods.registry import LORA_TUNER, REGISTRY, TUNER_NAMES, baseline_methods, compared_methods
 from .setting_values import coerce_value, show_value
 
 METHODS = compared_methods()  # the built-in methods compared by default (workbench.methods.registry)
@@ -190,7 +190,7 @@ class FewShotConfig:
 class TrainConfig:
     """LoRA fine-tuning settings (peft)."""
 
-    tuner: Literal["lora", "ia3"] = _f("lora", "The peft method the adapters use: lora (low-rank updates) or ia3 (learned scaling vectors, ~100x fewer parameters; rank, alpha and dropout do not apply).")
+    tuner: str = _f(LORA_TUNER, "The peft method the adapters use: lora (low-rank updates) or ia3 (learned scaling vectors, ~100x fewer parameters; rank, alpha and dropout do not apply).")
     rank: int = _f(16, "LoRA rank r: capacity of the adapter.")
     alpha: int = _f(32, "LoRA alpha: scale of the update (alpha/r).")
     dropout: float = _f(0.05, "Dropout on the LoRA input.")
@@ -224,6 +224,8 @@ class TrainConfig:
             raise ConfigError("LoRA rank must be between 1 and 1024 and alpha between 1 and 65536")
         if not 0 <= self.dropout < 1:
             raise ConfigError("LoRA dropout must be in [0, 1)")
+        if self.tuner not in TUNER_NAMES:
+            raise ConfigError(f"train.tuner {self.tuner!r} is unknown; use {', '.join(TUNER_NAMES)}")
         if self.learning_rate <= 0:
             raise ConfigError("learning_rate must be > 0")
         if self.top_layers < 0:

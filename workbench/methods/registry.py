@@ -19,6 +19,8 @@ from ..errors import WorkbenchError
 ZERO_SHOT, FEW_SHOT, RAG, LORA, RAG_LORA = "zero-shot", "few-shot", "rag", "lora", "rag+lora"
 PRIOR, ORACLE = "prior", "oracle-passage"
 LORA_RECIPE, RAFT_RECIPE = "lora", "raft"  # the tuned adapters a run trains (keys of metrics["train"]["recipes"])
+LORA_TUNER, IA3_TUNER = "lora", "ia3"  # train.tuner: the peft type of every adapter (workbench.tuning.specs builds each)
+TUNER_NAMES = (LORA_TUNER, IA3_TUNER)
 
 
 class MethodError(WorkbenchError, ValueError):

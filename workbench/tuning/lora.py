@@ -21,6 +21,7 @@ from typing import Any
 from ..backends.adapters import LoraError
 from ..backends.models import default_dtype, load_generator, resolve_generator, setup_threads
 from ..config import SplitConfig, TrainConfig
+from ..methods.registry import LORA_TUNER
 from ..paths import cache_dir
 from ..seeding import seed_everything
 from ..storage import FolderLock, LockedError, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
@@ -234,7 +235,7 @@ def _versions() -> dict[str, str]:
 
 def adapter_key(base_folder: Path, data_fp: str, cfg: TrainConfig, seed: int) -> str:
     """Cache key of an adapter: base model, data, training settings (checkpointing aside), seed and, when not bf16, the training dtype."""
-    settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every" and not (k == "tuner" and v == "lora")}  # LoRA keys as before tuners
+    settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every" and not (k == "tuner" and v == LORA_TUNER)}  # LoRA keys as before tuners
     dtype = str(default_dtype("train")).replace("torch.", "")
     return stable_hash(LORA_VERSION, base_fingerprint(base_folder), data_fp, settings, seed, *([dtype] if dtype != "bfloat16" else []))
 

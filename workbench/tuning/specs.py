@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import TrainConfig
 from ..errors import WorkbenchError
-from ..methods.registry import LORA_RECIPE, RAFT_RECIPE
+from ..methods.registry import IA3_TUNER, LORA_RECIPE, LORA_TUNER, RAFT_RECIPE
 
 
 class TuningError(WorkbenchError, ValueError):
@@ -83,7 +83,7 @@ def _ia3(cfg: TrainConfig, layers: list[int] | None) -> Any:
     return IA3Config(target_modules=where, feedforward_modules=feedforward, task_type="CAUSAL_LM")
 
 
-TUNERS: dict[str, Callable[[TrainConfig, list[int] | None], Any]] = {"lora": _lora, "ia3": _ia3}
+TUNERS: dict[str, Callable[[TrainConfig, list[int] | None], Any]] = {LORA_TUNER: _lora, IA3_TUNER: _ia3}
 
 
 def peft_config(cfg: TrainConfig, layers: list[int] | None = None) -> Any:
