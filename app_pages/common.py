@@ -425,7 +425,8 @@ def example_glance(row: dict[str, Any]) -> None:
             }
         )
         with st.container(key="example-scoreboard"):
-            st.dataframe(shown, hide_index=True, width="stretch")
+            # the method column wide enough for "Oracle passage (baseline)"
+            st.dataframe(shown, hide_index=True, width="stretch", column_config={"Method": st.column_config.TextColumn(width="medium")})
         left, right = st.columns(2)
         left.page_link("app_pages/compare.py", label="Open the example's scoreboard and answers", icon=":material/leaderboard:")
         right.page_link("app_pages/decide.py", label="Weigh it on Decide", icon=":material/balance:")
