@@ -55,7 +55,7 @@ def run_estimate(corpus: Path, preset: str, methods: list[str]) -> dict | None:
         cfg = build_config(str(corpus), preset, data.defaults, st.session_state.get("overrides") or {}, methods=methods, model=st.session_state["model"])
     except (CorpusError, ConfigError, OSError, TypeError):
         return None
-    return estimate_run(cfg, n_docs=len(data.documents), n_train=len(data.train), n_test=len(data.test))
+    return estimate_run(cfg, n_docs=len(data.documents), n_train=len(data.train), n_test=len(data.test), kind=data.kind)
 
 
 def start_quick_run(corpus: Path, preset: str = "quick", methods: list[str] | None = None) -> None:

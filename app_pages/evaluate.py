@@ -56,7 +56,7 @@ def estimate_for(corpus, chosen: dict) -> dict | None:
         cfg = build_config(str(corpus.root), chosen["preset"], corpus.defaults, chosen["overrides"], methods=chosen["methods"], model=chosen["model"], seed=chosen["seed"])
     except (ConfigError, TypeError):
         return None
-    return estimate_run(cfg, n_docs=len(corpus.documents), n_train=len(corpus.train), n_test=len(corpus.test))
+    return estimate_run(cfg, n_docs=len(corpus.documents), n_train=len(corpus.train), n_test=len(corpus.test), kind=corpus.kind)
 
 
 def show_estimate(est: dict) -> None:

@@ -156,3 +156,10 @@ def test_measured_seconds_per_question_drive_the_answering_estimate(tmp_path):
     record_speed(cfg, {"methods": {}}, {"answer_s": 31.0}, rows)
     est = estimate_run(cfg, n_docs=5, n_train=10, n_test=12)
     assert est["stages"]["answer"] == pytest.approx(12 * 0.25 + 4 * 1.0 + 12 * 1.0 + 4 * 3.0)  # demo probes 4 questions
+
+
+def test_a_behaviour_corpus_is_estimated_without_the_raft_adapter_it_does_not_train(tmp_path):
+    cfg = _config(tmp_path, "quick", ("lora", "rag+lora"))
+    facts = estimate_run(cfg, n_docs=10, n_train=100, n_test=40)["stages"]["train"]
+    behaviour = estimate_run(cfg, n_docs=10, n_train=100, n_test=40, kind="behaviour")["stages"]["train"]
+    assert behaviour == pytest.approx(training_seconds(cfg, 10, 100, FALLBACK, raft=False)) and behaviour < facts

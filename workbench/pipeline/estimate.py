@@ -195,7 +195,7 @@ def training_seconds(config: RunConfig, n_docs: int, n_train: int, speed: dict[s
     return work["pairs_asked"] * speed["gen_s_per_pair"] + (work[LORA_RECIPE] + work[RAFT_RECIPE]) / speed["train_tokens_per_s"] + answers / speed["prompt_tokens_per_s"]
 
 
-def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int) -> dict[str, Any]:
+def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int, kind: str = "facts") -> dict[str, Any]:
     """Seconds per stage and in total for a cold run of ``config``; ``measured`` says whether this machine's speed was known."""
     speed = measured_speed(config.model)
     n_questions = min(n_test, config.eval.max_questions) if config.eval.max_questions else n_test
@@ -206,7 +206,7 @@ def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int) -
     if any(m in methods_where(needs_index=True) for m in methods):
         stages["index"] = n_docs / speed["index_docs_per_s"]
     if any(m in methods_where(needs_adapter=True) for m in methods):
-        stages["train"] = training_seconds(config, n_docs, n_train, speed, raft=RAG_LORA in methods)
+        stages["train"] = training_seconds(config, n_docs, n_train, speed, raft=RAG_LORA in methods and kind != "behaviour")  # no RAFT for behaviour
     answered = n_questions + min(config.eval.latency_probe_n, n_questions)
     known = measured_prompt_tokens(config)
     rows, rate = _known_rows(config), answer_rate(config, speed)
