@@ -274,7 +274,7 @@ class EvalConfig:
 class RunConfig:
     corpus: str = _f("", "Corpus folder (docs/ + questions.jsonl).")
     methods: list[str] = _f(list(METHODS), "Methods compared.")
-    preset: Literal["quick", "standard", "demo", "custom"] = _f("quick", "quick: 30 held-out questions, one epoch on the documents, Q/A generated from every chunk and the train Q/A, plus a small RAFT adapter for rag+lora (about 30 min cold on 2 idle cores for the fact corpus by estimate, 68 min measured on 2 shared cores; seconds when cached); standard: all held-out questions, 3 epochs; demo: 12 questions for a live demo in a few minutes.")
+    preset: Literal["quick", "standard", "demo", "custom"] = _f("quick", "quick: 30 held-out questions, one epoch on the documents, Q/A generated from every chunk and the train Q/A, plus a small RAFT adapter for rag+lora (1,305 s cold measured for the fact corpus on 2 idle cores, 68 min on 2 shared cores; seconds when cached); standard: all held-out questions, 4 epochs; demo: 12 questions for a live demo in a few minutes.")
     model: str = _f("qwen2.5-0.5b", "Generator: a named bundled model, a local HF folder or a GGUF file.")
     seed: int = _f(0, "Seed for splits, sampling, few-shot draws and training.")
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -331,8 +331,8 @@ _QUICK_TRAIN: dict[str, Any] = {
 
 # Preset overrides, applied over the defaults (and over corpus.toml [defaults]).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # quick: about 30 min cold on an idle 2-core CPU for kestrel_labs by estimate, 68 min measured on shared cores (seconds when cached): Q/A generation
-    # ~200 s (201 chunks), closed-book adapter ~640 s (~52k tokens), RAFT ~140 s, curve ~60 s, answering ~360 s. RAG prompts are prefill-bound
+    # quick: 1,305 s cold measured for kestrel_labs on an idle 2-core CPU (68 min on shared cores; seconds when cached): Q/A generation
+    # 390 s (201 chunks), closed-book adapter 398 s (182 steps), RAFT 64 s, curves and probe ~170 s, answering 235 s. RAG prompts are prefill-bound
     # (~compute per prompt token), so fewer questions, 3 chunks, no model-judged groundedness.
     # LoRA learns the corpus: one pass of continued pre-training on the document text, 3 Q/A pairs
     # generated from every chunk (packed as dialogues), and the train Q/A as examples of the answer
