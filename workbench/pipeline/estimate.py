@@ -62,9 +62,9 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
     fresh = [r for r in predictions if not r.get("cached")]
     # answered once in the batched pass, and once more alone when the question is in the latency probe (as estimate_run counts)
     tokens = sum(float(r.get("prompt_tokens") or 0) * (2 if r.get("latency_probe_s") is not None else 1) for r in fresh)
-    answer_rate = None
+    measured_rate = None
     if len(fresh) >= max(4, len(predictions) // 2) and tokens and timings.get("answer_s", 0) > 1:
-        figures["prompt_tokens_per_s"] = answer_rate = tokens / timings["answer_s"]
+        figures["prompt_tokens_per_s"] = measured_rate = tokens / timings["answer_s"]
     trained_tokens = trained_s = 0.0
     for recipe in ((metrics.get("train") or {}).get("recipes") or {}).values():
         if recipe.get("cache_hit"):
@@ -90,7 +90,7 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
         else:
             figures["score_s"] = float(timings["score_s"])
     prompts = {m: float(v["prompt_tokens_mean"]) for m, v in (metrics.get("methods") or {}).items() if (v.get("prompt_tokens_mean") or 0) > 0}
-    if figures or prompts or answer_rate:
+    if figures or prompts or measured_rate:
         try:
             data = read_json(speed_path(), {}) or {}
         except (OSError, ValueError):
@@ -99,8 +99,8 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
         data[name] = {**(data.get(name) or {}), **figures}
         if prompts:  # the measured prompt length per method on this corpus beats the prompt model below
             data.setdefault("prompt_tokens", {})[_prompt_key(config)] = prompts
-        if answer_rate:  # long RAG prompts are prefill-bound, short ones decode-bound: the rate is per corpus and answer length
-            data.setdefault("answer_rate", {})[_answer_key(config)] = answer_rate
+        if measured_rate:  # long RAG prompts are prefill-bound, short ones decode-bound: the rate is per corpus and answer length
+            data.setdefault("answer_rate", {})[_answer_key(config)] = measured_rate
         rows = row_seconds(fresh)
         if rows:  # seconds per question of each method, batched and alone: the estimate's first choice
             data.setdefault("row_seconds", {}).setdefault(_answer_key(config), {}).update(rows)
