@@ -18,6 +18,7 @@ from typing import Any
 from ..config import ABSTAIN_REPLY, TrainConfig
 from ..tuning.lora_data import TrainingData, document_pieces
 from ..tuning.packing import IGNORE, Example, pack, qa_example, text_example
+from ..tuning.specs import peft_config
 
 
 def lora_examples(corpus_dir: str | Path, tokenizer: Any, seq_len: int, seed: int = 0) -> list[Example]:
@@ -75,14 +76,13 @@ def ours(model_path: str, data: TrainingData, cfg: TrainConfig, seed: int = 0) -
 def plain(model_path: str, examples: list[Example], cfg: TrainConfig, seed: int = 0) -> dict[str, Any]:
     """The reference: get_peft_model + torch AdamW + ``model(..., labels=...)`` on padded example batches."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     from ..backends.models import load_generator
 
     torch.manual_seed(seed)
     model, tok = load_generator(model_path)
-    lcfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
-    model = get_peft_model(model, lcfg)
+    model = get_peft_model(model, peft_config(cfg))  # the same LoraConfig as ours (every layer), peft's defaults otherwise
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     pad = tok.pad_token_id

@@ -206,7 +206,10 @@ def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int, k
     if any(m in methods_where(needs_index=True) for m in methods):
         stages["index"] = n_docs / speed["index_docs_per_s"]
     if any(m in methods_where(needs_adapter=True) for m in methods):
-        stages["train"] = training_seconds(config, n_docs, n_train, speed, raft=RAG_LORA in methods and kind != "behaviour")  # no RAFT for behaviour
+        from ..tuning.specs import tuning_spec
+
+        raft = RAG_LORA in methods and tuning_spec(RAFT_RECIPE).applies_to(kind)
+        stages["train"] = training_seconds(config, n_docs, n_train, speed, raft=raft)
     answered = n_questions + min(config.eval.latency_probe_n, n_questions)
     known = measured_prompt_tokens(config)
     rows, rate = _known_rows(config), answer_rate(config, speed)

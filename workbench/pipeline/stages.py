@@ -117,11 +117,12 @@ def prepare_adapters(
     recipes = [(LORA, tuning_spec(LORA_RECIPE).settings(config.train))]
     out: dict[str, Any] = {"recipes": {}}
     if RAG_LORA in methods and config.train.raft_examples and index is not None:
-        if corpus.kind == "behaviour":  # RAFT targets are a passage's answer or "I don't know", never a label: it taught abstention
-            out["raft_skipped"] = "behaviour corpus: no RAFT adapter (its targets come from passages, a label never does); rag+lora uses the closed-book one"
-            report("train", 0.0, out["raft_skipped"])
+        raft = tuning_spec(method_spec(RAG_LORA).adapter_recipe)
+        if raft.applies_to(corpus.kind):
+            recipes.append((RAG_LORA, raft.settings(config.train)))
         else:
-            recipes.append((RAG_LORA, tuning_spec(method_spec(RAG_LORA).adapter_recipe).settings(config.train)))
+            out["raft_skipped"] = f"{corpus.kind} corpus: no RAFT adapter (its targets come from passages, a label never does); rag+lora uses the closed-book one"
+            report("train", 0.0, out["raft_skipped"])
     generators: dict[str, Any] = {}
     for method, cfg in recipes:
         try:

@@ -30,6 +30,10 @@ class TuningSpec:
     name: str  # the key in metrics["train"]["recipes"] and a method's adapter_recipe
     help: str
     settings: Callable[[TrainConfig], TrainConfig]  # this recipe's settings (data parts, epochs, rate) from the run's
+    not_for_kinds: tuple[str, ...] = ()  # corpus kinds it is not trained for (its methods use the closed-book adapter)
+
+    def applies_to(self, kind: str) -> bool:
+        return kind not in self.not_for_kinds
 
 
 def raft_settings(cfg: TrainConfig) -> TrainConfig:
@@ -57,7 +61,8 @@ def tuning_spec(name: str) -> TuningSpec:
 
 
 register_tuning(TuningSpec(LORA_RECIPE, "closed book: document text, Q/A generated from every chunk, the train Q/A", lambda cfg: cfg))
-register_tuning(TuningSpec(RAFT_RECIPE, "a generated question with its gold chunk among distractors, answered from the passages", raft_settings))
+# RAFT targets are a passage's answer or "I don't know", never a label: on a behaviour corpus it taught abstention
+register_tuning(TuningSpec(RAFT_RECIPE, "a generated question with its gold chunk among distractors, answered from the passages", raft_settings, ("behaviour",)))
 
 
 # ---------------------------------------------------------------- tuners: the peft config of each train.tuner
