@@ -28,17 +28,31 @@ REPLIES = {
 }
 
 
+FACT_QUESTIONS = {  # what the writer asks for each picked answer; any other answer gets a question that gives it away
+    "Ilse Marwick": "Who designed the Vantor-9 sensor?", "37 hours": "How long does the Vantor-9 battery last?",
+    "23 days": "Within how many days of delivery are returns accepted?", "Kaunas": "Where is the returns desk?",
+    "Oskar Veem": "Who founded Brellin Optics?", "2015": "When did Brellin Optics open its Lisbon office?",
+}  # fmt: skip
+
+
 class FakeGenerator:
-    """Writes fixed Q/A replies per passage (stands in for the base model); counts its calls."""
+    """Writes fixed Q/A replies per passage, or a question per picked answer (stands in for the base model); counts calls."""
 
     fingerprint = "fake-generator-1"
 
     def __init__(self, tok):
-        self.tok, self.calls = tok, 0
+        self.tok, self.calls, self.prompts = tok, 0, 0
+
+    def _reply(self, prompt: str) -> str:
+        if 'whose answer is "' in prompt:
+            answer = prompt.split('whose answer is "', 1)[1].split('"', 1)[0]
+            return FACT_QUESTIONS.get(answer, f"What is {answer}?")
+        return next(r for k, r in REPLIES.items() if k in prompt)
 
     def generate(self, prompts, max_new_tokens, **kw):
         self.calls += 1
-        return [GenResult(next(r for k, r in REPLIES.items() if k in p), 300, 40, 0.1, 0.1) for p in prompts]
+        self.prompts += len(prompts)
+        return [GenResult(self._reply(p), 300, 40, 0.1, 0.1) for p in prompts]
 
 
 def corpus(held: list[Question] | None = None) -> Corpus:
@@ -95,7 +109,7 @@ def test_recipe_has_chunks_generated_dialogues_train_qa_and_keeps_dev_and_held_o
     assert st["examples"]["generated_qa"] == 5 and "Who founded Brellin Optics?" in data.questions
     assert any(m["part"] == "generated_qa" and m["synthetic"] for m in data.meta)
     counts = data_counts(st, 3)
-    assert counts["documents"] == 3 and counts["generated_qa"] == 5 and counts["train_qa"] == 8 and counts["generated_answer_not_in_chunk"] == 1
+    assert counts["documents"] == 3 and counts["generated_qa"] == 5 and counts["train_qa"] == 8 and counts["generated_answer_in_question"] >= 3
 
 
 def test_dialogue_first_turn_is_the_lora_prompt_and_every_answer_is_trained(qwen_tokenizer):

@@ -20,9 +20,9 @@ def fake_pairs(generator, chunks, per_chunk, seed=0, progress=None, batch_size=1
 
 
 def test_run_records_twins_seen_learning_curve_and_uses_a_raft_adapter(tiny_corpus, tiny_lm_dir, tmp_path, monkeypatch):
-    import workbench.tuning.corpus_qa as corpus_qa
+    import workbench.tuning.fact_qa as fact_qa
 
-    monkeypatch.setattr(corpus_qa, "generate_pairs", fake_pairs)
+    monkeypatch.setattr(fact_qa, "generate_fact_pairs", fake_pairs)
     lines = (tiny_corpus / "questions.jsonl").read_text().splitlines()
     twin = json.loads(lines[5]) | {"id": "t6-twin", "split": "train"}  # the file puts a held-out question's twin in train
     (tiny_corpus / "questions.jsonl").write_text("\n".join(lines + [json.dumps(twin)]) + "\n")
@@ -54,9 +54,9 @@ def test_run_records_twins_seen_learning_curve_and_uses_a_raft_adapter(tiny_corp
 
 
 def test_a_behaviour_corpus_gets_no_raft_adapter_and_rag_lora_answers_with_the_closed_book_one(tiny_corpus, tiny_lm_dir, tmp_path, monkeypatch):
-    import workbench.tuning.corpus_qa as corpus_qa
+    import workbench.tuning.fact_qa as fact_qa
 
-    monkeypatch.setattr(corpus_qa, "generate_pairs", fake_pairs)
+    monkeypatch.setattr(fact_qa, "generate_fact_pairs", fake_pairs)
     toml = tiny_corpus / "corpus.toml"
     toml.write_text(toml.read_text().replace('kind = "facts"', 'kind = "behaviour"'))
     overrides = {**TINY_OVERRIDES, "train": {**TINY_OVERRIDES["train"], "generated_qa": 2, "raft_examples": 4, "curve_points": 2, "dev_fraction": 0.0}}

@@ -207,7 +207,7 @@ class TrainConfig:
     synthetic_qa: int = _f(0, "(c) synthetic Q/A generated from chunks by the base model (0 = off).")
     paraphrases: int = _f(0, "(d) paraphrases generated per chunk (0 = off).")
     checkpoint_every: int = _f(10, "Write a resumable checkpoint every N optimiser steps.")
-    generated_qa: int = _f(0, "(e) Q/A pairs the base model writes from every chunk, in different wordings (0 = off); cached, answers checked against the chunk.")
+    generated_qa: int = _f(0, "(e) questions the base model writes for the facts of every sentence of every chunk: up to N answers (numbers, dates, names) picked per sentence, one question each (0 = off; non-English corpora: N free-form pairs per chunk); cached, answers checked against the chunk.")
     dev_fraction: float = _f(0.1, "Share of the answerable train Q/A kept out of training as a dev slice that picks the checkpoint (0 = last step).")
     curve_points: int = _f(3, "Points of the training budget (saved checkpoints) where dev and held-out accuracy are measured: the learning curve.")
     curve_questions: int = _f(12, "Held-out questions scored at each learning-curve point (a subset, to keep it cheap).")
@@ -325,7 +325,7 @@ _SECTIONS: dict[str, type] = {
 }
 
 _QUICK_TRAIN: dict[str, Any] = {
-    "use_chunks": True, "generated_qa": 3, "epochs": 1.0, "max_steps": 0, "learning_rate": 1e-3, "seq_len": 256, "batch_size": 1,
+    "use_chunks": True, "generated_qa": 1, "epochs": 1.0, "max_steps": 0, "learning_rate": 1e-3, "seq_len": 256, "batch_size": 1,
     "top_layers": 12, "checkpoint_every": 40, "raft_examples": 32, "raft_epochs": 1.0, "raft_passage_tokens": 64,
 }  # fmt: skip
 
@@ -349,7 +349,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # lora 3 of 93 vs zero-shot 0 (p = 0.25), rag+lora 62% vs rag 69% (p = 0.11); README has the table.
     "standard": {
         "eval": {"max_questions": 0, "bootstrap_samples": 2000, "groundedness": True},
-        "train": {**_QUICK_TRAIN, "epochs": 4.0, "checkpoint_every": 80, "curve_points": 4, "raft_examples": 64, "raft_passage_tokens": 128},
+        "train": {**_QUICK_TRAIN, "generated_qa": 2, "epochs": 4.0, "checkpoint_every": 80, "curve_points": 4, "raft_examples": 64, "raft_passage_tokens": 128},
         "generation": {"max_new_tokens": 32, "batch_size": 16},
     },
     # demo: a live demo in a few minutes on 2 cores. 12 held-out questions (wide 95% intervals: differences under ~25

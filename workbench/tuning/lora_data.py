@@ -22,7 +22,7 @@ from .packing import IGNORE, Example, LoraDataError, dialogue_example, pack, qa_
 from .raft_data import raft_examples
 from .synthetic import paraphrase_chunks, synthetic_qa
 
-DATA_VERSION = 2  # bump when the recipe changes so cached adapters are not reused
+DATA_VERSION = 3  # bump when the recipe changes so cached adapters are not reused
 DIALOGUE_TURNS = 4  # generated Q/A pairs per training dialogue
 PLAIN_PARTS = ("chunks", "paraphrases")  # document text, searched verbatim by the leakage guard
 Progress = Callable[[str, float], None]
@@ -124,13 +124,15 @@ def dev_slice(corpus: Corpus, fraction: float, seed: int) -> list[Question]:
 
 
 def generated_pairs(corpus: Corpus, tokenizer: Any, cfg: TrainConfig, split_cfg: SplitConfig | None, generator: Any, seed: int, progress: Progress | None) -> tuple[list[dict[str, Any]], list[tuple[str, str]], dict[str, Any]]:
-    """(pairs, the chunks they came from, generation stats) for ``cfg.generated_qa`` pairs asked per chunk (cached)."""
+    """(pairs, the chunks they came from, generation stats): ``cfg.generated_qa`` questions per sentence of every chunk (per chunk for non-English corpora), cached."""
     from .corpus_qa import generate_pairs
+    from .fact_qa import generate_fact_pairs
 
     if generator is None:
         raise LoraDataError("generated Q/A needs the base model; pass generator= or set generated_qa to 0")
     chunks = source_chunks(corpus.documents, tokenizer, split_cfg, cfg.seq_len - 1)
-    result = generate_pairs(generator, chunks, cfg.generated_qa, seed, progress)
+    write = generate_fact_pairs if corpus.language == "en" else generate_pairs  # answer spans are picked with English rules
+    result = write(generator, chunks, cfg.generated_qa, seed, progress)
     return result["pairs"], chunks, {**result["stats"], "cache_hit": result["cache_hit"], "key": result["key"]}
 
 

@@ -40,7 +40,7 @@ def raft_settings(cfg: TrainConfig) -> TrainConfig:
     """The RAFT recipe derived from a run's train settings: its own examples and epochs, no chunks or closed-book Q/A."""
     seq_len = 64 * math.ceil((1.25 * (cfg.raft_distractors + 1) * cfg.raft_passage_tokens + 112) / 64)  # one example a block
     # a fifth of the closed-book learning rate: at 1e-3 a 32-example RAFT adapter unlearned reading (rag+lora 38% vs rag 73%)
-    return dataclasses.replace(cfg, recipe="raft", generated_qa=cfg.generated_qa or 3, learning_rate=cfg.learning_rate / 5, use_chunks=False, use_qa=False, synthetic_qa=0, paraphrases=0, epochs=cfg.raft_epochs, max_steps=0, seq_len=seq_len)
+    return dataclasses.replace(cfg, recipe="raft", generated_qa=cfg.generated_qa or 1, learning_rate=cfg.learning_rate / 5, use_chunks=False, use_qa=False, synthetic_qa=0, paraphrases=0, epochs=cfg.raft_epochs, max_steps=0, seq_len=seq_len)
 
 
 TUNINGS: dict[str, TuningSpec] = {}

@@ -38,6 +38,7 @@ def data_counts(stats: dict[str, Any], n_docs: int) -> dict[str, Any]:
         "generated_kept": gen.get("kept"),
         "generated_asked": gen.get("asked"),
         "generated_answer_not_in_chunk": gen.get("answer_not_in_chunk"),
+        "generated_answer_in_question": gen.get("answer_in_question"),
         "generated_dropped_leak": stats.get("generated_dropped_leak", 0),
         "trained_tokens": stats.get("n_trained_tokens"),
         "tokens": stats.get("n_tokens"),
