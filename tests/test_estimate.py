@@ -64,7 +64,7 @@ def test_training_is_estimated_only_with_a_lora_method(tmp_path):
     work = training_tokens(cfg, 10, 100)
     t = cfg.train  # quick: one pass over the chunks, the Q/A generated from them and the train Q/A; a small RAFT set
     assert work["lora"] > 100 * 54 * t.epochs  # the chunks and generated Q/A add to the train Q/A
-    assert work["raft"] == t.raft_examples * t.raft_epochs * 448 and work["pairs_asked"] == pytest.approx(10 * 3.9 * t.generated_qa)
+    assert work["raft"] == t.raft_examples * t.raft_epochs * 448 and work["pairs_asked"] == pytest.approx(10 * 3.9 * 4.9)  # one question per sentence: ~4.9 a chunk
     assert with_lora["stages"]["train"] == pytest.approx(training_seconds(cfg, 10, 100, FALLBACK, raft=False))
     assert with_lora["stages"]["train"] > work["lora"] / FALLBACK["train_tokens_per_s"] + work["pairs_asked"] * FALLBACK["gen_s_per_pair"]
     assert with_raft["stages"]["train"] > with_lora["stages"]["train"] + work["raft"] / FALLBACK["train_tokens_per_s"]
@@ -77,6 +77,8 @@ def test_a_finished_run_records_its_training_speed_and_cached_adapters_do_not(tm
     metrics = {"methods": {}, "train": {"recipes": {"lora": fresh, "raft": {**fresh, "cache_hit": True, "tokens_per_s": 1.0}}}}
     figures = record_speed(cfg, metrics, {}, [])
     assert figures == {"train_tokens_per_s": 140.0, "gen_s_per_pair": 0.8}
+    fresh["data"]["generation"] |= {"written_now": 200, "seconds": 60.0}  # 400 of the 600 came from the cache
+    assert record_speed(cfg, metrics, {}, [])["gen_s_per_pair"] == 0.3
     assert measured_speed(cfg.model)["train_tokens_per_s"] == 140.0
     both = {"lora": fresh, "raft": {**fresh, "tokens_per_s": 320.0, "train_seconds": 100.0}}  # the last adapter must not set the speed alone
     assert record_speed(cfg, {"methods": {}, "train": {"recipes": both}}, {}, [])["train_tokens_per_s"] == pytest.approx((140 * 300 + 320 * 100) / 400)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -40,7 +41,7 @@ def test_run_writes_the_contract_and_aggregates_recompute(tiny_corpus, tiny_lm_d
             assert row["contexts"] and all("chunk_id" in c for c in row["contexts"])
     costs = {m: {k: v[k] for k in ("build_seconds", "peak_rss_mb", "artifact_mb")} for m, v in data["metrics"]["methods"].items()}
     again = aggregate(data["predictions"], costs, data["metrics"]["usd_per_hour"], data["config"]["eval"]["bootstrap_samples"], data["config"]["seed"])
-    marks = ("baseline", "no_better_than_prior")  # added by baselines.mark_baselines after aggregation
+    marks = ("baseline", "no_better_than_prior", "latency_probe_reused")  # added after aggregation (baselines; probe timings reused)
     assert again["methods"] == {m: {k: v for k, v in d.items() if k not in marks} for m, d in data["metrics"]["methods"].items()}
     assert data["config"]["seed"] == 0 and data["config"]["corpus_fingerprint"]
     assert data["meta"]["versions"]["torch"]
@@ -115,7 +116,7 @@ def test_latency_probe_bypasses_the_answer_cache(tiny_corpus, tiny_lm_dir, tmp_p
     from workbench.backends.answer_cache import AnswerCache
     from workbench.backends.hf import HFGenerator as Generator
     from workbench.corpus.load import load_corpus
-    from workbench.evaluation.latency import latency_probe, probe_sample
+    from workbench.evaluation.latency import ProbeTimings, latency_probe, probe_sample
     from workbench.methods.strategies import make_strategy
 
     class CountingCache(AnswerCache):
@@ -133,8 +134,20 @@ def test_latency_probe_bypasses_the_answer_cache(tiny_corpus, tiny_lm_dir, tmp_p
     stored, reads = len(cache), CountingCache.reads
     sample = probe_sample(corpus.test, 3, seed=0)
     assert sample == probe_sample(corpus.test, 3, seed=0) and len(sample) == 3
-    seconds = latency_probe(strategy, sample)
-    assert set(seconds) == {q.id for q in sample} and all(s > 0 for s in seconds.values())
+    seconds, reused = latency_probe(strategy, sample)
+    assert set(seconds) == {q.id for q in sample} and all(s > 0 for s in seconds.values()) and reused == 0
     assert CountingCache.reads == reads and len(cache) == stored  # the probe neither read nor wrote the cache
     assert strategy.cache is cache
-    assert all(a.meta["cached"] for a in strategy.answer(sample))  # while the batched path still uses it
+    batched = {a.question_id: a for a in strategy.answer(sample)}
+    assert all(a.meta["cached"] for a in batched.values())  # while the batched path still uses it
+    # an unchanged rerun reuses what this machine timed; a changed answer (other weights, prompt or settings) is timed again
+    timings = ProbeTimings(tmp_path / "probe.json")
+    first, reused = latency_probe(strategy, sample, answers=batched, timings=timings)
+    assert reused == 0 and len(json.loads((tmp_path / "probe.json").read_text())) == 3
+    again, reused = latency_probe(strategy, sample, answers=batched, timings=ProbeTimings(tmp_path / "probe.json"))
+    assert reused == 3 and again == first
+    changed = {k: dataclasses.replace(a, text=a.text + " (other weights)") for k, a in batched.items()}
+    _, reused = latency_probe(strategy, sample, answers=changed, timings=ProbeTimings(tmp_path / "probe.json"))
+    assert reused == 0
+    fresh = {k: dataclasses.replace(a, meta={**a.meta, "cached": False}) for k, a in batched.items()}
+    assert latency_probe(strategy, sample, answers=fresh, timings=ProbeTimings(tmp_path / "probe.json"))[1] == 0

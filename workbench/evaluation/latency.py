@@ -4,15 +4,24 @@ The batched evaluation amortises one batch's wall time over its answers, so ever
 batch gets the same number; that is throughput, not what one user waits. The probe times
 ``strategy.answer([q])`` end to end (retrieval, prompt building, generation) for each sampled
 question, after the batched pass has warmed the model, and never serves an answer from the cache.
+
+An unchanged rerun does not time the same thing again: when the batched pass served a question's
+answer from the answer cache (same weights, prompt and settings), the seconds this machine measured
+for it alone before are reused from ``ProbeTimings`` and counted as reused.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-from ..types import Question, Strategy
+from ..paths import cache_dir
+from ..storage import atomic_write_json, stable_hash
+from ..types import Answer, Question, Strategy
 
 
 def probe_sample(questions: Sequence[Question], n: int, seed: int) -> list[Question]:
@@ -25,20 +34,67 @@ def probe_sample(questions: Sequence[Question], n: int, seed: int) -> list[Quest
     return [q for i, q in enumerate(questions) if i in picked]
 
 
-def latency_probe(strategy: Strategy, questions: Sequence[Question], progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-    """Seconds to answer each question alone, by question id; the strategy's answer cache is off meanwhile."""
+class ProbeTimings:
+    """Seconds this machine measured for one question answered alone, by what decides them (see ``key``)."""
+
+    def __init__(self, path: str | Path | None = None):
+        from ..backends.hardware import machine_key
+
+        self.machine = machine_key()
+        self.path = Path(path) if path else cache_dir("latency") / f"{self.machine}.json"
+        try:
+            self.seconds: dict[str, float] = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+        except (OSError, ValueError):
+            self.seconds = {}  # a damaged file only costs a fresh probe
+
+    def key(self, strategy: Any, question: Question, answer: Answer) -> str | None:
+        """Machine, method, weights, generation settings and the batched answer's prompt outcome; None if unknown."""
+        fingerprint = getattr(getattr(strategy, "generator", None), "fingerprint", None)
+        if not isinstance(fingerprint, str):
+            return None
+        settings = getattr(getattr(strategy, "gen_cfg", None), "__dict__", {})
+        contexts = [c.get("chunk_id", c.get("id")) for c in answer.contexts]
+        return stable_hash(self.machine, strategy.name, fingerprint, sorted(settings.items()), question.question, answer.text, answer.prompt_tokens, contexts)
+
+    def save(self) -> None:
+        atomic_write_json(self.path, self.seconds)
+
+
+def latency_probe(
+    strategy: Strategy,
+    questions: Sequence[Question],
+    progress: Callable[[int, int], None] | None = None,
+    answers: dict[str, Answer] | None = None,
+    timings: ProbeTimings | None = None,
+) -> tuple[dict[str, float], int]:
+    """(seconds to answer each question alone by question id, how many were reused); the answer cache is off meanwhile.
+
+    A timing is reused only for a question whose batched answer (``answers``) came from the answer cache
+    and that ``timings`` holds for the same key; every other question is answered and timed again.
+    """
     cache = getattr(strategy, "cache", None)
     if cache is not None:
         strategy.cache = None  # type: ignore[attr-defined]  # a cached answer would time a database read
     out: dict[str, float] = {}
+    reused = 0
     try:
         for i, q in enumerate(questions):
             if progress:
                 progress(i, len(questions))
+            ans = (answers or {}).get(q.id)
+            key = timings.key(strategy, q, ans) if (timings is not None and ans is not None) else None
+            if key and ans is not None and ans.meta.get("cached") and key in timings.seconds:  # type: ignore[union-attr]
+                out[q.id] = float(timings.seconds[key])  # type: ignore[union-attr]
+                reused += 1
+                continue
             t0 = time.perf_counter()
             strategy.answer([q])
             out[q.id] = time.perf_counter() - t0
+            if key:
+                timings.seconds[key] = out[q.id]  # type: ignore[union-attr]
     finally:
         if cache is not None:
             strategy.cache = cache  # type: ignore[attr-defined]
-    return out
+    if timings is not None and reused < len(out):
+        timings.save()
+    return out, reused

@@ -23,7 +23,7 @@ from ..storage import atomic_write_json, read_json
 FALLBACK = {
     "prompt_tokens_per_s": 180.0,
     "train_tokens_per_s": 120.0,
-    "gen_s_per_pair": 1.0,
+    "gen_s_per_pair": 0.31,  # one fact question (kestrel_labs: 1,424 in 428 s on 2 idle cores)
     "index_docs_per_s": 7.0,
     "model_load_s": 5.0,
     "corpus_s": 1.0,
@@ -37,7 +37,9 @@ CHUNKS_PER_DOC_AT_800 = 3.9  # kestrel_labs: 201 chunks of 800 characters from 5
 TRAIN_PROBE_ANSWERS = 40  # after training: 20 train questions answered by the base model and by the adapter
 DOC_TOKENS_PER_CHUNK = 135  # document text trained per 800-character chunk (kestrel subset: 6,600 tokens, 49 chunks)
 PAIR_TOKENS = 54  # one Q/A turn in a training dialogue, template included (measured on the same subset)
-GENERATED_KEPT = 0.35  # share of asked Q/A pairs that pass the quality check (kestrel subset: 49 of 147)
+GENERATED_KEPT = 0.32  # share of asked questions that pass the quality check (kestrel_labs, two per sentence: 460 of 1,424)
+FACTS_PER_CHUNK = {1: 4.9, 2: 7.0}  # answers picked per 800-character chunk at 1 and 2 per sentence (kestrel_labs: 992, 1,407 of 201 chunks)
+MAX_FACTS_PER_CHUNK = 7.7  # nearly every sentence has at most three
 FILLER_SHARE = 0.11  # untrained tokens that complete packed blocks (1,565 of 14,336)
 
 
@@ -73,8 +75,9 @@ def record_speed(config: RunConfig, metrics: dict[str, Any], timings: dict[str, 
             trained_tokens += float(recipe["tokens_per_s"]) * float(recipe["train_seconds"])
             trained_s += float(recipe["train_seconds"])
         gen = (recipe.get("data") or {}).get("generation") or {}
-        if gen.get("asked") and not gen.get("cache_hit") and gen.get("seconds"):
-            figures["gen_s_per_pair"] = float(gen["seconds"]) / float(gen["asked"])
+        written = gen.get("written_now", gen.get("asked"))  # questions written by this run (the rest came from the cache)
+        if written and written >= 20 and not gen.get("cache_hit") and gen.get("seconds"):
+            figures["gen_s_per_pair"] = float(gen["seconds"]) / float(written)
     if trained_s:
         figures["train_tokens_per_s"] = trained_tokens / trained_s
     index = metrics.get("index") or {}
@@ -176,13 +179,19 @@ def training_tokens(config: RunConfig, n_docs: int, n_train: int, raft: bool = T
 
     t = config.train
     chunks = _chunks(config, n_docs) if (t.use_chunks or t.generated_qa or t.raft_examples) else 0.0
-    per_epoch = chunks * ((DOC_TOKENS_PER_CHUNK if t.use_chunks else 0) + (t.generated_qa * GENERATED_KEPT + t.synthetic_qa) * PAIR_TOKENS + t.paraphrases * DOC_TOKENS_PER_CHUNK)
+    per_epoch = chunks * ((DOC_TOKENS_PER_CHUNK if t.use_chunks else 0) + (facts_per_chunk(t.generated_qa) * GENERATED_KEPT + t.synthetic_qa) * PAIR_TOKENS + t.paraphrases * DOC_TOKENS_PER_CHUNK)
     per_epoch = (per_epoch + (n_train * PAIR_TOKENS if t.use_qa else 0)) * (1 + FILLER_SHARE)
-    out = {LORA_RECIPE: float(t.max_steps * t.batch_size * t.seq_len) if t.max_steps else per_epoch * t.epochs, RAFT_RECIPE: 0.0, "pairs_asked": chunks * t.generated_qa}
+    out = {LORA_RECIPE: float(t.max_steps * t.batch_size * t.seq_len) if t.max_steps else per_epoch * t.epochs, RAFT_RECIPE: 0.0, "pairs_asked": chunks * facts_per_chunk(t.generated_qa)}
     if raft and t.raft_examples:
-        out[RAFT_RECIPE] = t.raft_examples * t.raft_epochs * raft_settings(t).seq_len  # one example a block
-        out["pairs_asked"] = chunks * (t.generated_qa or 3)
+        r = raft_settings(t)
+        out[RAFT_RECIPE] = t.raft_examples * t.raft_epochs * r.seq_len  # one example a block
+        out["pairs_asked"] = chunks * facts_per_chunk(r.generated_qa)
     return out
+
+
+def facts_per_chunk(per_sentence: int) -> float:
+    """Questions asked of the base model per chunk when it writes ``per_sentence`` per sentence (see tuning.fact_qa)."""
+    return FACTS_PER_CHUNK.get(per_sentence, MAX_FACTS_PER_CHUNK) if per_sentence > 0 else 0.0
 
 
 def training_seconds(config: RunConfig, n_docs: int, n_train: int, speed: dict[str, float], raft: bool = True) -> float:

@@ -114,7 +114,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     from ..backends.loader import open_generator
     from ..corpus.load import corpus_fingerprint, load_corpus
     from ..evaluation import aggregate
-    from ..evaluation.latency import latency_probe, probe_sample
+    from ..evaluation.latency import ProbeTimings, latency_probe, probe_sample
     from ..evaluation.predictions import score_predictions
     from ..methods.baselines import baselines_for, mark_baselines
     from ..methods.strategies import make_strategy
@@ -179,6 +179,8 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
 
     answers: dict[str, list[Answer]] = {}
     probes: dict[str, dict[str, float]] = {}
+    probes_reused: dict[str, int] = {}
+    probe_timings = ProbeTimings() if os.environ.get("WORKBENCH_NO_ANSWER_CACHE") != "1" else None
     probe_qs = probe_sample(held_out, config.eval.latency_probe_n, config.seed)
     batch_s: float | None = None  # seconds the last full batch took: paces the heartbeat of the next one
     t0 = time.perf_counter()
@@ -206,8 +208,12 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
                     out += strategy.answer(held_out[start : start + bs])
                 batch_s = (time.perf_counter() - t_batch) * max(1.0, bs / max(1, min(bs, len(held_out) - start)))
             if method not in baseline_methods():  # reference rows are not served, so their latency is not measured
-                probes[method] = latency_probe(
-                    strategy, probe_qs, lambda i, n, m=method, k=mi: report("answer", (k + 0.9 + 0.1 * i / n) / len(methods), f"{m}: latency probe, question {i + 1} of {n} answered alone")
+                probes[method], probes_reused[method] = latency_probe(
+                    strategy,
+                    probe_qs,
+                    lambda i, n, m=method, k=mi: report("answer", (k + 0.9 + 0.1 * i / n) / len(methods), f"{m}: latency probe, question {i + 1} of {n} answered alone"),
+                    answers={a.question_id: a for a in out},
+                    timings=probe_timings,
                 )
         costs[method]["peak_rss_mb"] = rss.peak
         answers[method] = out
@@ -228,6 +234,8 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     metrics = aggregate.aggregate(predictions, costs, config.eval.usd_per_hour, config.eval.bootstrap_samples, config.seed)
     metrics.update(extra)
     mark_baselines(metrics, baseline_notes)
+    for method, n in probes_reused.items():  # timings of unchanged answers measured alone by an earlier run on this machine
+        metrics["methods"].get(method, {})["latency_probe_reused"] = n
     metrics["usd_per_hour"] = config.eval.usd_per_hour
     metrics["splits"] = twins
     metrics["seen"] = what_each_method_saw(methods, corpus, extra)
