@@ -19,6 +19,7 @@ from workbench.methods.registry import (
     method_spec,
     methods_where,
     register_method,
+    selectable_methods,
     unregister_method,
 )
 from workbench.methods.zero_shot import ZeroShot
@@ -43,11 +44,12 @@ def shouty():
 
 
 def test_every_built_in_method_has_one_complete_spec():
-    assert compared_methods() == METHODS and set(baseline_methods()) | set(METHODS) == set(REGISTRY)
+    assert compared_methods() == METHODS and set(baseline_methods()) | set(selectable_methods()) == set(REGISTRY)
+    assert set(selectable_methods()) - set(METHODS) == {m for m, s in REGISTRY.items() if s.opt_in}  # opt-in: chosen by name only
     for name, spec in REGISTRY.items():
         assert spec.name == name and spec.label and spec.colour.startswith("#") and spec.help
         assert not spec.needs_adapter or spec.adapter_recipe, name  # a tuned method says which adapter it answers with
-    assert methods_where(needs_adapter=True) == tuple(m for m in METHODS if "lora" in m)
+    assert methods_where(needs_adapter=True, opt_in=False) == tuple(m for m in METHODS if "lora" in m)
     assert label("rag+lora") == "RAG+LoRA" and label("not-a-method") == "not-a-method"
 
 

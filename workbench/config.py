@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import ConfigError
-from .methods.registry import LORA_TUNER, REGISTRY, TUNER_NAMES, baseline_methods, compared_methods
+from .methods.registry import LORA_TUNER, REGISTRY, TUNER_NAMES, baseline_methods, compared_methods, selectable_methods
 from .setting_values import coerce_value, show_value
 
 METHODS = compared_methods()  # the built-in methods compared by default (workbench.methods.registry)
+SELECTABLE = selectable_methods()  # those plus the opt-in ones (ia3, prompt tuning): what a user may choose
 BASELINES = baseline_methods()  # reference rows added to every run (workbench.methods.baselines), never recommended
 ABSTAIN_REPLY = "I don't know"
 MIN_PROMPT_TOKENS = 64
@@ -190,12 +191,13 @@ class FewShotConfig:
 class TrainConfig:
     """LoRA fine-tuning settings (peft)."""
 
-    tuner: str = _f(LORA_TUNER, "The peft method the adapters use: lora (low-rank updates) or ia3 (learned scaling vectors, ~100x fewer parameters; rank, alpha and dropout do not apply).")
+    tuner: str = _f(LORA_TUNER, "The peft method of the lora and rag+lora adapters: lora (low-rank updates), ia3 (learned scaling vectors, ~100x fewer parameters; rank, alpha and dropout do not apply) or prompt-tuning (learned virtual tokens). The IA3 and prompt-tuning methods always train their own adapter of their type.")
     rank: int = _f(16, "LoRA rank r: capacity of the adapter.")
     alpha: int = _f(32, "LoRA alpha: scale of the update (alpha/r).")
     dropout: float = _f(0.05, "Dropout on the LoRA input.")
     target_modules: list[str] = _f(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "Module names that get adapters.")
     top_layers: int = _f(0, "Adapt only the top N transformer layers (0 = all); back-propagation stops below them, so steps are faster.")
+    virtual_tokens: int = _f(20, "Prompt tuning: learned virtual tokens put before every prompt, initialised from the words of the closed-book instruction.")
     learning_rate: float = _f(5e-4, "AdamW peak learning rate (cosine decay, short warm-up).")
     epochs: float = _f(3.0, "Passes over the training data (used when max_steps is 0).")
     max_steps: int = _f(0, "Stop after this many optimiser steps (0 = use epochs).")
@@ -230,6 +232,8 @@ class TrainConfig:
             raise ConfigError("learning_rate must be > 0")
         if self.top_layers < 0:
             raise ConfigError("top_layers must be >= 0 (0 = every layer)")
+        if not 1 <= self.virtual_tokens <= 512:
+            raise ConfigError(f"train.virtual_tokens {self.virtual_tokens} must be between 1 and 512 (20 is usual)")
         if not 32 <= self.seq_len <= 32768 or not 1 <= self.batch_size <= 4096 or not 1 <= self.grad_accum <= 4096:
             raise ConfigError("train.seq_len must be between 32 and 32768, train.batch_size and train.grad_accum between 1 and 4096")
         if self.epochs <= 0 or self.max_steps < 0 or self.checkpoint_every < 0:
@@ -289,9 +293,9 @@ class RunConfig:
         _coerce_fields(self)
         bad = [m for m in self.methods if m not in REGISTRY]
         if bad:
-            raise ConfigError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(compared_methods() + baseline_methods())}")
+            raise ConfigError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(selectable_methods() + baseline_methods())}")
         if not self.methods:
-            raise ConfigError("no methods selected; choose from " + ", ".join(compared_methods()))
+            raise ConfigError("no methods selected; choose from " + ", ".join(selectable_methods()))
         if self.preset not in PRESETS:
             raise ConfigError(f"preset {self.preset!r} is unknown; use {', '.join(p for p in PRESETS if p != 'custom')}")
         if not 0 <= self.seed < 2**32:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import METHODS, PRESETS, ConfigError, RunConfig, build_config, section_settings
+from ..config import METHODS, PRESETS, SELECTABLE, ConfigError, RunConfig, build_config, section_settings
 from ..corpus.load import corpus_defaults
 from ..paths import default_runs_dir
 from .progress import StageProgress
@@ -265,7 +265,7 @@ class _SweepProgress:
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", required=True, help="corpus folder (docs/ + questions.jsonl)")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {','.join(METHODS)}")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {','.join(SELECTABLE)} (default {','.join(METHODS)}; the others are opt-in)")
     p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="quick: 30 questions, one epoch on the documents + Q/A generated from them + train Q/A, a small RAFT adapter (22 min cold measured on the fact corpus, 2 idle cores; seconds when cached); standard: everything; demo: 12 questions for a live demo in a few minutes (wide intervals)")
     p.add_argument("--out", default=str(default_runs_dir()), help="folder of run folders")
     p.add_argument("--model", default=None, help="generator: qwen2.5-0.5b (default), gemma3-270m, smollm2-135m, a HF folder or a .gguf")
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", default=None, help="corpus folder (or corpus = ... in --file)")
     p.add_argument("--grid", action="append", metavar="SECTION.FIELD=V1,V2", help="a swept setting and its values, e.g. --grid retrieval.top_k=2,4")
     p.add_argument("--file", default=None, help="a sweep TOML file: corpus, methods, preset, model, seed, name, [grid] and [set] tables")
-    p.add_argument("--methods", default=None, help=f"comma-separated, from {','.join(METHODS)} (default zero-shot,rag)")
+    p.add_argument("--methods", default=None, help=f"comma-separated, from {','.join(SELECTABLE)} (default zero-shot,rag)")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS))
     p.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="a setting shared by every cell, e.g. --set eval.max_questions=6")
     p.add_argument("--model", default=None)

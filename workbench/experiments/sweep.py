@@ -21,7 +21,7 @@ from typing import Any
 
 import tomllib
 
-from ..config import METHODS, ConfigError, RunConfig, build_config, section_settings
+from ..config import SELECTABLE, ConfigError, RunConfig, build_config, section_settings
 from ..methods.registry import RAG, ZERO_SHOT
 from ..pipeline.runstore import RunStatus, check_run_id, effective_state
 from ..storage import FolderLock, atomic_write_json, read_json, read_jsonl, stable_hash
@@ -151,9 +151,9 @@ def make_spec(corpus: str | None, grid: dict[str, list[Any]], file: str | Path |
     data["corpus"] = str(Path(data["corpus"]).resolve())  # workers (Ray) may start in another folder
     if not data["grid"]:
         raise ConfigError("no grid: give --grid section.field=v1,v2 (or a [grid] table in the sweep file)")
-    bad = [m for m in data.get("methods", []) if m not in METHODS]
+    bad = [m for m in data.get("methods", []) if m not in SELECTABLE]
     if bad:
-        raise ConfigError(f"--methods: unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
+        raise ConfigError(f"--methods: unknown method(s) {', '.join(bad)}; choose from {', '.join(SELECTABLE)}")
     return SweepSpec(**data)
 
 

@@ -1,9 +1,10 @@
-"""The tuned methods: lora (the adapter, closed book) and rag+lora (the adapter plus retrieval)."""
+"""The tuned methods: lora (the adapter, closed book), rag+lora (the adapter plus retrieval), and the rest of the
+customization ladder, ia3 and prompt-tuning (closed book, each with its own adapter)."""
 
 from __future__ import annotations
 
 from .rag import Rag
-from .registry import LORA, RAG_LORA, MethodContext
+from .registry import IA3, LORA, PROMPT_TUNING, RAG_LORA, MethodContext
 from .zero_shot import ZeroShot
 
 
@@ -19,9 +20,29 @@ class RagLora(Rag):
     name = RAG_LORA
 
 
+class Ia3(ZeroShot):
+    """Closed book through a generator that carries the IA3 scaling vectors."""
+
+    name = IA3
+
+
+class PromptTuning(ZeroShot):
+    """Closed book through a generator whose peft model puts the learned virtual tokens before every prompt."""
+
+    name = PROMPT_TUNING
+
+
 def make_lora(ctx: MethodContext) -> Lora:
     return Lora(ctx.adapter_generator, **ctx.common)
 
 
 def make_rag_lora(ctx: MethodContext) -> RagLora:
     return RagLora(ctx.adapter_generator, ctx.index, ctx.cfg.retrieval, ctx.embedder, **ctx.common)
+
+
+def make_ia3(ctx: MethodContext) -> Ia3:
+    return Ia3(ctx.adapter_generator, **ctx.common)
+
+
+def make_prompt_tuning(ctx: MethodContext) -> PromptTuning:
+    return PromptTuning(ctx.adapter_generator, **ctx.common)

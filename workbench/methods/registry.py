@@ -17,10 +17,13 @@ from typing import Any
 from ..errors import WorkbenchError
 
 ZERO_SHOT, FEW_SHOT, RAG, LORA, RAG_LORA = "zero-shot", "few-shot", "rag", "lora", "rag+lora"
+IA3, PROMPT_TUNING = "ia3", "prompt-tuning"  # the rest of the customization ladder (opt-in: chosen by name)
 PRIOR, ORACLE = "prior", "oracle-passage"
-LORA_RECIPE, RAFT_RECIPE = "lora", "raft"  # the tuned adapters a run trains (keys of metrics["train"]["recipes"])
-LORA_TUNER, IA3_TUNER = "lora", "ia3"  # train.tuner: the peft type of every adapter (workbench.tuning.specs builds each)
-TUNER_NAMES = (LORA_TUNER, IA3_TUNER)
+# the tuned adapters a run trains (keys of metrics["train"]["recipes"], workbench.tuning.specs registers each)
+LORA_RECIPE, RAFT_RECIPE, IA3_RECIPE, PROMPT_RECIPE = "lora", "raft", "ia3", "prompt-tuning"
+# train.tuner: the peft type of an adapter (workbench.tuning.specs builds each); the ia3 and prompt-tuning recipes set their own
+LORA_TUNER, IA3_TUNER, PROMPT_TUNER = "lora", "ia3", "prompt-tuning"
+TUNER_NAMES = (LORA_TUNER, IA3_TUNER, PROMPT_TUNER)
 
 
 class MethodError(WorkbenchError, ValueError):
@@ -58,6 +61,7 @@ class MethodSpec:
     retrain_need: float = 0.0  # share of the corpus's changes that need retraining (0 = re-index or nothing)
     baseline: bool = False  # a reference row: measured, never recommended
     needs_sources: bool = False  # (baselines) only offered when held-out questions name their gold documents
+    opt_in: bool = False  # not in the default method list: measured only when asked for by name (--methods, the app's method list)
 
     def build(self, ctx: MethodContext) -> Any:
         """The method's Strategy for this context."""
@@ -93,7 +97,12 @@ def method_spec(name: str) -> MethodSpec:
 
 
 def compared_methods() -> tuple[str, ...]:
-    """The methods a run compares by default (every registered method that is not a baseline), in registration order."""
+    """The methods a run compares by default (every registered method that is neither a baseline nor opt-in), in registration order."""
+    return tuple(n for n, s in REGISTRY.items() if not s.baseline and not s.opt_in)
+
+
+def selectable_methods() -> tuple[str, ...]:
+    """Every method a user may choose: the default ones and the opt-in ones, in registration order."""
     return tuple(n for n, s in REGISTRY.items() if not s.baseline)
 
 
@@ -108,8 +117,8 @@ def methods_where(**traits: Any) -> tuple[str, ...]:
 
 
 def method_order(method: str) -> tuple[int, str]:
-    """Sort key for showing methods: the compared methods in registration order, then any other name alphabetically."""
-    compared = compared_methods()
+    """Sort key for showing methods: the selectable methods in registration order, then any other name alphabetically."""
+    compared = selectable_methods()
     return (compared.index(method) if method in compared else len(compared), method)
 
 
@@ -136,6 +145,12 @@ for _spec in (
                needs_adapter=True, adapter_recipe=LORA_RECIPE, base_method=ZERO_SHOT, favoured_for=("behaviour",), retrain_need=1.0),
     MethodSpec(RAG_LORA, "RAG+LoRA", "#009e73", "The adapter plus retrieval.", "workbench.methods.adapter:make_rag_lora",
                needs_index=True, needs_adapter=True, adapter_recipe=RAFT_RECIPE, base_method=RAG, favoured_for=("facts", "both"), retrain_need=0.5),
+    MethodSpec(IA3, "IA3", "#cc79a7", "Learned scaling vectors (IA3, ~100x fewer parameters than LoRA) trained on the corpus, closed book.",
+               "workbench.methods.adapter:make_ia3", needs_adapter=True, adapter_recipe=IA3_RECIPE, base_method=ZERO_SHOT, favoured_for=("behaviour",),
+               retrain_need=1.0, opt_in=True),
+    MethodSpec(PROMPT_TUNING, "Prompt tuning", "#56b4e9", "Soft prompt: learned virtual tokens before every question (the model untouched), closed book.",
+               "workbench.methods.adapter:make_prompt_tuning", needs_adapter=True, adapter_recipe=PROMPT_RECIPE, base_method=ZERO_SHOT,
+               favoured_for=("behaviour",), retrain_need=1.0, opt_in=True),
     MethodSpec(PRIOR, "Prior", "#555555", "The train split's most frequent reply to every question, no model.", f"{_B}:make_prior", baseline=True),
     MethodSpec(ORACLE, "Oracle passage", "#555555", "The rag prompt with the gold documents' best chunks as passages.", f"{_B}:make_oracle_passage",
                needs_index=True, baseline=True, needs_sources=True),

@@ -1,6 +1,7 @@
-"""LoRA fine-tuning with peft: a compact seeded training loop, crash-safe checkpoints, and a content-addressed adapter cache.
+"""Adapter fine-tuning with peft (LoRA, IA3, prompt tuning): a compact seeded training loop, crash-safe checkpoints, and a
+content-addressed adapter cache.
 
-Base weights stay bf16 and frozen; the LoRA weights are fp32 (peft ``autocast_adapter_dtype``) so
+Base weights stay bf16 and frozen; the adapter weights are fp32 (peft ``autocast_adapter_dtype``) so
 small AdamW updates are not rounded away, and the forward runs under a bf16 autocast. The loss is
 computed only at positions that carry a label, so masked prompt tokens cost no vocabulary projection.
 """
@@ -21,7 +22,7 @@ from typing import Any
 from ..backends.adapters import LoraError
 from ..backends.models import default_dtype, load_generator, resolve_generator, setup_threads
 from ..config import SplitConfig, TrainConfig
-from ..methods.registry import LORA_TUNER
+from ..methods.registry import LORA_TUNER, PROMPT_TUNER
 from ..paths import cache_dir
 from ..seeding import seed_everything
 from ..storage import FolderLock, LockedError, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
@@ -30,7 +31,7 @@ from .checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint,
 from .leakage import DEFAULT_THRESHOLD, check_leakage
 from .lora_data import PLAIN_PARTS, TrainingData, build_training_data, data_fingerprint
 from .packing import IGNORE
-from .specs import peft_config
+from .specs import TUNER_ONLY_SETTINGS, peft_config, prompt_init_text
 
 log = logging.getLogger("workbench.lora")
 LORA_VERSION = 1  # bump when the training recipe changes so cached adapters are not reused
@@ -82,16 +83,30 @@ def _batch_indices(position: int, count: int, n: int, seed: int, cache: dict[int
 
 
 def _loss(model: Any, input_ids: Any, labels: Any) -> Any:
-    """Mean next-token cross-entropy over labelled positions, projecting only those hidden states."""
+    """Mean next-token cross-entropy over labelled positions, projecting only those hidden states.
+
+    LoRA and IA3 live inside the base model's layers, so its decoder runs as it is. Prompt tuning lives in the peft
+    model: its virtual tokens go before the block as ``PeftModelForCausalLM.forward`` puts them, and the last of
+    them predicts the block's first token (the same loss as that forward, without projecting every position).
+    """
     import torch.nn.functional as F
 
     inner = model.get_base_model()
-    hidden = inner.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state
-    targets = labels[:, 1:]
+    if model.active_peft_config.is_prompt_learning:
+        import torch
+
+        embeds = model.word_embeddings(input_ids)
+        virtual = model.get_prompt(batch_size=input_ids.shape[0]).to(embeds.dtype)
+        n = virtual.shape[1]
+        hidden = inner.get_decoder()(inputs_embeds=torch.cat((virtual, embeds), dim=1), use_cache=False).last_hidden_state[:, n - 1 : -1]
+        targets = labels
+    else:
+        hidden = inner.get_decoder()(input_ids=input_ids, use_cache=False).last_hidden_state[:, :-1]
+        targets = labels[:, 1:]
     keep = targets != IGNORE
     if not bool(keep.any()):
         return hidden.sum() * 0.0
-    logits = inner.get_output_embeddings()(hidden[:, :-1][keep])
+    logits = inner.get_output_embeddings()(hidden[keep])
     return F.cross_entropy(logits.float(), targets[keep])
 
 
@@ -111,11 +126,12 @@ def train_adapter(
     seed: int = 0,
     on_progress: OnProgress | None = None,
     record: dict[str, Any] | None = None,
+    init_text: str = "",
 ) -> Path:
-    """Train a LoRA adapter on packed blocks; resumes from the last complete checkpoint in ``out_dir``.
+    """Train an adapter (``cfg.tuner``) on packed blocks; resumes from the last complete checkpoint in ``out_dir``.
 
     Returns ``out_dir/adapter`` (safetensors + adapter_config.json + workbench.json). ``record``
-    (e.g. the leakage report) is stored in workbench.json.
+    (e.g. the leakage report) is stored in workbench.json; ``init_text`` is what a soft prompt starts as.
     """
     import torch
     from peft import get_peft_model
@@ -135,7 +151,7 @@ def train_adapter(
     n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
     layers = list(range(max(n_layers - cfg.top_layers, 0), n_layers)) if cfg.top_layers and n_layers else None
     try:
-        model = get_peft_model(model, peft_config(cfg, layers), autocast_adapter_dtype=True)
+        model = get_peft_model(model, peft_config(cfg, layers, tokenizer=str(folder), init_text=init_text), autocast_adapter_dtype=True)
     except ValueError as exc:
         raise LoraError(f"{cfg.tuner} target_modules {cfg.target_modules} do not fit model {base}: {str(exc)[:160]}; pick module names of this model") from exc
     model.train()
@@ -213,6 +229,8 @@ def train_adapter(
         "tokens_per_s": round(tokens / max(loop_s, 1e-9), 2) if tokens else None,
         "resumed_from": resumed,
         "trainable_params": sum(p.numel() for p in params),
+        "tuner": cfg.tuner,
+        **({"init_text": init_text} if init_text else {}),
         "device": device.type,
         "dtype": str(train_dtype).replace("torch.", ""),
         "versions": _versions(),
@@ -233,11 +251,13 @@ def _versions() -> dict[str, str]:
     return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
 
 
-def adapter_key(base_folder: Path, data_fp: str, cfg: TrainConfig, seed: int) -> str:
-    """Cache key of an adapter: base model, data, training settings (checkpointing aside), seed and, when not bf16, the training dtype."""
-    settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every" and not (k == "tuner" and v == LORA_TUNER)}  # LoRA keys as before tuners
+def adapter_key(base_folder: Path, data_fp: str, cfg: TrainConfig, seed: int, init_text: str = "") -> str:
+    """Cache key of an adapter: base model, data, training settings (checkpointing aside), seed, a soft prompt's starting
+    text and, when not bf16, the training dtype. Settings only another tuner reads are left out, so LoRA keys stay as
+    they were before tuners."""
+    settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every" and not (k == "tuner" and v == LORA_TUNER) and TUNER_ONLY_SETTINGS.get(k, cfg.tuner) == cfg.tuner}
     dtype = str(default_dtype("train")).replace("torch.", "")
-    return stable_hash(LORA_VERSION, base_fingerprint(base_folder), data_fp, settings, seed, *([dtype] if dtype != "bfloat16" else []))
+    return stable_hash(LORA_VERSION, base_fingerprint(base_folder), data_fp, settings, seed, *([init_text] if init_text else []), *([dtype] if dtype != "bfloat16" else []))
 
 
 def get_or_train_adapter(
@@ -263,7 +283,8 @@ def get_or_train_adapter(
     folder = resolve_generator(base)
     tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
     data_fp = data_fingerprint(corpus, tok, cfg, split_cfg, seed)
-    key = adapter_key(folder, data_fp, cfg, seed)
+    init_text = prompt_init_text(corpus.instruction, corpus.language) if cfg.tuner == PROMPT_TUNER else ""
+    key = adapter_key(folder, data_fp, cfg, seed, init_text)
     out_dir = cache_dir("adapters") / key
     held_out = corpus.test
     if (out_dir / "adapter" / "workbench.json").is_file():
@@ -291,7 +312,7 @@ def get_or_train_adapter(
             data.save(out_dir)
         report = _leakage(data, held_out, embedder, out_dir)
         data_s = time.perf_counter() - t0
-        adapter = train_adapter(base, data, cfg, out_dir, seed, on_progress, record={"key": key, "leakage": report, "data_seconds": round(data_s, 3)})
+        adapter = train_adapter(base, data, cfg, out_dir, seed, on_progress, record={"key": key, "leakage": report, "data_seconds": round(data_s, 3)}, init_text=init_text)
         return adapter, _info(adapter, key, cache_hit=False)
     finally:
         lock.release()
@@ -333,6 +354,7 @@ def train_info(adapter_dir: str | Path) -> dict[str, Any]:
     loss = meta.get("loss", {})
     size = sum(f.stat().st_size for f in adapter_dir.iterdir() if f.is_file())
     data = meta.get("data", {})
+    train_cfg = meta.get("train_cfg") or {}
     return {
         **token_shares(data),
         "train_seconds": meta.get("train_seconds", 0.0),
@@ -346,6 +368,10 @@ def train_info(adapter_dir: str | Path) -> dict[str, Any]:
         "resumed_from": meta.get("resumed_from", []),
         "seed": meta.get("seed"),
         "artifact_mb": round(size / 1e6, 2),
+        "trainable_params": meta.get("trainable_params"),
+        "tuner": meta.get("tuner") or train_cfg.get("tuner") or LORA_TUNER,
+        "learning_rate": train_cfg.get("learning_rate"),
+        **({"virtual_tokens": train_cfg.get("virtual_tokens")} if train_cfg.get("tuner") == PROMPT_TUNER else {}),
     }
 
 
