@@ -17,9 +17,10 @@ from typing import Any
 
 from ..config import RunConfig
 from ..evaluation.scoring import is_abstention, score_answer, strip_citations
-from ..methods.registry import LORA, RAG, method_spec, methods_where
+from ..methods.registry import LORA, LORA_RECIPE, RAG, method_spec, methods_where
 from ..storage import atomic_write_json
 from ..textnorm import contains_tokens
+from ..tuning.specs import adapter_recipe_used
 from ..types import Question
 from .fact_edits import FactEdit, FreshnessError, apply_edits_report, generate_edits
 
@@ -101,7 +102,9 @@ def run_freshness(
     t_start = time.perf_counter()
     methods = list(config.methods)
     use_rag = any(m in methods_where(needs_index=True, baseline=False) for m in methods)
-    use_lora = any(m in methods_where(needs_adapter=True) for m in methods)
+    # only the closed-book adapter is retrained here: the methods that answer with it (rag+lora falls back to it), not IA3 or prompt tuning
+    tuned = [m for m in methods_where(needs_adapter=True) if m in methods and adapter_recipe_used(m, (LORA_RECIPE,)) == LORA_RECIPE]
+    use_lora = bool(tuned)
     if not (use_rag or use_lora):
         raise FreshnessError(f"methods {', '.join(methods)} hold no rag, lora or rag+lora; freshness compares re-indexing with retraining")
     report("corpus", 0.0, f"loading {corpus_path}")
@@ -150,7 +153,7 @@ def run_freshness(
 
             def answer_with(adapter_dir: Path, phase: str) -> None:
                 adapted = generator.with_adapter(adapter_dir)
-                for method in [m for m in methods_where(needs_adapter=True) if m in methods]:
+                for method in tuned:
                     report("answer", 0.0, f"{method} {phase.replace('_', ' ')}")
                     strategy = make_strategy(method, generator=generator, adapter_generator=adapted, index=new_index, embedder=embedder, pool=edited.train, cfg=config, instruction=edited.instruction, language=edited.language)
                     acc[(method, phase)], r = _outcomes(method, phase, _answer(strategy, questions, bs), questions, old)

@@ -64,7 +64,6 @@ def build(
 
                 held_out = select_held_out(corpus, config.eval.max_questions, config.seed)
                 _, info = prepare_adapters(config, corpus, generator, embedder, report_train, {}, on_step=on_step, held_out=held_out)
-                info.pop("raft_generator", None)
                 result = {"train": info, "learning_curve": {LORA: info["learning_curve"]}}
             result["wall_seconds"] = time.perf_counter() - t0
             atomic_write_json(job_dir / "result.json", result)

@@ -12,10 +12,12 @@ from typing import Any
 
 from ..config import RunConfig
 from ..evaluation.cost import RssSampler
-from ..methods.registry import LORA_RECIPE, RAFT_RECIPE, REGISTRY, baseline_methods, method_spec, methods_where
+from ..methods.registry import baseline_methods, method_spec, methods_where
 from ..paths import default_runs_dir
 from ..seeding import seed_everything
 from ..storage import FolderLock, atomic_write_json, atomic_write_jsonl
+from ..tuning.specs import adapter_recipe_used
+from ..tuning.tuned import tuned_summary
 from ..types import Answer, Corpus
 from .runstore import RunStatus, new_run_id, prepare_run_folder, write_meta
 from .stages import Cancelled, RunError, one_line, open_embedder, prepare_adapters, prepare_index, select_held_out, stage_reporter
@@ -164,18 +166,19 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
 
         extra["few_shot"] = {"pool": len(corpus.train), "leakage": few_shot_leakage(corpus.train, held_out, embedder)}
 
-    adapter_generator = raft_generator = None
+    adapters: dict[str, Any] = {}  # recipe -> generator carrying that adapter
     if any(method_spec(m).needs_adapter for m in methods):
-        adapter_generator, tinfo = prepare_adapters(config, corpus, generator, embedder, report, timings, held_out=held_out, index=index, methods=tuple(methods))
-        raft_generator = tinfo.pop("raft_generator", None)
+        adapters, tinfo = prepare_adapters(config, corpus, generator, embedder, report, timings, held_out=held_out, index=index, methods=tuple(methods))
         extra["train"] = tinfo
-        by_recipe = {s.adapter_recipe: n for n, s in REGISTRY.items() if s.adapter_recipe}
-        extra["learning_curve"] = {by_recipe.get(name, name): r["learning_curve"] for name, r in tinfo["recipes"].items()}
+        extra["learning_curve"] = {r["method"]: r["learning_curve"] for r in tinfo["recipes"].values()}
+        tinfo["methods"] = {}
         for m in methods_where(needs_adapter=True):
             if m in costs:
-                used = tinfo["recipes"].get(adapter_recipe_used(m, raft_generator), {})
+                recipe = adapter_recipe_used(m, adapters)
+                used = tinfo["recipes"].get(recipe, {})
                 costs[m]["build_seconds"] += used.get("build_seconds", used.get("train_seconds", 0.0))
                 costs[m]["artifact_mb"] += used.get("artifact_mb", 0.0)
+                tinfo["methods"][m] = tuned_summary(recipe, used)
 
     answers: dict[str, list[Answer]] = {}
     probes: dict[str, dict[str, float]] = {}
@@ -188,7 +191,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         strategy = make_strategy(
             method,
             generator=generator,
-            adapter_generator=raft_generator if adapter_recipe_used(method, raft_generator) == RAFT_RECIPE else adapter_generator,
+            adapter_generator=adapters.get(adapter_recipe_used(method, adapters)),
             index=index,
             embedder=embedder,
             pool=corpus.train,
@@ -234,6 +237,8 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     metrics = aggregate.aggregate(predictions, costs, config.eval.usd_per_hour, config.eval.bootstrap_samples, config.seed)
     metrics.update(extra)
     mark_baselines(metrics, baseline_notes)
+    for method, tuned in (metrics.get("train") or {}).get("methods", {}).items():  # the training's share of the build cost
+        tuned["usd_build"] = metrics["methods"].get(method, {}).get("usd_build")
     for method, n in probes_reused.items():  # timings of unchanged answers measured alone by an earlier run on this machine
         metrics["methods"].get(method, {})["latency_probe_reused"] = n
     metrics["usd_per_hour"] = config.eval.usd_per_hour
@@ -281,12 +286,6 @@ def reproducibility(config: RunConfig, generator: Any) -> dict[str, Any]:
     }
 
 
-def adapter_recipe_used(method: str, raft_generator: Any) -> str | None:
-    """The tuned adapter a method answers with: its own recipe, or the closed-book LoRA one when no RAFT adapter was trained."""
-    recipe = method_spec(method).adapter_recipe
-    return LORA_RECIPE if recipe == RAFT_RECIPE and raft_generator is None else recipe
-
-
 def what_each_method_saw(methods: list[str], corpus: Corpus, extra: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per method, what it learned from or looked at: documents indexed or trained on, Q/A, synthetic pairs, pool, withheld twins."""
     withheld = int(corpus.twins.get("withheld", 0))
@@ -300,8 +299,8 @@ def what_each_method_saw(methods: list[str], corpus: Corpus, extra: dict[str, An
         if spec.needs_index and not spec.baseline:
             seen.update(documents_indexed=len(corpus.documents), chunks_indexed=index.get("n_chunks"))
         recipes = extra.get("train", {}).get("recipes", {})
-        # without its own adapter (RAFT skipped) a method answers with the closed-book one, as adapter_recipe_used says
-        tuned = (recipes.get(spec.adapter_recipe) or recipes.get(LORA_RECIPE)) if spec.needs_adapter else None
+        # without its own adapter (RAFT skipped) a method answers with its recipe's fallback, as adapter_recipe_used says
+        tuned = recipes.get(adapter_recipe_used(m, recipes) or "") if spec.needs_adapter else None
         if tuned:
             seen["train_data"] = tuned.get("data_counts", {})
         out[m] = seen

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..config import RunConfig
 from ..errors import WorkbenchError
-from ..methods.registry import LORA, LORA_RECIPE, RAG_LORA, ZERO_SHOT, method_spec
+from ..methods.registry import LORA, ZERO_SHOT, method_spec
 from ..types import Corpus, Question
 
 
@@ -95,16 +95,20 @@ def prepare_adapters(
     held_out: list[Question] | None = None,
     index: Any = None,
     methods: tuple[str, ...] = (LORA,),
-) -> tuple[Any, dict]:
-    """Train (or reuse) the tuned methods' adapters; returns (lora generator, info) and puts the rag+lora one in info["raft_generator"]."""
+) -> tuple[dict[str, Any], dict]:
+    """Train (or reuse) one adapter per recipe the tuned ``methods`` answer with; returns ({recipe: generator}, info).
+
+    ``info`` is the first adapter's record (the closed-book LoRA one when it is trained) plus every adapter's under
+    ``info["recipes"]``, a note per adapter not trained (``info["<recipe>_skipped"]``) and the train-split probe.
+    """
     from ..tuning.lora import get_or_train_adapter
     from ..tuning.lora_data import dev_slice
     from ..tuning.packing import LoraDataError
-    from ..tuning.specs import tuning_spec
+    from ..tuning.specs import plan_adapters, recipe_methods, tuning_spec
     from ..tuning.tuned import data_counts, learning_curve
 
     t0 = time.perf_counter()
-    report("train", 0.0, "preparing LoRA training data (chunks, generated Q/A, train Q/A)")
+    report("train", 0.0, "preparing the training data (chunks, generated Q/A, train Q/A)")
 
     def on_progress(p: dict) -> None:
         if on_step:
@@ -114,44 +118,43 @@ def prepare_adapters(
 
     held_out = held_out if held_out is not None else corpus.test
     dev = dev_slice(corpus, config.train.dev_fraction, config.seed)
-    recipes = [(LORA, tuning_spec(LORA_RECIPE).settings(config.train))]
+    names, skipped = plan_adapters(methods, config.train, corpus.kind, has_index=index is not None)
     out: dict[str, Any] = {"recipes": {}}
-    if RAG_LORA in methods and config.train.raft_examples and index is not None:
-        raft = tuning_spec(method_spec(RAG_LORA).adapter_recipe)
-        if raft.applies_to(corpus.kind):
-            recipes.append((RAG_LORA, raft.settings(config.train)))
-        else:
-            out["raft_skipped"] = f"{corpus.kind} corpus: no RAFT adapter (its targets come from passages, a label never does); rag+lora uses the closed-book one"
-            report("train", 0.0, out["raft_skipped"])
+    for name, why in skipped.items():
+        out[f"{name}_skipped"] = why
+        report("train", 0.0, why)
     generators: dict[str, Any] = {}
-    for method, cfg in recipes:
+    for name in names:
+        spec = tuning_spec(name)
+        cfg = spec.settings(config.train)
+        method = recipe_methods(name)[0]  # the method its learning curve is drawn for
         try:
             on_data = lambda m, f, method=method: report("train", f, f"{method}: writing Q/A from every chunk, {m}")  # noqa: E731
             adapter_dir, info = get_or_train_adapter(config.model, corpus, config.split, cfg, config.seed, embedder=embedder, on_progress=on_progress, generator=generator, on_data=on_data)
         except LoraDataError as exc:
-            if method == LORA:
+            if not spec.fallback:
                 raise
-            out["raft_skipped"] = f"no RAFT adapter, rag+lora uses the closed-book one: {exc}"
-            report("train", 1.0, out["raft_skipped"])
+            out[f"{name}_skipped"] = f"no {spec.label} adapter, {', '.join(recipe_methods(name, methods))} uses the {tuning_spec(spec.fallback).label} one: {exc}"
+            report("train", 1.0, out[f"{name}_skipped"])
             continue
-        n_held = config.train.curve_questions if method == LORA else min(6, config.train.curve_questions)  # rag prompts cost ~10x
-        gen, curve, step = learning_curve(method, adapter_dir, config, corpus, generator, held_out, dev if method == LORA else dev[:6], report, index=index, embedder=embedder, n_held=n_held)
-        generators[method] = gen
-        info = {**info, "recipe": cfg.recipe, "learning_curve": curve, "picked_step": step, "data_counts": data_counts(info.get("data", {}), len(corpus.documents))}
+        rag = method_spec(method).needs_index  # rag prompts cost ~10x: a smaller curve
+        n_held = min(6, config.train.curve_questions) if rag else config.train.curve_questions
+        gen, curve, step = learning_curve(method, adapter_dir, config, corpus, generator, held_out, dev[:6] if rag else dev, report, index=index, embedder=embedder, n_held=n_held)
+        generators[name] = gen
+        info = {**info, "recipe": cfg.recipe, "method": method, "learning_curve": curve, "picked_step": step, "data_counts": data_counts(info.get("data", {}), len(corpus.documents))}
         info["build_seconds"] = round(info.get("train_seconds", 0.0) + (info.get("data", {}).get("generation", {}).get("seconds") or 0.0), 2)
-        out["recipes"][method_spec(method).adapter_recipe] = info
+        out["recipes"][name] = info
         report("train", 1.0, f"{method}: reused cached adapter" if info.get("cache_hit") else f"{method}: trained in {info.get('train_seconds', 0):.0f}s, picked step {step}")
     timings["train_s"] = time.perf_counter() - t0
-    adapter_generator = generators[LORA]
-    main = out["recipes"][LORA_RECIPE]
+    first = next(iter(out["recipes"]))
+    main = out["recipes"][first]
     history = [{"step": s, "loss": loss} for s, loss in main.get("loss_curve", [])]
-    info = {**main, **out, "loss_history": history, "train_split_probe": train_split_probe(config, corpus, generator, adapter_generator, report)}
-    info["raft_generator"] = generators.get(RAG_LORA)
-    return adapter_generator, info
+    probe = train_split_probe(config, corpus, generator, generators[first], report, method=main["method"])
+    return generators, {**main, **out, "loss_history": history, "train_split_probe": probe}
 
 
-def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter_generator: Any, report: Callable[[str, float, str], None], n: int = 20) -> dict:
-    """Proof the adapter learned: accuracy on train-split questions it was taught, base model vs adapter."""
+def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter_generator: Any, report: Callable[[str, float, str], None], n: int = 20, method: str = LORA) -> dict:
+    """Proof the adapter learned: accuracy on train-split questions it was taught, base model vs ``method``'s adapter."""
     from ..evaluation.scoring import score_answer
     from ..methods.strategies import make_strategy
     from ..tuning.lora_data import dev_slice
@@ -162,8 +165,8 @@ def train_split_probe(config: RunConfig, corpus: Corpus, generator: Any, adapter
         return {}
     report("train", 1.0, f"checking what the adapter learned on {len(taught)} train questions")
     out: dict[str, Any] = {"n": len(taught)}
-    for name, method in (("base", ZERO_SHOT), ("adapter", LORA)):
-        strategy = make_strategy(method, generator=generator, adapter_generator=adapter_generator, cfg=config, instruction=corpus.instruction, language=corpus.language)
+    for name, answering in (("base", method_spec(method).base_method or ZERO_SHOT), ("adapter", method)):
+        strategy = make_strategy(answering, generator=generator, adapter_generator=adapter_generator, cfg=config, instruction=corpus.instruction, language=corpus.language)
         answers = strategy.answer(taught)
         out[f"{name}_accuracy"] = sum(score_answer(a.text, q.answers, True, q.question)["correct"] for a, q in zip(answers, taught, strict=True)) / len(taught)
     return out

@@ -1,4 +1,4 @@
-"""The tuned methods' adapters: one per recipe (closed-book for `lora`, RAFT for `rag+lora`), each with its learning curve.
+"""The tuned methods' adapters: one per recipe (closed-book for `lora`, RAFT for `rag+lora`, IA3, prompt tuning), each with its learning curve.
 
 Every adapter keeps snapshots at points of its training budget. At each point the adapter answers
 a dev slice of the *train* split (kept out of its training data) and a subset of the held-out
@@ -43,6 +43,15 @@ def data_counts(stats: dict[str, Any], n_docs: int) -> dict[str, Any]:
         "trained_tokens": stats.get("n_trained_tokens"),
         "tokens": stats.get("n_tokens"),
     }
+
+
+TUNED_KEYS = ("tuner", "learning_rate", "virtual_tokens", "trainable_params", "artifact_mb", "train_seconds", "build_seconds", "steps", "tokens_per_s", "loss_first", "final_loss", "picked_step", "cache_hit")
+
+
+def tuned_summary(recipe: str, info: dict[str, Any]) -> dict[str, Any]:
+    """What a tuned method's adapter cost and holds (metrics["train"]["methods"][method]): its recipe, peft type,
+    trainable parameters, size, training seconds, steps and losses, from that recipe's record."""
+    return {"recipe": recipe, **{k: info.get(k) for k in TUNED_KEYS}}
 
 
 def _accuracy(strategy: Any, questions: list[Question]) -> tuple[float | None, int]:
