@@ -8,11 +8,12 @@ measured yet. The estimate is for a cold run: cached indexes, adapters and answe
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
-from ..methods.registry import LORA_RECIPE, ORACLE, RAFT_RECIPE, RAG, RAG_LORA, REGISTRY, methods_where
+from ..methods.registry import LORA_RECIPE, ORACLE, RAFT_RECIPE, RAG, REGISTRY, methods_where
 from ..paths import home
 from ..storage import atomic_write_json, read_json
 
@@ -173,19 +174,27 @@ def _chunks(config: RunConfig, n_docs: int) -> float:
     return n_docs * CHUNKS_PER_DOC_AT_800 * 800 / max(1, config.split.chunk_size)
 
 
-def training_tokens(config: RunConfig, n_docs: int, n_train: int, raft: bool = True) -> dict[str, float]:
-    """Tokens the LoRA loop trains on (``lora``: closed book; ``raft``: the rag+lora adapter) and Q/A pairs asked of the base model."""
-    from ..tuning.specs import raft_settings
+def training_tokens(config: RunConfig, n_docs: int, n_train: int, raft: bool = True, recipes: Collection[str] | None = None) -> dict[str, float]:
+    """Tokens the training loop trains on per adapter (``lora``: closed book; ``raft``: the rag+lora adapter; ``ia3`` and
+    ``prompt-tuning``: the closed-book data again) and the Q/A pairs asked of the base model (once: they are cached).
+
+    ``recipes`` are the adapters trained (default: the closed-book one, and RAFT when ``raft``)."""
+    from ..tuning.specs import TUNINGS, raft_settings
 
     t = config.train
+    recipes = list(recipes) if recipes is not None else [LORA_RECIPE, *([RAFT_RECIPE] if raft else [])]
     chunks = _chunks(config, n_docs) if (t.use_chunks or t.generated_qa or t.raft_examples) else 0.0
     per_epoch = chunks * ((DOC_TOKENS_PER_CHUNK if t.use_chunks else 0) + (facts_per_chunk(t.generated_qa) * GENERATED_KEPT + t.synthetic_qa) * PAIR_TOKENS + t.paraphrases * DOC_TOKENS_PER_CHUNK)
     per_epoch = (per_epoch + (n_train * PAIR_TOKENS if t.use_qa else 0)) * (1 + FILLER_SHARE)
-    out = {LORA_RECIPE: float(t.max_steps * t.batch_size * t.seq_len) if t.max_steps else per_epoch * t.epochs, RAFT_RECIPE: 0.0, "pairs_asked": chunks * facts_per_chunk(t.generated_qa)}
-    if raft and t.raft_examples:
+    closed_book = float(t.max_steps * t.batch_size * t.seq_len) if t.max_steps else per_epoch * t.epochs
+    out = {LORA_RECIPE: closed_book if LORA_RECIPE in recipes else 0.0, RAFT_RECIPE: 0.0, "pairs_asked": chunks * facts_per_chunk(t.generated_qa)}
+    if RAFT_RECIPE in recipes and t.raft_examples:
         r = raft_settings(t)
         out[RAFT_RECIPE] = t.raft_examples * t.raft_epochs * r.seq_len  # one example a block
         out["pairs_asked"] = chunks * facts_per_chunk(r.generated_qa)
+    for name in recipes:  # the other recipes train on the closed-book data with the run's budget
+        if name not in out and name in TUNINGS:
+            out[name] = closed_book
     return out
 
 
@@ -194,14 +203,18 @@ def facts_per_chunk(per_sentence: int) -> float:
     return FACTS_PER_CHUNK.get(per_sentence, MAX_FACTS_PER_CHUNK) if per_sentence > 0 else 0.0
 
 
-def training_seconds(config: RunConfig, n_docs: int, n_train: int, speed: dict[str, float], raft: bool = True) -> float:
-    """The training stage: writing Q/A from every chunk, the LoRA loops, each adapter's learning curve and the train probe."""
+def training_seconds(config: RunConfig, n_docs: int, n_train: int, speed: dict[str, float], raft: bool = True, recipes: Collection[str] | None = None) -> float:
+    """The training stage: writing Q/A from every chunk, the training loops, each adapter's learning curve and the train probe."""
     t = config.train
-    work = training_tokens(config, n_docs, n_train, raft)
-    answers = TRAIN_PROBE_ANSWERS * BASE_PROMPT_TOKENS + (t.curve_points + 1) * (t.curve_questions + max(1.0, n_train * t.dev_fraction)) * BASE_PROMPT_TOKENS
+    work = training_tokens(config, n_docs, n_train, raft, recipes)
+    adapters = [k for k, v in work.items() if k != "pairs_asked" and v]
+    closed = [k for k in adapters if k != RAFT_RECIPE]  # closed-book curves: dev slice and held-out subset at every point
+    curve = (t.curve_questions + max(1.0, n_train * t.dev_fraction)) * BASE_PROMPT_TOKENS
+    answers = TRAIN_PROBE_ANSWERS * BASE_PROMPT_TOKENS + (t.curve_points + 1) * curve + max(0, len(closed) - 1) * t.curve_points * curve  # the base point is shared
     if work[RAFT_RECIPE]:
         answers += (t.curve_points + 1) * 12 * prompt_tokens(RAG, config)  # 6 dev + 6 held-out rag prompts a point
-    return work["pairs_asked"] * speed["gen_s_per_pair"] + (work[LORA_RECIPE] + work[RAFT_RECIPE]) / speed["train_tokens_per_s"] + answers / speed["prompt_tokens_per_s"]
+    trained = sum(work[k] for k in adapters)
+    return work["pairs_asked"] * speed["gen_s_per_pair"] + trained / speed["train_tokens_per_s"] + answers / speed["prompt_tokens_per_s"]
 
 
 def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int, kind: str = "facts") -> dict[str, Any]:
@@ -215,10 +228,10 @@ def estimate_run(config: RunConfig, *, n_docs: int, n_train: int, n_test: int, k
     if any(m in methods_where(needs_index=True) for m in methods):
         stages["index"] = n_docs / speed["index_docs_per_s"]
     if any(m in methods_where(needs_adapter=True) for m in methods):
-        from ..tuning.specs import tuning_spec
+        from ..tuning.specs import plan_adapters
 
-        raft = RAG_LORA in methods and tuning_spec(RAFT_RECIPE).applies_to(kind)
-        stages["train"] = training_seconds(config, n_docs, n_train, speed, raft=raft)
+        recipes, _ = plan_adapters(methods, config.train, kind)  # the adapters the run will train, as prepare_adapters plans them
+        stages["train"] = training_seconds(config, n_docs, n_train, speed, recipes=recipes)
     answered = n_questions + min(config.eval.latency_probe_n, n_questions)
     known = measured_prompt_tokens(config)
     rows, rate = _known_rows(config), answer_rate(config, speed)
