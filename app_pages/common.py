@@ -14,10 +14,10 @@ import streamlit as st
 
 from app_pages.textview import escape_markdown
 from workbench import fmt
-from workbench.config import METHODS, RunConfig
+from workbench.config import METHODS, SELECTABLE, RunConfig
 from workbench.methods.baselines import prior_flag_text
 from workbench.methods.registry import label as decision_label
-from workbench.methods.registry import methods_where
+from workbench.methods.registry import method_order, methods_where
 from workbench.paths import bundled_corpora, default_runs_dir, home, repo_root
 
 STAGE_LABELS = {
@@ -57,8 +57,8 @@ def default_model() -> str:
 
 
 def default_methods() -> list[str]:
-    """``WORKBENCH_METHODS`` (comma-separated, e.g. ``zero-shot,rag`` for a fast demo on a small machine), else every method."""
-    env = [m.strip() for m in os.environ.get("WORKBENCH_METHODS", "").split(",") if m.strip() in METHODS]
+    """``WORKBENCH_METHODS`` (comma-separated, e.g. ``zero-shot,rag`` for a fast demo on a small machine), else the default methods."""
+    env = [m.strip() for m in os.environ.get("WORKBENCH_METHODS", "").split(",") if m.strip() in SELECTABLE]
     return env or list(METHODS)
 
 
@@ -126,7 +126,7 @@ def num(x: float | None, fmt: str = "{:.2f}") -> str:
 
 
 def ordered(methods: dict[str, Any]) -> list[str]:
-    return sorted(methods, key=lambda m: (METHODS.index(m) if m in METHODS else len(METHODS), m))
+    return sorted(methods, key=method_order)
 
 
 def scoreboard_frame(metrics: dict[str, Any]) -> pd.DataFrame:

@@ -135,6 +135,21 @@ def charts(metrics: dict[str, Any]) -> None:
             st.info(str(exc))
 
 
+def training(metrics: dict[str, Any], run: dict[str, Any]) -> None:
+    """Each tuned method's training side by side (adapter type, trainable parameters, size, time, cost, loss), then the leakage check."""
+    from workbench.reports.tables import training_table, training_title
+
+    train = metrics.get("train") or {}
+    head, rows = training_table({"metrics": metrics, "config": run.get("config") or {}})
+    st.markdown(f"**{training_title({'metrics': metrics})}**")
+    shown = [r for r in rows if r[0] != "Leakage guard"]  # the guard's long verdict goes in the expander below
+    if shown:
+        st.dataframe(pd.DataFrame(shown, columns=head), hide_index=True, width="stretch")
+    if train.get("leakage"):
+        with st.expander("Leakage check (held-out questions in the training data?)"):
+            st.json(train["leakage"])
+
+
 def what_each_method_saw(metrics: dict[str, Any], run: dict[str, Any]) -> None:
     """Per method: documents indexed or trained on, Q/A used, synthetic pairs, few-shot pool, withheld twins."""
     from workbench.reports.tables import curve_table, seen_table
@@ -327,22 +342,7 @@ def statistics(metrics: dict[str, Any], run: dict[str, Any]) -> None:
             col.metric(k.upper() if k == "mrr" else k, pct(retrieval[k]) if k != "mrr" else f"{retrieval[k]:.2f}", help=helptext)
     train = metrics.get("train") or {}
     if train:
-        st.markdown("**LoRA training**")
-        cols = st.columns(4)
-        cols[0].metric("Train time", f"{num(train.get('train_seconds'), '{:.0f}')} s")
-        cols[1].metric("Steps", str(train.get("steps", "–")))
-        cols[2].metric(
-            "Loss",
-            num(train.get("loss_last"), "{:.3f}"),
-            delta=None
-            if train.get("loss_first") is None or train.get("loss_last") is None
-            else f"{train['loss_last'] - train['loss_first']:+.3f} from first",
-            delta_color="inverse",
-        )
-        cols[3].metric("Tokens / s", num(train.get("tokens_per_s"), "{:.0f}"))
-        if train.get("leakage"):
-            with st.expander("Leakage check (held-out questions in the training data?)"):
-                st.json(train["leakage"])
+        training(metrics, run)
     what_each_method_saw(metrics, run)
     with st.expander("Run settings and environment"):
         st.json({"config": run.get("config"), "meta": run.get("meta")}, expanded=False)

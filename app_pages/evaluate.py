@@ -10,13 +10,13 @@ from app_pages.common import STAGE_LABELS, corpus_path, label, list_runs_cached,
 from app_pages.jobview import job_panel
 from app_pages.textview import code_span, escape_markdown
 from workbench import fmt
-from workbench.config import METHODS, ConfigError, EvalConfig, build_config, help_of
+from workbench.config import METHODS, SELECTABLE, ConfigError, EvalConfig, build_config, help_of
 from workbench.corpus.loaders import CorpusError
-from workbench.methods.registry import compared_methods, method_spec
+from workbench.methods.registry import method_spec
 from workbench.pipeline import jobs
 from workbench.pipeline.estimate import estimate_run
 
-METHOD_HELP = {m: method_spec(m).help for m in compared_methods()}
+METHOD_HELP = {m: method_spec(m).help + (" (opt-in: not in the default list)" if method_spec(m).opt_in else "") for m in SELECTABLE}
 
 
 PRESET_HELP = {
@@ -39,7 +39,7 @@ def adopt_running_job() -> None:
     ss["active_run"] = str(job_dir)
     chosen = jobs.job_settings(job_dir)
     if chosen.get("methods"):
-        ss["methods"] = [m for m in chosen["methods"] if m in METHODS]
+        ss["methods"] = [m for m in chosen["methods"] if m in SELECTABLE]
         ss.pop("eval-methods", None)
     if chosen.get("preset") in PRESET_HELP:
         ss["preset"] = chosen["preset"]
@@ -74,8 +74,8 @@ def settings(corpus) -> dict | None:
         with left:
             methods = st.multiselect(
                 "Methods",
-                list(METHODS),
-                default=[m for m in ss.get("methods", METHODS) if m in METHODS],
+                list(SELECTABLE),  # the default methods, then the opt-in ones (IA3, prompt tuning)
+                default=[m for m in ss.get("methods", METHODS) if m in SELECTABLE],
                 format_func=label,
                 help=" · ".join(f"{label(m)}: {h}" for m, h in METHOD_HELP.items()),
                 key="eval-methods",

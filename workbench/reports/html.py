@@ -125,7 +125,7 @@ def render_html(run_dir: str | Path, recommendation: dict | None = None) -> str:
     parts += [
         "</div>", "<h2>Are the differences real?</h2>", _html_table(tb.mcnemar_table(run)),
         "<h2>Break-even volumes</h2>", _html_table(tb.break_even_table(run)),
-        '<div class="grid"><div><h2>Retrieval</h2>', _html_table(tb.retrieval_table(run)), "</div><div><h2>Training (LoRA)</h2>",
+        '<div class="grid"><div><h2>Retrieval</h2>', _html_table(tb.retrieval_table(run)), "</div><div><h2>" + esc(tb.training_title(run)) + "</h2>",
         _html_table(tb.training_table(run)), "</div></div>", "<h2>What each method saw</h2>", _html_table(tb.seen_table(run), num_from=99),
         "<h2>Learning curve</h2>", _html_table(tb.curve_table(run), num_from=99), "<h2>Settings</h2>", _html_table(tb.settings_table(run), num_from=99),
         "<h2>Sample answers</h2>", _sample_html(run),

@@ -9,7 +9,8 @@ from workbench import fmt
 from workbench.decision.recommend import BREAKDOWN_LABELS, BREAKDOWN_ORDER, recommend
 from workbench.evaluation.scoring import METRIC_HELP
 from workbench.methods.baselines import prior_flag_text
-from workbench.methods.registry import label, method_order
+from workbench.methods.registry import LORA_TUNER, label, method_order
+from workbench.tuning.specs import TUNER_LABELS
 
 SAMPLE_QUESTIONS = 24
 
@@ -158,18 +159,55 @@ def retrieval_table(run: dict) -> Table:
         [["questions", str(r["n_questions"])]] if r.get("n_questions") is not None else [])
 
 
+TRAINING_ROWS = (("tuner", "Adapter type", None), ("trainable_params", "Trainable parameters", "{:,}"), ("artifact_mb", "Adapter size (MB)", "{:.2f}"),
+                 ("train_seconds", "Training time (s)", "{:.1f}"), ("usd_build", "Build cost (USD)", None), ("steps", "Optimiser steps", "{}"),
+                 ("tokens_per_s", "Tokens / s", "{:.0f}"), ("loss_first", "Loss (first step)", "{:.3f}"), ("final_loss", "Loss (last step)", "{:.3f}"),
+                 ("picked_step", "Step used (dev pick)", "{}"))
+
+
+def training_title(run: dict) -> str:
+    """The training section's heading, naming the peft types trained: "Training (LoRA)", "Training (LoRA, IA3, prompt tuning)"."""
+    tuned = (run["metrics"].get("train") or {}).get("methods") or {}
+    kinds = [tuned[m].get("tuner") for m in sorted(tuned, key=method_order) if tuned[m].get("tuner")]
+    kinds = list(dict.fromkeys(TUNER_LABELS.get(k, k) for k in kinds)) or [TUNER_LABELS[LORA_TUNER]]
+    return f"Training ({', '.join(kinds)})"
+
+
 def training_table(run: dict) -> Table:
-    """LoRA training summary: time, throughput, loss start and end, steps."""
+    """Training of each tuned method side by side: adapter type, trainable parameters, size, time, cost, steps, loss, leakage.
+
+    A run written before tuned methods were recorded one by one shows its one (LoRA) adapter as a Measure / Value table.
+    """
     t = run["metrics"].get("train") or {}
+    tuned = t.get("methods") or {}
+    if not tuned:
+        rows = []
+        for key, name, pattern in TRAINING_ROWS:
+            value = t.get(key) if key != "final_loss" else t.get("final_loss", t.get("loss_last"))
+            if value is not None and pattern:
+                rows.append([name, pattern.format(value)])
+        if t.get("leakage"):
+            rows.append(["Leakage guard", leakage_line(t["leakage"])])
+        return ["Measure", "Value"], rows
+    names = sorted(tuned, key=method_order)
+    recipes = t.get("recipes") or {}
     rows = []
-    for key, name, pattern in (("train_seconds", "Training time (s)", "{:.1f}"), ("steps", "Optimiser steps", "{}"), ("tokens_per_s", "Tokens / s", "{:.0f}"),
-                           ("loss_first", "Loss (first step)", "{:.3f}"), ("loss_last", "Loss (last step)", "{:.3f}")):
-        if t.get(key) is not None:
-            rows.append([name, pattern.format(t[key])])
-    leakage = t.get("leakage") or {}
-    if leakage:
-        rows.append(["Leakage guard", leakage_line(leakage)])
-    return ["Measure", "Value"], rows
+    for key, name, pattern in TRAINING_ROWS:
+        cells = []
+        for m in names:
+            value = tuned[m].get(key)
+            if key == "tuner":
+                cells.append(f"{TUNER_LABELS.get(value, value or '')} ({tuned[m].get('recipe')} recipe{', reused from the cache' if tuned[m].get('cache_hit') else ''})")
+            elif key == "usd_build":
+                cells.append(fmt.money(value))
+            else:
+                cells.append("n/a" if value is None else pattern.format(value))
+        if any(c != "n/a" for c in cells):
+            rows.append([name, *cells])
+    leakage = [leakage_line(x) if x else "n/a" for x in ((recipes.get(tuned[m].get("recipe")) or {}).get("leakage") or {} for m in names)]
+    if any(x != "n/a" for x in leakage):  # the closed-book adapters share their data: one verdict, then "same as"
+        rows.append(["Leakage guard", *[f"same as {label(names[leakage.index(x)])}" if leakage.index(x) < i else x for i, x in enumerate(leakage)]])
+    return ["Measure", *[label(m) for m in names]], rows
 
 
 def leakage_line(leakage: dict[str, Any]) -> str:
@@ -202,8 +240,9 @@ def seen_table(run: dict) -> Table:
 def curve_table(run: dict) -> Table:
     """Learning curve of the tuned methods: dev and held-out accuracy at points of the training budget."""
     rows = []
-    for m, points in (run["metrics"].get("learning_curve") or {}).items():
-        for p in points:
+    curves = run["metrics"].get("learning_curve") or {}
+    for m in sorted(curves, key=method_order):
+        for p in curves[m]:
             rows.append([label(m), str(p.get("step")), _num(p.get("train_seconds"), "{:.0f}"), f"{fmt.pct(p['dev_accuracy'])} of {p.get('n_dev', 0)}" if p.get("dev_accuracy") is not None else "–",
                          f"{fmt.pct(p['held_out_accuracy'])} of {p.get('n_held_out', 0)}" if p.get("held_out_accuracy") is not None else "–",
                          "base model (reference)" if p.get("base") else ("picked" if p.get("picked") else "")])
@@ -221,6 +260,7 @@ def settings_table(run: dict) -> Table:
         ["Retrieval", f"{g('retrieval', 'mode')}, top {g('retrieval', 'top_k')}, {g('index', 'embedder')} / {g('index', 'index_type')}"],
         ["Few-shot", f"k={g('few_shot', 'k')}, {g('few_shot', 'selection')}"],
         ["LoRA", f"r={g('train', 'rank')}, alpha={g('train', 'alpha')}, lr={g('train', 'learning_rate')}, steps={g('train', 'max_steps') or str(g('train', 'epochs')) + ' epochs'}"],
+        *adapter_settings(run),
         ["Generation", f"max {g('generation', 'max_new_tokens')} new tokens, temperature {g('generation', 'temperature')}"],
         ["Evaluation", f"{g('eval', 'bootstrap_samples')} bootstrap samples, {fmt.money(run['metrics'].get('usd_per_hour', g('eval', 'usd_per_hour')))}/hour, "
                        f"latency probe of {g('eval', 'latency_probe_n')} questions answered one at a time per method (answer cache bypassed)"],
@@ -234,6 +274,18 @@ def settings_table(run: dict) -> Table:
         if c.get(key):
             rows.append([key.replace("_", " ").capitalize(), str(c[key])[:16]])
     return ["Setting", "Value"], rows
+
+
+def adapter_settings(run: dict) -> list[list[str]]:
+    """A settings row for the tuned methods whose adapter is not LoRA (IA3, prompt tuning): their peft type and learning rate."""
+    tuned = (run["metrics"].get("train") or {}).get("methods") or {}
+    parts = []
+    for m in sorted(tuned, key=method_order):
+        t = tuned[m]
+        if t.get("tuner") and t["tuner"] != LORA_TUNER:
+            extra = f", {t['virtual_tokens']} virtual tokens" if t.get("virtual_tokens") else ""
+            parts.append(f"{label(m)}: {TUNER_LABELS.get(t['tuner'], t['tuner'])}, lr={t.get('learning_rate')}{extra}")
+    return [["Other adapters", "; ".join(parts)]] if parts else []
 
 
 def sample_rows(run: dict, limit: int = SAMPLE_QUESTIONS) -> list[dict]:
