@@ -40,6 +40,8 @@ def test_word_forms_of_the_gold_concept_are_right(answer, gold, rule):
         ("Catholic or Anglican", POPQA_CATHOLIC, "contradicts", "alternatives"),
         ("not Catholic", POPQA_CATHOLIC, "contradicts", "negates"),
         ("142 days", ["42 days"], "none", "matches no gold alias"),
+        ("WPA3.8", ["WPA3"], "none", "matches no gold alias"),  # a LoRA answer on kestrel_labs: another name, not WPA3
+        ("v2.1", ["v2"], "none", "matches no gold alias"),
     ],
 )
 def test_generic_aliases_and_contradicting_content_are_wrong(answer, gold, rule, reason):

@@ -61,7 +61,7 @@ def contains_tokens(haystack: str, needle: str) -> bool:
 
 
 # Word forms of one concept (used by the answer matcher, not by the SQuAD EM/F1 figures).
-_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:'[^\W_]+)?")
+_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:\.\d+)*(?:'[^\W_]+)?")  # "WPA3.8" is one word, not "WPA3" and "8"
 _INITIALISM = re.compile(r"\b(?:[^\W\d_]\.){2,}")  # "U.S." -> "US"
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
