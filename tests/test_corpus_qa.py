@@ -151,3 +151,13 @@ def test_generated_qa_needs_a_generator(qwen_tokenizer):
 
     with pytest.raises(LoraDataError, match="generated Q/A needs the base model"):
         build_training_data(corpus(), qwen_tokenizer, TrainConfig(generated_qa=2), seed=0)
+
+
+def test_english_corpora_get_fact_questions_and_other_languages_the_free_form_writer(qwen_tokenizer):
+    cfg = TrainConfig(seq_len=256, generated_qa=1, dev_fraction=0.0, use_chunks=False, use_qa=False)
+    english = build_training_data(corpus(), qwen_tokenizer, cfg, seed=0, generator=FakeGenerator(qwen_tokenizer))
+    assert english.stats["generation"]["asked"] == 6 and "written_now" in english.stats["generation"]  # one answer per sentence
+    c = corpus()
+    c.language = "ko"
+    other = build_training_data(c, qwen_tokenizer, cfg, seed=0, generator=FakeGenerator(qwen_tokenizer))
+    assert other.stats["generation"]["asked"] == 3 and "written_now" not in other.stats["generation"]  # one pair per chunk
