@@ -41,7 +41,7 @@ def test_run_writes_the_contract_and_aggregates_recompute(tiny_corpus, tiny_lm_d
             assert row["contexts"] and all("chunk_id" in c for c in row["contexts"])
     costs = {m: {k: v[k] for k in ("build_seconds", "peak_rss_mb", "artifact_mb")} for m, v in data["metrics"]["methods"].items()}
     again = aggregate(data["predictions"], costs, data["metrics"]["usd_per_hour"], data["config"]["eval"]["bootstrap_samples"], data["config"]["seed"])
-    marks = ("baseline", "no_better_than_prior", "latency_probe_reused")  # added after aggregation (baselines; probe timings reused)
+    marks = ("baseline", "no_better_than_prior", "latency_probe_reused", "latency_probe_retimed")  # added after aggregation (baselines; probe timings reused)
     assert again["methods"] == {m: {k: v for k, v in d.items() if k not in marks} for m, d in data["metrics"]["methods"].items()}
     assert data["config"]["seed"] == 0 and data["config"]["corpus_fingerprint"]
     assert data["meta"]["versions"]["torch"]
@@ -134,7 +134,7 @@ def test_latency_probe_bypasses_the_answer_cache(tiny_corpus, tiny_lm_dir, tmp_p
     stored, reads = len(cache), CountingCache.reads
     sample = probe_sample(corpus.test, 3, seed=0)
     assert sample == probe_sample(corpus.test, 3, seed=0) and len(sample) == 3
-    seconds, reused = latency_probe(strategy, sample)
+    seconds, reused, _ = latency_probe(strategy, sample)
     assert set(seconds) == {q.id for q in sample} and all(s > 0 for s in seconds.values()) and reused == 0
     assert CountingCache.reads == reads and len(cache) == stored  # the probe neither read nor wrote the cache
     assert strategy.cache is cache
@@ -142,12 +142,36 @@ def test_latency_probe_bypasses_the_answer_cache(tiny_corpus, tiny_lm_dir, tmp_p
     assert all(a.meta["cached"] for a in batched.values())  # while the batched path still uses it
     # an unchanged rerun reuses what this machine timed; a changed answer (other weights, prompt or settings) is timed again
     timings = ProbeTimings(tmp_path / "probe.json")
-    first, reused = latency_probe(strategy, sample, answers=batched, timings=timings)
+    first, reused, _ = latency_probe(strategy, sample, answers=batched, timings=timings)
     assert reused == 0 and len(json.loads((tmp_path / "probe.json").read_text())) == 3
-    again, reused = latency_probe(strategy, sample, answers=batched, timings=ProbeTimings(tmp_path / "probe.json"))
+    again, reused, _ = latency_probe(strategy, sample, answers=batched, timings=ProbeTimings(tmp_path / "probe.json"))
     assert reused == 3 and again == first
     changed = {k: dataclasses.replace(a, text=a.text + " (other weights)") for k, a in batched.items()}
-    _, reused = latency_probe(strategy, sample, answers=changed, timings=ProbeTimings(tmp_path / "probe.json"))
+    _, reused, _ = latency_probe(strategy, sample, answers=changed, timings=ProbeTimings(tmp_path / "probe.json"))
     assert reused == 0
     fresh = {k: dataclasses.replace(a, meta={**a.meta, "cached": False}) for k, a in batched.items()}
     assert latency_probe(strategy, sample, answers=fresh, timings=ProbeTimings(tmp_path / "probe.json"))[1] == 0
+
+
+def test_a_probe_timing_slowed_by_another_process_is_taken_again_and_a_slow_question_stays_slow():
+    import time as _time
+
+    from workbench.evaluation.latency import latency_probe
+    from workbench.types import Question
+
+    class Sleeper:
+        name, cache = "sleeper", None
+        calls: dict[str, int] = {}
+
+        def answer(self, qs):
+            q = qs[0]
+            Sleeper.calls[q.id] = Sleeper.calls.get(q.id, 0) + 1
+            slow = q.id == "always-slow" or (q.id == "contended" and Sleeper.calls[q.id] == 1)
+            _time.sleep(0.7 if slow else 0.01)
+            return []
+
+    qs = [Question(i, f"q {i}?", ["a"]) for i in ("a", "b", "c", "contended", "always-slow")]
+    seconds, reused, retimed = latency_probe(Sleeper(), qs)
+    assert retimed == ["contended", "always-slow"] and reused == 0
+    assert seconds["contended"] < 0.3 and seconds["always-slow"] >= 0.7  # the lower of two timings is kept
+    assert Sleeper.calls == {"a": 1, "b": 1, "c": 1, "contended": 2, "always-slow": 2}

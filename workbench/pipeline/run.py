@@ -183,6 +183,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     answers: dict[str, list[Answer]] = {}
     probes: dict[str, dict[str, float]] = {}
     probes_reused: dict[str, int] = {}
+    probes_retimed: dict[str, list[str]] = {}
     probe_timings = ProbeTimings() if os.environ.get("WORKBENCH_NO_ANSWER_CACHE") != "1" else None
     probe_qs = probe_sample(held_out, config.eval.latency_probe_n, config.seed)
     batch_s: float | None = None  # seconds the last full batch took: paces the heartbeat of the next one
@@ -211,7 +212,7 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
                     out += strategy.answer(held_out[start : start + bs])
                 batch_s = (time.perf_counter() - t_batch) * max(1.0, bs / max(1, min(bs, len(held_out) - start)))
             if method not in baseline_methods():  # reference rows are not served, so their latency is not measured
-                probes[method], probes_reused[method] = latency_probe(
+                probes[method], probes_reused[method], probes_retimed[method] = latency_probe(
                     strategy,
                     probe_qs,
                     lambda i, n, m=method, k=mi: report("answer", (k + 0.9 + 0.1 * i / n) / len(methods), f"{m}: latency probe, question {i + 1} of {n} answered alone"),
@@ -241,6 +242,8 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
         tuned["usd_build"] = metrics["methods"].get(method, {}).get("usd_build")
     for method, n in probes_reused.items():  # timings of unchanged answers measured alone by an earlier run on this machine
         metrics["methods"].get(method, {})["latency_probe_reused"] = n
+    for method, ids in probes_retimed.items():  # outliers answered twice, the lower time kept
+        metrics["methods"].get(method, {})["latency_probe_retimed"] = len(ids)
     metrics["usd_per_hour"] = config.eval.usd_per_hour
     metrics["splits"] = twins
     metrics["seen"] = what_each_method_saw(methods, corpus, extra)

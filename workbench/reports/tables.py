@@ -78,7 +78,8 @@ def scoreboard(run: dict) -> Table:
             label(name) + (" (baseline)" if m.get("baseline") else ""), str(m.get("n", "")), _rate_ci(m, "accuracy", "accuracy_ci"),
             _rate_ci(m, "hallucination_rate", "hallucination_ci"), fmt.pct(m.get("abstention_rate")), fmt.pct(m.get("exact_match")), _num(m.get("f1")),
             f"{fmt.seconds(m.get('latency_p50_s'))} / {fmt.seconds(m.get('latency_p95_s'))} ({m.get('latency_probe_n', 'n/a')}"
-            + (f", {m['latency_probe_reused']} timed by an earlier run" if m.get("latency_probe_reused") else "") + ")",
+            + (f", {m['latency_probe_reused']} timed by an earlier run" if m.get("latency_probe_reused") else "")
+            + (f", {m['latency_probe_retimed']} outlier retimed" if m.get("latency_probe_retimed") else "") + ")",
             _num(m.get("throughput_qps")),
             f"{_num(m.get('prompt_tokens_mean'), '{:.0f}')} / {_num(m.get('output_tokens_mean'), '{:.0f}')}",
             fmt.money(m.get("usd_per_1k_queries")), fmt.money(m.get("cost_per_correct_usd")), fmt.seconds(m.get("build_seconds")), versus,
