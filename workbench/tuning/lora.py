@@ -16,6 +16,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +261,14 @@ def adapter_key(base_folder: Path, data_fp: str, cfg: TrainConfig, seed: int, in
     return stable_hash(LORA_VERSION, base_fingerprint(base_folder), data_fp, settings, seed, *([init_text] if init_text else []), *([dtype] if dtype != "bfloat16" else []))
 
 
+@lru_cache(maxsize=4)
+def _tokenizer(folder: str) -> Any:
+    """The base model's tokenizer, loaded once per process (every adapter of a run keys its data with it)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+
+
 def get_or_train_adapter(
     base: str,
     corpus: Corpus,
@@ -278,10 +287,8 @@ def get_or_train_adapter(
     on a cache hit when the held-out set changed. Raises LockedError when another process is
     training the same adapter. ``base_model`` (already loaded) is reused for synthetic data.
     """
-    from transformers import AutoTokenizer
-
     folder = resolve_generator(base)
-    tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    tok = _tokenizer(str(folder))
     data_fp = data_fingerprint(corpus, tok, cfg, split_cfg, seed)
     init_text = prompt_init_text(corpus.instruction, corpus.language) if cfg.tuner == PROMPT_TUNER else ""
     key = adapter_key(folder, data_fp, cfg, seed, init_text)
