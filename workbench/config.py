@@ -278,7 +278,7 @@ class EvalConfig:
 class RunConfig:
     corpus: str = _f("", "Corpus folder (docs/ + questions.jsonl).")
     methods: list[str] = _f(list(METHODS), "Methods compared.")
-    preset: Literal["quick", "standard", "demo", "custom"] = _f("quick", "quick: 30 held-out questions, one epoch on the documents, Q/A generated from every chunk and the train Q/A, plus a small RAFT adapter for rag+lora (1,305 s cold measured for the fact corpus on 2 idle cores, 68 min on 2 shared cores; seconds when cached); standard: all held-out questions, 4 epochs; demo: 12 questions for a live demo in a few minutes.")
+    preset: Literal["quick", "standard", "demo", "custom"] = _f("quick", "quick: 30 held-out questions, one epoch on the documents, a question written for a fact of every sentence and the train Q/A, plus a small RAFT adapter for rag+lora (1,068 s cold measured for the fact corpus on 2 idle cores; 14 s when nothing changed); standard: all held-out questions, two facts per sentence, 4 epochs; demo: 12 questions for a live demo in a few minutes.")
     model: str = _f("qwen2.5-0.5b", "Generator: a named bundled model, a local HF folder or a GGUF file.")
     seed: int = _f(0, "Seed for splits, sampling, few-shot draws and training.")
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -335,22 +335,21 @@ _QUICK_TRAIN: dict[str, Any] = {
 
 # Preset overrides, applied over the defaults (and over corpus.toml [defaults]).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # quick: 1,305 s cold measured for kestrel_labs on an idle 2-core CPU (68 min on shared cores; seconds when cached): Q/A generation
-    # 390 s (201 chunks), closed-book adapter 398 s (182 steps), RAFT 64 s, curves and probe ~170 s, answering 235 s. RAG prompts are prefill-bound
-    # (~compute per prompt token), so fewer questions, 3 chunks, no model-judged groundedness.
-    # LoRA learns the corpus: one pass of continued pre-training on the document text, 3 Q/A pairs
-    # generated from every chunk (packed as dialogues), and the train Q/A as examples of the answer
-    # form, batch 1 on the top 12 layers; rag+lora gets its own small RAFT adapter (32 examples).
+    # quick: 1,068 s cold measured for kestrel_labs on an idle 2-core CPU (13.8 s for an unchanged rerun): the fact writer
+    # 299 s (992 questions asked, 399 kept), closed-book adapter 299 s (230 steps), RAFT 53 s, curves and probe ~150 s, answering
+    # 226 s. RAG prompts are prefill-bound (~compute per prompt token), so fewer questions, 3 chunks, no model-judged groundedness.
+    # LoRA learns the corpus: one pass of continued pre-training on the document text, a question written for one fact of
+    # every sentence (packed as dialogues), and the train Q/A as examples of the answer form, batch 1 on the top 12
+    # layers; rag+lora gets its own small RAFT adapter (32 examples).
     "quick": {
         "eval": {"max_questions": 30, "bootstrap_samples": 1000, "groundedness": False},
         "retrieval": {"top_k": 3},
         "train": _QUICK_TRAIN,
         "generation": {"max_new_tokens": 16, "batch_size": 16},
     },
-    # standard: every held-out question, the quick recipe (same generated pairs, so they are reused) for 4 epochs (on a
-    # 12-document kestrel subset held-out accuracy rose 0 -> 2 -> 2 -> 3 -> 5 of 37 over epochs 0-4 and stayed at 5 to
-    # epoch 6), a RAFT adapter twice quick's with longer passages. Measured on all of kestrel_labs (2,399 s idle):
-    # lora 3 of 93 vs zero-shot 0 (p = 0.25), rag+lora 62% vs rag 69% (p = 0.11); README has the table.
+    # standard: every held-out question, two facts per sentence (the quick preset's questions are reused) for 4 epochs,
+    # a RAFT adapter twice quick's with longer passages. Measured on all of kestrel_labs (4,218 s cold, 2026-12-02): lora 10
+    # of 93 vs zero-shot 0 (McNemar p = 0.002), rag+lora 67% vs rag 70% (p = 0.58); README has the table.
     "standard": {
         "eval": {"max_questions": 0, "bootstrap_samples": 2000, "groundedness": True},
         "train": {**_QUICK_TRAIN, "generated_qa": 2, "epochs": 4.0, "checkpoint_every": 80, "curve_points": 4, "raft_examples": 64, "raft_passage_tokens": 128},
