@@ -93,14 +93,15 @@ def latency_probe(
     fresh: dict[str, str | None] = {}  # timed now: question id -> its timings key
     retimed: list[str] = []
     reused = 0
+    known = timings.seconds if timings is not None else {}
     try:
         for i, q in enumerate(questions):
             if progress:
                 progress(i, len(questions))
             ans = (answers or {}).get(q.id)
             key = timings.key(strategy, q, ans) if (timings is not None and ans is not None) else None
-            if key and ans is not None and ans.meta.get("cached") and key in timings.seconds:  # type: ignore[union-attr]
-                out[q.id] = float(timings.seconds[key])  # type: ignore[union-attr]
+            if key in known and ans is not None and ans.meta.get("cached"):
+                out[q.id] = float(known[key])
                 reused += 1
                 continue
             out[q.id] = _time_alone(strategy, q)
@@ -110,9 +111,7 @@ def latency_probe(
             if q.id in fresh and out[q.id] > OUTLIER_FACTOR * median and out[q.id] - median > OUTLIER_MARGIN_S:
                 out[q.id] = min(out[q.id], _time_alone(strategy, q))
                 retimed.append(q.id)
-        for qid, key in fresh.items():
-            if key and timings is not None:
-                timings.seconds[key] = out[qid]
+        known.update({key: out[qid] for qid, key in fresh.items() if key})
     finally:
         if cache is not None:
             strategy.cache = cache  # type: ignore[attr-defined]
