@@ -46,9 +46,9 @@ def text_example(tokenizer: Any, text: str, part: str, meta: dict[str, Any]) -> 
     return Example(part, ids, list(ids), text, True, meta=meta)
 
 
-def qa_example(tokenizer: Any, question: str, answer: str, instruction: str, part: str, meta: dict[str, Any]) -> Example:
-    """SFT example rendered exactly like the `lora` strategy's prompt; loss on the answer tokens only."""
-    messages = prompts.zero_shot_messages(question, instruction)
+def qa_example(tokenizer: Any, question: str, answer: str, instruction: str, part: str, meta: dict[str, Any], language: str = "en") -> Example:
+    """SFT example rendered exactly like the `lora` strategy's prompt in the corpus's ``language``; loss on the answer tokens only."""
+    messages = prompts.zero_shot_messages(question, instruction, language)
     prompt = prompts.render(tokenizer, messages)
     full = prompts.render(tokenizer, messages, answer=answer)
     if not full.startswith(prompt):
@@ -60,12 +60,14 @@ def qa_example(tokenizer: Any, question: str, answer: str, instruction: str, par
     return Example(part, p_ids + a_ids, [IGNORE] * len(p_ids) + a_ids, full, False, question=question, answer=answer, meta=meta)
 
 
-def dialogue_example(tokenizer: Any, pairs: list[tuple[str, str]], instruction: str, part: str, meta: dict[str, Any], system: Any = None) -> Example:
-    """Several Q/A turns under one system prompt, loss on every answer; the first turn is exactly the `lora` prompt.
+def dialogue_example(
+    tokenizer: Any, pairs: list[tuple[str, str]], instruction: str, part: str, meta: dict[str, Any], system: Any = None, language: str = "en"
+) -> Example:
+    """Several Q/A turns under one system prompt, loss on every answer; the first turn is exactly the `lora` prompt in ``language``.
 
     Packing pairs as turns pays the system prompt once per dialogue instead of once per pair.
     """
-    messages = (system or prompts.zero_shot_messages)("", instruction)[:1]
+    messages = (system("", instruction) if system else prompts.zero_shot_messages("", instruction, language))[:1]
     ids: list[int] = []
     labels: list[int] = []
     done = ""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..config import ABSTAIN_REPLY, TrainConfig
+from ..config import TrainConfig
+from ..language import language as _language
 from ..methods import prompts
 from ..textnorm import contains_tokens, normalize_answer
 from .packing import IGNORE, Example, encode, eos_id
@@ -30,12 +31,13 @@ def _window(text: str, chars: int, answer: str | None, rng: random.Random) -> st
 
 
 def raft_examples(
-    tokenizer: Any, pairs: list[dict[str, Any]], chunks: list[tuple[str, str]], cfg: TrainConfig, instruction: str, seed: int
+    tokenizer: Any, pairs: list[dict[str, Any]], chunks: list[tuple[str, str]], cfg: TrainConfig, instruction: str, seed: int, language: str = "en"
 ) -> list[Example]:
     """RAFT examples: a generated question, its gold chunk among lexically similar distractors (or only distractors), answered from the passages.
 
-    The target is the answer when a passage holds it, else the abstention reply, matching the rag prompt.
+    The target is the answer when a passage holds it, else the ``language``'s abstention reply, matching the rag prompt in that language.
     """
+    abstain = _language(language).abstain_reply
     rng = random.Random(f"workbench-raft-{seed}")
     picked = list(pairs)
     rng.shuffle(picked)
@@ -60,8 +62,8 @@ def raft_examples(
         if with_gold:
             passages.insert(rng.randrange(len(passages) + 1), _window(chunks[p["chunk"]][1], chars, p["answer"], rng))
         held = any(contains_tokens(t, p["answer"]) for t in passages)
-        target = p["answer"] if held else ABSTAIN_REPLY
-        messages = prompts.rag_messages(p["question"], passages, instruction)
+        target = p["answer"] if held else abstain
+        messages = prompts.rag_messages(p["question"], passages, instruction, language)
         prompt = prompts.render(tokenizer, messages)
         full = prompts.render(tokenizer, messages, answer=target)
         p_ids, a_ids = encode(tokenizer, prompt), encode(tokenizer, full[len(prompt) :])
