@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ABSTAIN_REPLY, SplitConfig, TrainConfig
+from ..config import SplitConfig, TrainConfig
+from ..language import DEFAULT_LANGUAGE
+from ..language import language as _language
 from ..storage import atomic_write_json, stable_hash
 from ..types import Corpus, Document, Question
 from .packing import IGNORE, Example, LoraDataError, dialogue_example, pack, qa_example, text_example
@@ -84,7 +86,9 @@ def data_fingerprint(corpus: Corpus, tokenizer: Any, cfg: TrainConfig, split_cfg
     keys += ("raft_examples", "raft_distractors", "raft_gold_share", "raft_passage_tokens") if cfg.recipe == "raft" else ()
     recipe = {k: getattr(cfg, k) for k in keys}
     split = split_cfg.__dict__ if (split_cfg is not None and (cfg.synthetic_qa or cfg.paraphrases or cfg.generated_qa)) else None
-    return stable_hash(DATA_VERSION, docs, train, recipe, split, corpus.instruction, tokenizer_fingerprint(tokenizer), seed)
+    code = _language(corpus.language).code  # prompts and abstention reply; left out for English so its keys stay as they were
+    lang = [code] if code != DEFAULT_LANGUAGE else []
+    return stable_hash(DATA_VERSION, docs, train, recipe, split, corpus.instruction, tokenizer_fingerprint(tokenizer), seed, *lang)
 
 
 def document_pieces(docs: list[Document], tokenizer: Any, max_tokens: int) -> list[tuple[str, str]]:
@@ -160,8 +164,10 @@ def build_training_data(
     """Examples from the corpus as selected by ``cfg``, shuffled (seeded) and packed into blocks.
 
     ``model`` (the base model) is needed only for synthetic Q/A and paraphrases; synthetic questions
-    that duplicate a ``held_out`` question are dropped (and counted) rather than trained on.
+    that duplicate a ``held_out`` question are dropped (and counted) rather than trained on. Prompts and
+    the abstention reply are the corpus's language's, as the strategies render them at evaluation.
     """
+    lang, abstain = _language(corpus.language).code, _language(corpus.language).abstain_reply
     examples: list[Example] = []
     stats: dict[str, Any] = {"examples": {"chunks": 0, "qa": 0, "synthetic_qa": 0, "paraphrases": 0, "generated_qa": 0, "raft": 0}, "skipped_too_long": 0, "seq_len": cfg.seq_len, "recipe": cfg.recipe}
     if (cfg.generated_qa or cfg.recipe == "raft") and generator is None and model is not None:
@@ -173,7 +179,7 @@ def build_training_data(
     if cfg.recipe == "raft":
         pairs, chunks, stats["generation"] = generated_pairs(corpus, tokenizer, cfg, split_cfg, generator, seed, progress)
         pairs, stats["generated_dropped_leak"] = _drop_leaks(pairs, held_out, embedder)
-        examples += raft_examples(tokenizer, pairs, chunks, cfg, corpus.instruction, seed)
+        examples += raft_examples(tokenizer, pairs, chunks, cfg, corpus.instruction, seed, lang)
         stats["raft_with_gold"] = sum(ex.meta["gold_in_passages"] for ex in examples)
         stats["raft_abstain"] = sum(ex.meta["abstain"] for ex in examples)
         return _finish(examples, stats, corpus, tokenizer, cfg, split_cfg, seed)
@@ -184,8 +190,8 @@ def build_training_data(
         for q in corpus.train:
             if q.id in dev_ids:
                 continue
-            answer = q.answers[0] if (q.answerable and q.answers) else ABSTAIN_REPLY
-            examples.append(qa_example(tokenizer, q.question, answer, corpus.instruction, "qa", {"id": q.id, "answerable": q.answerable}))
+            answer = q.answers[0] if (q.answerable and q.answers) else abstain
+            examples.append(qa_example(tokenizer, q.question, answer, corpus.instruction, "qa", {"id": q.id, "answerable": q.answerable}, lang))
     if cfg.synthetic_qa or cfg.paraphrases:
         if model is None:
             raise LoraDataError("synthetic Q/A and paraphrases need the base model; pass model= or set synthetic_qa and paraphrases to 0")
@@ -200,7 +206,7 @@ def build_training_data(
                 stats["synthetic_dropped_leak"] = len(bad)
                 pairs = [p for i, p in enumerate(pairs) if i not in bad]
             for q, a, doc_id in pairs:
-                examples.append(qa_example(tokenizer, q, a, corpus.instruction, "synthetic_qa", {"doc_id": doc_id, "synthetic": True}))
+                examples.append(qa_example(tokenizer, q, a, corpus.instruction, "synthetic_qa", {"doc_id": doc_id, "synthetic": True}, lang))
         if cfg.paraphrases:
             rewrites, stats["paraphrases_rejected"] = paraphrase_chunks(model, tokenizer, chunks, cfg.paraphrases, seed, progress)
             for doc_id, text in rewrites:
@@ -214,12 +220,12 @@ def build_training_data(
         for i in order + [-1]:
             if i >= 0:
                 candidate = turns + [pairs[i]]
-                ex = dialogue_example(tokenizer, [(p["question"], p["answer"]) for p in candidate], corpus.instruction, "generated_qa", {})
+                ex = dialogue_example(tokenizer, [(p["question"], p["answer"]) for p in candidate], corpus.instruction, "generated_qa", {}, language=lang)
                 if len(candidate) <= DIALOGUE_TURNS and (len(ex.ids) <= cfg.seq_len or not turns):
                     turns = candidate
                     continue
             if turns:  # the dialogue is full (turns or seq_len): emit it, start the next with this pair
-                examples.append(dialogue_example(tokenizer, [(p["question"], p["answer"]) for p in turns], corpus.instruction, "generated_qa", {"synthetic": True, "doc_ids": [p["doc_id"] for p in turns]}))
+                examples.append(dialogue_example(tokenizer, [(p["question"], p["answer"]) for p in turns], corpus.instruction, "generated_qa", {"synthetic": True, "doc_ids": [p["doc_id"] for p in turns]}, language=lang))
             turns = [pairs[i]] if i >= 0 else []
     return _finish(examples, stats, corpus, tokenizer, cfg, split_cfg, seed)
 
