@@ -103,7 +103,7 @@ def learning_curve(
     points = snapshots(adapter_dir)
     held = [q for q in held_out if q.answerable and q.answers][:n_held]
     elapsed = _elapsed_at(adapter_dir.parent / "train_log.jsonl")
-    base = make_strategy(method_spec(method).base_method, generator=generator, index=index, embedder=embedder, cfg=config, instruction=corpus.instruction, cache=store or False)
+    base = make_strategy(method_spec(method).base_method, generator=generator, index=index, embedder=embedder, cfg=config, instruction=corpus.instruction, cache=store or False, language=corpus.language)
     dev0, n_dev0 = _accuracy(base, dev)
     held0, n_h0 = _accuracy(base, held)
     curve = [{"step": 0, "train_seconds": 0.0, "dev_accuracy": dev0, "n_dev": n_dev0, "held_out_accuracy": held0, "n_held_out": n_h0, "base": True}]
@@ -113,7 +113,7 @@ def learning_curve(
         report("train", k / len(points), f"{method}: learning curve, step {step} ({len(dev)} dev, {len(held)} held-out questions)")
         set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
         gen = Generator(model, generator.tokenizer, adapter=str(folder))
-        strategy = make_strategy(method, generator=generator, adapter_generator=gen, index=index, embedder=embedder, cfg=config, instruction=corpus.instruction, cache=store or False)
+        strategy = make_strategy(method, generator=generator, adapter_generator=gen, index=index, embedder=embedder, cfg=config, instruction=corpus.instruction, cache=store or False, language=corpus.language)
         dev_acc, n_dev = _accuracy(strategy, dev)
         held_acc, n_h = _accuracy(strategy, held)
         curve.append({"step": step, "train_seconds": elapsed.get(step), "dev_accuracy": dev_acc, "n_dev": n_dev, "held_out_accuracy": held_acc, "n_held_out": n_h})
