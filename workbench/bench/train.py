@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..config import ABSTAIN_REPLY, TrainConfig
+from ..config import TrainConfig
+from ..language import language
 from ..tuning.lora_data import TrainingData, document_pieces
 from ..tuning.packing import IGNORE, Example, pack, qa_example, text_example
 from ..tuning.specs import peft_config
@@ -27,9 +28,10 @@ def lora_examples(corpus_dir: str | Path, tokenizer: Any, seq_len: int, seed: in
 
     corpus = load_corpus(corpus_dir, seed=seed)
     examples = [text_example(tokenizer, text, "chunks", {"doc_id": d}) for d, text in document_pieces(corpus.documents, tokenizer, seq_len - 1)]
+    abstain = language(corpus.language).abstain_reply
     for q in corpus.train:
-        answer = q.answers[0] if (q.answerable and q.answers) else ABSTAIN_REPLY
-        examples.append(qa_example(tokenizer, q.question, answer, corpus.instruction, "qa", {"id": q.id}))
+        answer = q.answers[0] if (q.answerable and q.answers) else abstain
+        examples.append(qa_example(tokenizer, q.question, answer, corpus.instruction, "qa", {"id": q.id}, corpus.language))
     examples = [e for e in examples if e.splittable or len(e.ids) <= seq_len]
     random.Random(seed).shuffle(examples)
     return examples
