@@ -103,8 +103,9 @@ class TokenizerChat:
 class HFGenerator(TokenizerChat):
     """The Hugging Face backend: batched generation on a causal LM (optionally a peft model carrying a LoRA adapter)."""
 
-    def __init__(self, model: Any, tokenizer: Any, name: str = "", adapter: str | Path | None = None):
+    def __init__(self, model: Any, tokenizer: Any, name: str = "", adapter: str | Path | None = None, precision: str = ""):
         self.model, self.tok = model, tokenizer
+        self.precision = precision  # "" (the weights as loaded) or a reduced precision of workbench.backends.quantize
         self.name = name or Path(_model_folder(model)).name or "model"
         self.adapter = str(adapter) if adapter else ""  # folder of the LoRA adapter the model carries, if any
         self.tok.padding_side = "left"
@@ -148,7 +149,8 @@ class HFGenerator(TokenizerChat):
                 sig = _hash_tensors(iter(self.model.named_parameters()))
             weights = Path(self.adapter) / "adapter_model.safetensors" if self.adapter else None
             adapter = sha256_file(weights) if weights and weights.is_file() else adapter_hash(self.model)
-            self._fingerprint = stable_hash(folder, sig, adapter, str(self.model.dtype))
+            quantized = [self.precision] if self.precision else []  # left out at full precision: those keys stay as they were
+            self._fingerprint = stable_hash(folder, sig, adapter, str(self.model.dtype), *quantized)
         return self._fingerprint
 
     def encode(self, prompts: Sequence[str]) -> list[list[int]]:

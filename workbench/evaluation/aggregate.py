@@ -96,6 +96,8 @@ def method_metrics(
         "output_tokens_mean": _mean([float(r["output_tokens"]) for r in rows]),
         "peak_rss_mb": float(cost["peak_rss_mb"]) if cost.get("peak_rss_mb") is not None else None,
         "artifact_mb": float(cost.get("artifact_mb", 0.0) or 0.0),
+        "model_mb": cost.get("model_mb"),  # the answering model's weights as stored (an @int8 row's are int8)
+        "quantize_seconds": cost.get("quantize_seconds"),
         "usd_per_1k_queries": per_1k,
         "cost_per_correct_usd": per_1k / 1000.0 / accuracy if accuracy else None,  # compute per query / accuracy; None when nothing is right
         "usd_build": usd_build(build_s, usd_per_hour),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import WorkbenchError
@@ -24,6 +24,10 @@ LORA_RECIPE, RAFT_RECIPE, IA3_RECIPE, PROMPT_RECIPE = "lora", "raft", "ia3", "pr
 # train.tuner: the peft type of an adapter (workbench.tuning.specs builds each); the ia3 and prompt-tuning recipes set their own
 LORA_TUNER, IA3_TUNER, PROMPT_TUNER = "lora", "ia3", "prompt-tuning"
 TUNER_NAMES = (LORA_TUNER, IA3_TUNER, PROMPT_TUNER)
+# reduced precisions every method can also be measured at, as its own row "<method>@<precision>" (workbench.backends.quantize)
+INT8 = "int8"
+PRECISIONS = (INT8,)
+PRECISION_MARK = "@"
 
 
 class MethodError(WorkbenchError, ValueError):
@@ -62,6 +66,8 @@ class MethodSpec:
     baseline: bool = False  # a reference row: measured, never recommended
     needs_sources: bool = False  # (baselines) only offered when held-out questions name their gold documents
     opt_in: bool = False  # not in the default method list: measured only when asked for by name (--methods, the app's method list)
+    precision: str = ""  # "" (the model as loaded) or one of PRECISIONS: the same method on a quantized copy of the base model
+    full_precision: str | None = None  # (precision rows) the method this row quantizes
 
     def build(self, ctx: MethodContext) -> Any:
         """The method's Strategy for this context."""
@@ -117,9 +123,24 @@ def methods_where(**traits: Any) -> tuple[str, ...]:
 
 
 def method_order(method: str) -> tuple[int, str]:
-    """Sort key for showing methods: the selectable methods in registration order, then any other name alphabetically."""
-    compared = selectable_methods()
-    return (compared.index(method) if method in compared else len(compared), method)
+    """Sort key for showing methods: the selectable methods in registration order (a precision row right after its method), then any other name alphabetically."""
+    spec = REGISTRY.get(method)
+    base = spec.full_precision if spec and spec.full_precision else method
+    compared = tuple(n for n in selectable_methods() if not REGISTRY[n].precision)
+    return (compared.index(base) if base in compared else len(compared), method)
+
+
+def precision_variant(spec: MethodSpec, precision: str) -> MethodSpec:
+    """``spec`` answered by a copy of the base model at ``precision`` (its adapter, if any, quantized with it): an opt-in row."""
+    return replace(
+        spec,
+        name=f"{spec.name}{PRECISION_MARK}{precision}",
+        label=f"{spec.label} @{precision}",
+        help=f"{spec.help} Weights at {precision} (same base model, quantized at load).",
+        opt_in=True,
+        precision=precision,
+        full_precision=spec.name,
+    )
 
 
 def label(method: str) -> str:
@@ -156,3 +177,6 @@ for _spec in (
                needs_index=True, baseline=True, needs_sources=True),
 ):
     register_method(_spec)
+for _spec in [s for s in REGISTRY.values() if not s.baseline]:  # after every method, so each adapter's learning curve is drawn for its full-precision method
+    for _p in PRECISIONS:
+        register_method(precision_variant(_spec, _p))

@@ -114,6 +114,7 @@ class Heartbeat:
 def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, str], None], timings: dict[str, float]) -> dict[str, Any]:
     status = RunStatus(run_dir)  # the answering heartbeat writes here directly (a cancel is checked between batches)
     from ..backends.loader import open_generator
+    from ..backends.quantize import PrecisionCopies
     from ..corpus.load import corpus_fingerprint, load_corpus
     from ..evaluation import aggregate
     from ..evaluation.latency import ProbeTimings, latency_probe, probe_sample
@@ -187,12 +188,25 @@ def _pipeline(config: RunConfig, run_dir: Path, report: Callable[[str, float, st
     probe_timings = ProbeTimings() if os.environ.get("WORKBENCH_NO_ANSWER_CACHE") != "1" else None
     probe_qs = probe_sample(held_out, config.eval.latency_probe_n, config.seed)
     batch_s: float | None = None  # seconds the last full batch took: paces the heartbeat of the next one
+    copies = PrecisionCopies()  # quantized copies for the <method>@int8 rows, made once each
     t0 = time.perf_counter()
     for mi, method in enumerate(methods):
+        answering, adapter_answering = generator, adapters.get(adapter_recipe_used(method, adapters))
+        precision = method_spec(method).precision
+        if precision:
+            report("answer", mi / len(methods), f"{method}: quantizing the model to {precision}")
+            answering, secs = copies.get(generator, precision)
+            if adapter_answering is not None:
+                adapter_answering, more = copies.get(adapter_answering, precision)
+                secs += more
+            costs[method]["build_seconds"] += secs
+            costs[method]["quantize_seconds"] = round(secs, 2)
+        if not method_spec(method).baseline:  # the prior answers with no model
+            costs[method]["model_mb"] = copies.model_mb(adapter_answering if adapter_answering is not None else answering)
         strategy = make_strategy(
             method,
-            generator=generator,
-            adapter_generator=adapters.get(adapter_recipe_used(method, adapters)),
+            generator=answering,
+            adapter_generator=adapter_answering,
             index=index,
             embedder=embedder,
             pool=corpus.train,
