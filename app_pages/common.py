@@ -152,6 +152,7 @@ def scoreboard_frame(metrics: dict[str, Any]) -> pd.DataFrame:
                 "USD / correct answer": fmt.money(m.get("cost_per_correct_usd")),
                 "Build time": fmt.seconds(m.get("build_seconds")),
                 "Index / adapter size (MB)": m.get("artifact_mb"),
+                "Model weights (MB)": m.get("model_mb"),
                 "Peak RAM (MB)": m.get("peak_rss_mb"),
                 "Questions": m.get("n"),
                 "Versus prior": "baseline" if m.get("baseline") else prior_flag_text(metrics, name),

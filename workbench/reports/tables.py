@@ -69,7 +69,7 @@ def run_title(run: dict) -> str:
 def scoreboard(run: dict) -> Table:
     """One row per method: accuracy and hallucination with 95% intervals, quality, per-query latency, throughput, cost."""
     head = ["Method", "n", "Accuracy [95% CI]", "Hallucination [95% CI]", "Abstention", "EM", "F1",
-            "Per-query p50 / p95 (probe n)", "Batched q/s", "Tokens in / out", "USD / 1k queries", "USD / correct answer", "Build", "Versus prior"]
+            "Per-query p50 / p95 (probe n)", "Batched q/s", "Tokens in / out", "Weights (MB)", "USD / 1k queries", "USD / correct answer", "Build", "Versus prior"]
     rows = []
     for name in method_names(run):
         m = run["metrics"]["methods"][name]
@@ -81,7 +81,7 @@ def scoreboard(run: dict) -> Table:
             + (f", {m['latency_probe_reused']} timed by an earlier run" if m.get("latency_probe_reused") else "")
             + (f", {m['latency_probe_retimed']} outlier retimed" if m.get("latency_probe_retimed") else "") + ")",
             _num(m.get("throughput_qps")),
-            f"{_num(m.get('prompt_tokens_mean'), '{:.0f}')} / {_num(m.get('output_tokens_mean'), '{:.0f}')}",
+            f"{_num(m.get('prompt_tokens_mean'), '{:.0f}')} / {_num(m.get('output_tokens_mean'), '{:.0f}')}", _num(m.get("model_mb"), "{:,.0f}"),
             fmt.money(m.get("usd_per_1k_queries")), fmt.money(m.get("cost_per_correct_usd")), fmt.seconds(m.get("build_seconds")), versus,
         ])
     return head, rows
