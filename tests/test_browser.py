@@ -336,3 +336,36 @@ def test_sweeps_page_shows_the_grid_and_pareto_chart(server, tmp_path):
             expect(page.get_by_text("Most accurate")).to_be_visible()
         finally:
             browser.close()
+
+
+# Two different Hangul syllables drawn in the page's own font: identical pixels mean both fell back to the
+# same missing-glyph box (no CJK font: `make browser` installs fonts-nanum).
+_HANGUL_DRAWN = """(font) => {
+  const draw = (ch) => { const c = document.createElement('canvas'); c.width = 40; c.height = 40;
+    const g = c.getContext('2d'); g.font = '28px ' + font; g.fillText(ch, 4, 32); return c.toDataURL(); };
+  return draw('누') !== draw('리') && draw('누') !== draw('\\uFFFF');
+}"""
+
+
+def test_korean_corpus_page_draws_hangul(isolated_home, tiny_lm_dir, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    korean = REPO / "corpora" / "nurisol_energy"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with _serve(isolated_home, tiny_lm_dir, tmp_path, {"WORKBENCH_DEFAULT_CORPUS": str(korean)}) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.set_default_timeout(90_000)
+            page.goto(server["url"])
+            title = page.get_by_text("누리솔에너지 (Korean fact lookup)").first
+            expect(title).to_be_visible()
+            expect(page.get_by_text("Held-out").first).to_be_visible()
+            font = title.evaluate("(el) => getComputedStyle(el).fontFamily")
+            drawn = page.evaluate(_HANGUL_DRAWN, font)
+            path = ARTIFACTS / "korean-corpus.png"
+            page.screenshot(path=str(path))
+            print(f"screenshot: {path} (font {font})")
+        finally:
+            browser.close()
+    assert drawn, f"Hangul is drawn as missing-glyph boxes in {font}: install a CJK font (make browser installs fonts-nanum)"
