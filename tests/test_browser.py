@@ -361,6 +361,8 @@ def test_korean_corpus_page_draws_hangul(isolated_home, tiny_lm_dir, tmp_path):
             title = page.get_by_text("누리솔에너지 (Korean fact lookup)").first
             expect(title).to_be_visible()
             expect(page.get_by_text("Held-out").first).to_be_visible()
+            page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=90_000)  # the corpus check has drawn
+            expect(page.get_by_text("Corpus check passed").first).to_be_visible()
             font = title.evaluate("(el) => getComputedStyle(el).fontFamily")
             drawn = page.evaluate(_HANGUL_DRAWN, font)
             path = ARTIFACTS / "korean-corpus.png"
