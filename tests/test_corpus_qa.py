@@ -161,3 +161,28 @@ def test_english_corpora_get_fact_questions_and_other_languages_the_free_form_wr
     c.language = "ko"
     other = build_training_data(c, qwen_tokenizer, cfg, seed=0, generator=FakeGenerator(qwen_tokenizer))
     assert other.stats["generation"]["asked"] == 3 and "written_now" not in other.stats["generation"]  # one pair per chunk
+
+
+def test_the_writer_asks_a_korean_corpus_for_korean_questions_and_keeps_english_keys():
+    from workbench.tuning.corpus_qa import QA_PROMPT, generation_key, qa_prompt
+
+    assert qa_prompt("en") == QA_PROMPT  # English prompts (and so their cached pairs) are unchanged
+    ko = qa_prompt("ko")
+    assert "한국어로" in ko and ko.index("한국어로") < ko.index("Reply exactly") and ko.count("{passage}") == 1
+    chunks = [("a.md", "누리솔에너지는 2016년에 설립되었다.")]
+    assert generation_key("g", chunks, 1) == generation_key("g", chunks, 1, "en") != generation_key("g", chunks, 1, "ko")
+
+
+def test_a_korean_corpus_writer_prompt_carries_the_note(qwen_tokenizer):
+    seen: list[str] = []
+
+    class Recording(FakeGenerator):
+        def generate(self, prompts, max_new_tokens, **kw):
+            seen.extend(prompts)
+            return [GenResult("Q: 누리솔에너지는 언제 설립되었나요?\nA: 2016년", 300, 20, 0.1, 0.1) for _ in prompts]
+
+    c = Corpus(Path("/tmp/ko"), [Document("a.md", "누리솔에너지는 2016년에 설립되었다.")], [], language="ko")
+    cfg = TrainConfig(seq_len=256, generated_qa=1, dev_fraction=0.0, use_chunks=False, use_qa=False)
+    data = build_training_data(c, qwen_tokenizer, cfg, seed=0, generator=Recording(qwen_tokenizer))
+    assert seen and all("한국어로" in p for p in seen)
+    assert data.stats["generation"]["kept"] == 1

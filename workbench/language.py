@@ -28,6 +28,7 @@ class Language:
     context_label: str = "Context"
     question_label: str = "Question"
     index_defaults: dict[str, Any] = field(default_factory=dict)  # [defaults.index] unless the corpus sets them
+    writer_note: str = ""  # added to the Q/A writer's prompt (tuning.corpus_qa): the language its questions must be in
 
 
 LANGUAGES: dict[str, Language] = {
@@ -51,6 +52,7 @@ LANGUAGES: dict[str, Language] = {
         context_label="문맥",
         question_label="질문",
         index_defaults={"embedder": "multilingual-e5-small", "bm25_tokenizer": "kiwi"},
+        writer_note="질문과 답은 모두 한국어로 쓰세요. 답은 단락에서 그대로 복사하세요.",  # questions and answers in Korean, the answer copied from the passage
     ),
 }
 DEFAULT_LANGUAGE = "en"

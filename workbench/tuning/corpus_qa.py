@@ -17,6 +17,7 @@ from typing import Any
 from ..methods import prompts
 from ..paths import cache_dir
 from ..storage import atomic_write_json, stable_hash
+from ..language import language as _language
 from ..textnorm import contains_tokens, normalize_answer
 
 GEN_VERSION = 1
@@ -72,9 +73,15 @@ def _drop_given_away(blob: dict[str, Any]) -> dict[str, Any]:
     return {**blob, "pairs": pairs, "stats": stats}
 
 
-def generation_key(model_fingerprint: str, chunks: list[tuple[str, str]], per_chunk: int) -> str:
+def qa_prompt(language: str = "en") -> str:
+    """The writer's prompt for a corpus in ``language``: the English one, plus the language's note where it has one."""
+    note = _language(language).writer_note
+    return QA_PROMPT.replace("\nReply exactly", f" {note}\nReply exactly", 1) if note else QA_PROMPT
+
+
+def generation_key(model_fingerprint: str, chunks: list[tuple[str, str]], per_chunk: int, language: str = "en") -> str:
     """Cache key: the generator, the chunk texts, the prompt and the number of pairs asked per chunk."""
-    return stable_hash(GEN_VERSION, model_fingerprint, [(d, stable_hash(t)) for d, t in chunks], QA_PROMPT, per_chunk)
+    return stable_hash(GEN_VERSION, model_fingerprint, [(d, stable_hash(t)) for d, t in chunks], qa_prompt(language), per_chunk)
 
 
 def generate_pairs(
@@ -84,18 +91,19 @@ def generate_pairs(
     seed: int = 0,
     progress: Progress | None = None,
     batch_size: int = 16,
+    language: str = "en",
 ) -> dict[str, Any]:
     """Generated pairs for every chunk, from the cache when the same generator already wrote them for these chunks.
 
     Returns {"pairs": [{"question", "answer", "doc_id", "chunk", "synthetic": True}], "stats": {...}, "cache_hit"}.
     """
-    key = generation_key(generator.fingerprint, chunks, per_chunk)
+    key = generation_key(generator.fingerprint, chunks, per_chunk, language)
     path = cache_dir("generated_qa") / f"{key}.json"
     if path.is_file():
         blob = json.loads(path.read_text(encoding="utf-8"))
         return {**_drop_given_away(blob), "cache_hit": True}
     form = "\n".join("Q: ...\nA: ..." for _ in range(per_chunk))
-    rendered = [prompts.render(generator.tok, [{"role": "user", "content": QA_PROMPT.format(n=per_chunk, form=form, passage=t)}]) for _, t in chunks]
+    rendered = [prompts.render(generator.tok, [{"role": "user", "content": qa_prompt(language).format(n=per_chunk, form=form, passage=t)}]) for _, t in chunks]
     out = generator.generate(rendered, max_new_tokens=28 * per_chunk + 8, temperature=0.0, seed=seed, stop=[], batch_size=batch_size, progress=progress)
     pairs, seen = [], set()
     stats = {"chunks": len(chunks), "asked": len(chunks) * per_chunk, "parsed": 0, "answer_not_in_chunk": 0, "duplicate_question": 0, "malformed": 0, "answer_in_question": 0}

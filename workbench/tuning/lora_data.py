@@ -135,8 +135,10 @@ def generated_pairs(corpus: Corpus, tokenizer: Any, cfg: TrainConfig, split_cfg:
     if generator is None:
         raise LoraDataError("generated Q/A needs the base model; pass generator= or set generated_qa to 0")
     chunks = source_chunks(corpus.documents, tokenizer, split_cfg, cfg.seq_len - 1)
-    write = generate_fact_pairs if corpus.language == "en" else generate_pairs  # answer spans are picked with English rules
-    result = write(generator, chunks, cfg.generated_qa, seed, progress)
+    if corpus.language == "en":
+        result = generate_fact_pairs(generator, chunks, cfg.generated_qa, seed, progress)
+    else:  # answer spans are picked with English rules: other languages get the free-form writer, asked in their language
+        result = generate_pairs(generator, chunks, cfg.generated_qa, seed, progress, language=corpus.language)
     return result["pairs"], chunks, {**result["stats"], "cache_hit": result["cache_hit"], "key": result["key"]}
 
 
