@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..language import language as _language
 from ..methods import prompts
 from ..paths import cache_dir
 from ..storage import atomic_write_json, stable_hash
-from ..language import language as _language
 from ..textnorm import contains_tokens, normalize_answer
 
 GEN_VERSION = 1
