@@ -11,7 +11,6 @@ torchao's int8 weight-only kept the answers but decoded 2.7x slower.
 from __future__ import annotations
 
 import copy
-import logging
 import time
 from typing import Any
 
@@ -25,33 +24,28 @@ class QuantizeError(WorkbenchError, RuntimeError):
     """A precision that cannot be applied here; the message says what to install or choose."""
 
 
-class _ByteCounter:
-    """A write-only file that counts bytes: the size torch.save would write, without writing it."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def write(self, data: bytes) -> int:
-        self.n += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
+def _tensor_bytes(t: Any, seen: set[int]) -> int:
+    """Bytes behind ``t``: a quantized tensor subclass counts its inner tensors (int8 values, scales); shared storage once."""
+    flatten = getattr(type(t), "__tensor_flatten__", None)
+    if flatten is not None:
+        names, _ = t.__tensor_flatten__()
+        return sum(_tensor_bytes(getattr(t, n), seen) for n in names)
+    storage = t.untyped_storage()
+    if storage.data_ptr() in seen:
+        return 0
+    seen.add(storage.data_ptr())
+    return storage.nbytes()
 
 
 def weight_mb(model: Any) -> float:
-    """Megabytes the model's weights take as stored (int8 tensors count one byte per value, tied weights once)."""
-    import torch
-
-    sink = _ByteCounter()
-    torch.save(model.state_dict(), sink)
-    return sink.n / 1e6
+    """Megabytes the model's weights take in memory (int8 tensors count one byte per value, tied weights once)."""
+    seen: set[int] = set()
+    return sum(_tensor_bytes(t, seen) for t in model.state_dict().values()) / 1e6
 
 
 def _config(scheme: str) -> Any:
     if scheme != INT8:
         raise QuantizeError(f"unknown precision {scheme!r}; choose from {', '.join(SCHEMES)}")
-    logging.getLogger("torchao").setLevel(logging.ERROR)  # its import warns about GPU-only kernels this CPU build cannot load
     try:
         from torchao.quantization import Int8DynamicActivationInt8WeightConfig
     except ImportError as exc:  # pinned in requirements.txt; a custom environment may lack it
