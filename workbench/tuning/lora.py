@@ -269,6 +269,17 @@ def _tokenizer(folder: str) -> Any:
     return AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
 
 
+def _key_tokenizer(folder: Path, generator: Any) -> Any:
+    """The tokenizer the data key is computed with: the loaded generator's when it is this base model (a cached
+    adapter then needs no second tokenizer load, ~1 s), else the base folder's."""
+    tok = getattr(generator, "tok", None)
+    model = getattr(generator, "model", None)
+    loaded_from = getattr(getattr(model, "config", None), "_name_or_path", None) or getattr(model, "name_or_path", None)
+    if tok is not None and loaded_from and Path(loaded_from).resolve() == Path(folder).resolve():
+        return tok
+    return _tokenizer(str(folder))
+
+
 def get_or_train_adapter(
     base: str,
     corpus: Corpus,
@@ -288,8 +299,7 @@ def get_or_train_adapter(
     training the same adapter. ``base_model`` (already loaded) is reused for synthetic data.
     """
     folder = resolve_generator(base)
-    tok = _tokenizer(str(folder))
-    data_fp = data_fingerprint(corpus, tok, cfg, split_cfg, seed)
+    data_fp = data_fingerprint(corpus, _key_tokenizer(folder, generator), cfg, split_cfg, seed)
     init_text = prompt_init_text(corpus.instruction, corpus.language) if cfg.tuner == PROMPT_TUNER else ""
     key = adapter_key(folder, data_fp, cfg, seed, init_text)
     out_dir = cache_dir("adapters") / key
@@ -306,6 +316,7 @@ def get_or_train_adapter(
         if (out_dir / "adapter" / "workbench.json").is_file():
             return out_dir / "adapter", _cached_info(out_dir, key, held_out, embedder)
         t0 = time.perf_counter()
+        tok = _tokenizer(str(folder))
         if (out_dir / "data.pt").is_file() and (out_dir / "data.json").is_file():
             data = TrainingData.load(out_dir)
         else:
