@@ -189,3 +189,13 @@ def test_learning_curve_probes_answer_in_the_corpus_language(tmp_path, monkeypat
     with pytest.raises(Built):
         learning_curve(LORA, tmp_path / "adapter", None, ko_corpus(), None, [], [], lambda *a: None)
     assert seen["language"] == "ko" and seen["instruction"] == "한국어로 답하세요."
+
+
+def test_a_korean_data_key_follows_the_writer_prompt_and_an_english_one_does_not(qwen_tokenizer, monkeypatch):
+    from workbench.tuning import corpus_qa
+
+    cfg = TrainConfig(generated_qa=1)
+    ko, en = data_fingerprint(ko_corpus(), qwen_tokenizer, cfg, None, 0), data_fingerprint(en_corpus(), qwen_tokenizer, cfg, None, 0)
+    monkeypatch.setattr(corpus_qa, "qa_prompt", lambda code="en": "another writer prompt {n} {form} {passage}")
+    assert data_fingerprint(ko_corpus(), qwen_tokenizer, cfg, None, 0) != ko  # cached Korean adapters retrain when the writer asks differently
+    assert data_fingerprint(en_corpus(), qwen_tokenizer, cfg, None, 0) == en  # English uses the fact writer (DATA_VERSION marks its changes)

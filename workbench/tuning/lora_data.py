@@ -88,6 +88,10 @@ def data_fingerprint(corpus: Corpus, tokenizer: Any, cfg: TrainConfig, split_cfg
     split = split_cfg.__dict__ if (split_cfg is not None and (cfg.synthetic_qa or cfg.paraphrases or cfg.generated_qa)) else None
     code = _language(corpus.language).code  # prompts and abstention reply; left out for English so its keys stay as they were
     lang = [code] if code != DEFAULT_LANGUAGE else []
+    if lang and (cfg.generated_qa or cfg.recipe == "raft"):  # the free-form writer asks in that language: its prompt shapes the data
+        from .corpus_qa import qa_prompt
+
+        lang.append(qa_prompt(code))
     return stable_hash(DATA_VERSION, docs, train, recipe, split, corpus.instruction, tokenizer_fingerprint(tokenizer), seed, *lang)
 
 
