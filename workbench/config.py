@@ -278,7 +278,7 @@ class EvalConfig:
 class RunConfig:
     corpus: str = _f("", "Corpus folder (docs/ + questions.jsonl).")
     methods: list[str] = _f(list(METHODS), "Methods compared.")
-    preset: Literal["quick", "standard", "demo", "custom"] = _f("quick", "quick: 30 held-out questions, one epoch on the documents, a question written for a fact of every sentence and the train Q/A, plus a small RAFT adapter for rag+lora (1,068 s cold measured for the fact corpus on 2 idle cores; 14 s when nothing changed); standard: all held-out questions, two facts per sentence, 4 epochs; demo: 12 questions for a live demo in a few minutes.")
+    preset: Literal["quick", "standard", "demo", "custom"] = _f("quick", "quick: 30 held-out questions, one epoch on the documents, a question written for a fact of every sentence and the train Q/A, plus a small RAFT adapter for rag+lora (1,068 s cold measured for the fact corpus on 2 idle cores, 902 s on another; 9 s when nothing changed); standard: all held-out questions, two facts per sentence, 4 epochs; demo: 12 questions for a live demo in a few minutes.")
     model: str = _f("qwen2.5-0.5b", "Generator: a named bundled model, a local HF folder or a GGUF file.")
     seed: int = _f(0, "Seed for splits, sampling, few-shot draws and training.")
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -335,7 +335,7 @@ _QUICK_TRAIN: dict[str, Any] = {
 
 # Preset overrides, applied over the defaults (and over corpus.toml [defaults]).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    # quick: 1,068 s cold measured for kestrel_labs on an idle 2-core CPU (13.8 s for an unchanged rerun): the fact writer
+    # quick: 1,068 s cold measured for kestrel_labs on an idle 2-core CPU (9 s for an unchanged rerun, 2026-12-02): the fact writer
     # 299 s (992 questions asked, 399 kept), closed-book adapter 299 s (230 steps), RAFT 53 s, curves and probe ~150 s, answering
     # 226 s. RAG prompts are prefill-bound (~compute per prompt token), so fewer questions, 3 chunks, no model-judged groundedness.
     # LoRA learns the corpus: one pass of continued pre-training on the document text, a question written for one fact of
