@@ -191,7 +191,7 @@ class FewShotConfig:
 class TrainConfig:
     """LoRA fine-tuning settings (peft)."""
 
-    tuner: str = _f(LORA_TUNER, "The peft method of the lora and rag+lora adapters: lora (low-rank updates), ia3 (learned scaling vectors, ~100x fewer parameters; rank, alpha and dropout do not apply) or prompt-tuning (learned virtual tokens). The IA3 and prompt-tuning methods always train their own adapter of their type.")
+    tuner: str = _f(LORA_TUNER, "The peft method of the lora and rag+lora adapters: lora (low-rank updates), ia3 (learned scaling vectors, ~100x fewer parameters; rank, alpha and dropout do not apply) prompt-tuning (learned virtual tokens) or p-tuning (virtual tokens written by a small trained encoder). The IA3, prompt-tuning and p-tuning methods always train their own adapter of their type.")
     rank: int = _f(16, "LoRA rank r: capacity of the adapter.")
     alpha: int = _f(32, "LoRA alpha: scale of the update (alpha/r).")
     dropout: float = _f(0.05, "Dropout on the LoRA input.")

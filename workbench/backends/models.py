@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import logging
 import os
 import shutil
 import sys
@@ -23,11 +22,6 @@ from ..errors import WorkbenchError
 from ..paths import models_dir
 from ..storage import sha256_file
 from .hardware import chosen_dtype, torch_device
-
-# transformers imports torchao (the int8 rows' library) when it is installed: its GPU-only kernels fail to load on
-# this CPU build and torch notes its enum registrations; three warning lines on every run, none of them actionable
-for _noisy in ("torchao", "torch.utils._pytree"):
-    logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 Progress = Callable[[str, float], None]  # (message, fraction 0..1)
 

@@ -1,10 +1,10 @@
 """The tuned methods: lora (the adapter, closed book), rag+lora (the adapter plus retrieval), and the rest of the
-customization ladder, ia3 and prompt-tuning (closed book, each with its own adapter)."""
+customization ladder, ia3, prompt-tuning and p-tuning (closed book, each with its own adapter)."""
 
 from __future__ import annotations
 
 from .rag import Rag
-from .registry import IA3, LORA, PROMPT_TUNING, RAG_LORA, MethodContext
+from .registry import IA3, LORA, P_TUNING, PROMPT_TUNING, RAG_LORA, MethodContext
 from .zero_shot import ZeroShot
 
 
@@ -32,6 +32,12 @@ class PromptTuning(ZeroShot):
     name = PROMPT_TUNING
 
 
+class PTuning(ZeroShot):
+    """Closed book through a generator whose peft model runs the trained prompt encoder and puts its virtual tokens first."""
+
+    name = P_TUNING
+
+
 def make_lora(ctx: MethodContext) -> Lora:
     return Lora(ctx.adapter_generator, **ctx.common)
 
@@ -46,3 +52,7 @@ def make_ia3(ctx: MethodContext) -> Ia3:
 
 def make_prompt_tuning(ctx: MethodContext) -> PromptTuning:
     return PromptTuning(ctx.adapter_generator, **ctx.common)
+
+
+def make_p_tuning(ctx: MethodContext) -> PTuning:
+    return PTuning(ctx.adapter_generator, **ctx.common)

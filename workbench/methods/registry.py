@@ -17,13 +17,14 @@ from typing import Any
 from ..errors import WorkbenchError
 
 ZERO_SHOT, FEW_SHOT, RAG, LORA, RAG_LORA = "zero-shot", "few-shot", "rag", "lora", "rag+lora"
-IA3, PROMPT_TUNING = "ia3", "prompt-tuning"  # the rest of the customization ladder (opt-in: chosen by name)
+IA3, PROMPT_TUNING, P_TUNING = "ia3", "prompt-tuning", "p-tuning"  # the rest of the customization ladder (opt-in: chosen by name)
 PRIOR, ORACLE = "prior", "oracle-passage"
 # the tuned adapters a run trains (keys of metrics["train"]["recipes"], workbench.tuning.specs registers each)
-LORA_RECIPE, RAFT_RECIPE, IA3_RECIPE, PROMPT_RECIPE = "lora", "raft", "ia3", "prompt-tuning"
+LORA_RECIPE, RAFT_RECIPE, IA3_RECIPE, PROMPT_RECIPE, P_TUNING_RECIPE = "lora", "raft", "ia3", "prompt-tuning", "p-tuning"
 # train.tuner: the peft type of an adapter (workbench.tuning.specs builds each); the ia3 and prompt-tuning recipes set their own
-LORA_TUNER, IA3_TUNER, PROMPT_TUNER = "lora", "ia3", "prompt-tuning"
-TUNER_NAMES = (LORA_TUNER, IA3_TUNER, PROMPT_TUNER)
+LORA_TUNER, IA3_TUNER, PROMPT_TUNER, P_TUNER = "lora", "ia3", "prompt-tuning", "p-tuning"
+TUNER_NAMES = (LORA_TUNER, IA3_TUNER, PROMPT_TUNER, P_TUNER)
+SOFT_PROMPT_TUNERS = (PROMPT_TUNER, P_TUNER)  # virtual tokens before the prompt (peft prompt learning), the model untouched
 # reduced precisions every method can also be measured at, as its own row "<method>@<precision>" (workbench.backends.quantize)
 INT8 = "int8"
 PRECISIONS = (INT8,)
@@ -171,6 +172,9 @@ for _spec in (
                retrain_need=1.0, opt_in=True),
     MethodSpec(PROMPT_TUNING, "Prompt tuning", "#56b4e9", "Soft prompt: learned virtual tokens before every question (the model untouched), closed book.",
                "workbench.methods.adapter:make_prompt_tuning", needs_adapter=True, adapter_recipe=PROMPT_RECIPE, base_method=ZERO_SHOT,
+               favoured_for=("behaviour",), retrain_need=1.0, opt_in=True),
+    MethodSpec(P_TUNING, "P-tuning", "#f0e442", "Soft prompt written by a small trained encoder (p-tuning: an MLP over the virtual tokens), the model untouched, closed book.",
+               "workbench.methods.adapter:make_p_tuning", needs_adapter=True, adapter_recipe=P_TUNING_RECIPE, base_method=ZERO_SHOT,
                favoured_for=("behaviour",), retrain_need=1.0, opt_in=True),
     MethodSpec(PRIOR, "Prior", "#555555", "The train split's most frequent reply to every question, no model.", f"{_B}:make_prior", baseline=True),
     MethodSpec(ORACLE, "Oracle passage", "#555555", "The rag prompt with the gold documents' best chunks as passages.", f"{_B}:make_oracle_passage",

@@ -34,6 +34,17 @@ def latest_checkpoint(out_dir: str | Path) -> tuple[int, Path] | None:
     return found[-1] if found else None
 
 
+PROMPT_ENCODER_FILE = "prompt_encoder.safetensors"
+
+
+def _prompt_encoder(model: Any) -> Any:
+    """The trainable prompt encoder of a p-tuning peft model (an MLP writing the virtual tokens), else None."""
+    config = getattr(model, "active_peft_config", None)
+    if config is None or str(getattr(config, "peft_type", "")).split(".")[-1] != "P_TUNING":
+        return None
+    return model.prompt_encoder[model.active_adapter]
+
+
 def save_checkpoint(model: Any, opt: Any, sched: Any, out_dir: Path, state: dict[str, Any]) -> None:
     """Adapter, optimiser, scheduler and RNG states into a temp folder, COMPLETE last, then os.replace."""
     import numpy as np
@@ -44,6 +55,11 @@ def save_checkpoint(model: Any, opt: Any, sched: Any, out_dir: Path, state: dict
     tmp, final = root / f".tmp-step-{step}", root / f"step-{step}"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), safe_serialization=True)
+    encoder = _prompt_encoder(model)
+    if encoder is not None:  # p-tuning: peft saves the encoder's output, resuming needs the encoder itself
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().contiguous() for k, v in encoder.state_dict().items()}, str(tmp / PROMPT_ENCODER_FILE))
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
@@ -97,6 +113,9 @@ def restore_checkpoint(model: Any, opt: Any, sched: Any, folder: Path) -> dict[s
     from safetensors.torch import load_file
 
     set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
+    encoder = _prompt_encoder(model)
+    if encoder is not None and (folder / PROMPT_ENCODER_FILE).is_file():
+        encoder.load_state_dict(load_file(str(folder / PROMPT_ENCODER_FILE)))
     blob = torch.load(folder / "trainer_state.pt", weights_only=True)
     opt.load_state_dict(blob["optimizer"])
     sched.load_state_dict(blob["scheduler"])

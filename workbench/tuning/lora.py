@@ -1,4 +1,4 @@
-"""Adapter fine-tuning with peft (LoRA, IA3, prompt tuning): a compact seeded training loop, crash-safe checkpoints, and a
+"""Adapter fine-tuning with peft (LoRA, IA3, prompt tuning, p-tuning): a compact seeded training loop, crash-safe checkpoints, and a
 content-addressed adapter cache.
 
 Base weights stay bf16 and frozen; the adapter weights are fp32 (peft ``autocast_adapter_dtype``) so
@@ -23,7 +23,7 @@ from typing import Any
 from ..backends.adapters import LoraError
 from ..backends.models import default_dtype, load_generator, resolve_generator, setup_threads
 from ..config import SplitConfig, TrainConfig
-from ..methods.registry import LORA_TUNER, PROMPT_TUNER
+from ..methods.registry import LORA_TUNER, PROMPT_TUNER, SOFT_PROMPT_TUNERS
 from ..paths import cache_dir
 from ..seeding import seed_everything
 from ..storage import FolderLock, LockedError, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl, sha256_file, stable_hash
@@ -256,7 +256,7 @@ def adapter_key(base_folder: Path, data_fp: str, cfg: TrainConfig, seed: int, in
     """Cache key of an adapter: base model, data, training settings (checkpointing aside), seed, a soft prompt's starting
     text and, when not bf16, the training dtype. Settings only another tuner reads are left out, so LoRA keys stay as
     they were before tuners."""
-    settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every" and not (k == "tuner" and v == LORA_TUNER) and TUNER_ONLY_SETTINGS.get(k, cfg.tuner) == cfg.tuner}
+    settings = {k: v for k, v in asdict(cfg).items() if k != "checkpoint_every" and not (k == "tuner" and v == LORA_TUNER) and cfg.tuner in TUNER_ONLY_SETTINGS.get(k, (cfg.tuner,))}
     dtype = str(default_dtype("train")).replace("torch.", "")
     return stable_hash(LORA_VERSION, base_fingerprint(base_folder), data_fp, settings, seed, *([init_text] if init_text else []), *([dtype] if dtype != "bfloat16" else []))
 
@@ -389,7 +389,7 @@ def train_info(adapter_dir: str | Path) -> dict[str, Any]:
         "trainable_params": meta.get("trainable_params"),
         "tuner": meta.get("tuner") or train_cfg.get("tuner") or LORA_TUNER,
         "learning_rate": train_cfg.get("learning_rate"),
-        **({"virtual_tokens": train_cfg.get("virtual_tokens")} if train_cfg.get("tuner") == PROMPT_TUNER else {}),
+        **({"virtual_tokens": train_cfg.get("virtual_tokens")} if train_cfg.get("tuner") in SOFT_PROMPT_TUNERS else {}),
     }
 
 
