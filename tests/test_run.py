@@ -39,7 +39,8 @@ def test_run_writes_the_contract_and_aggregates_recompute(tiny_corpus, tiny_lm_d
             assert key in row
         if row["method"] in ("rag", "rag+lora"):
             assert row["contexts"] and all("chunk_id" in c for c in row["contexts"])
-    costs = {m: {k: v[k] for k in ("build_seconds", "peak_rss_mb", "artifact_mb")} for m, v in data["metrics"]["methods"].items()}
+    costs = {m: {k: v[k] for k in ("build_seconds", "peak_rss_mb", "artifact_mb", "model_mb", "quantize_seconds")} for m, v in data["metrics"]["methods"].items()}
+    assert all(v["model_mb"] > 0 for m, v in data["metrics"]["methods"].items() if m not in BASELINES)  # the weights each method answers with
     again = aggregate(data["predictions"], costs, data["metrics"]["usd_per_hour"], data["config"]["eval"]["bootstrap_samples"], data["config"]["seed"])
     marks = ("baseline", "no_better_than_prior", "latency_probe_reused", "latency_probe_retimed")  # added after aggregation (baselines; probe timings reused)
     assert again["methods"] == {m: {k: v for k, v in d.items() if k not in marks} for m, d in data["metrics"]["methods"].items()}
