@@ -125,7 +125,7 @@ def main() -> None:
             presets,
             default=current if current in presets else "quick",
             key="build-preset",
-            help="demo: 12 held-out questions for a live demo; quick: 30 held-out questions, one epoch on the documents + generated Q/A + train Q/A on the top 12 layers, a small RAFT adapter (22 min cold measured on the fact corpus, 2 idle cores); standard: every held-out question, 4 epochs.",
+            help="demo: 12 held-out questions for a live demo; quick: 30 held-out questions, one epoch on the documents + generated Q/A + train Q/A on the top 12 layers, a small RAFT adapter (15-18 min cold measured on the fact corpus, 2 idle cores); standard: every held-out question, 4 epochs.",
         )
         or "quick"
     )

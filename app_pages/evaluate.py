@@ -22,7 +22,7 @@ METHOD_HELP = {m: method_spec(m).help + (" (opt-in: not in the default list)" if
 PRESET_HELP = {
     "demo": "Live demo: 12 held-out questions, a few minutes with zero-shot, few-shot and RAG. Trades away precision: "
     "95% intervals are about ±25 points wide, so only large differences count; LoRA still trains in full.",
-    "quick": "30 held-out questions; one epoch on the documents, Q/A generated from them and the train Q/A, plus a small RAFT adapter: 22 min cold measured on the fact corpus (2 idle cores), seconds when cached.",
+    "quick": "30 held-out questions; one epoch on the documents, Q/A generated from them and the train Q/A, plus a small RAFT adapter: 15-18 min cold measured on the fact corpus (2 idle cores), about 9 s when nothing changed.",
     "standard": "Every held-out question, continued pre-training plus Q/A training, groundedness judged: the most careful, the slowest.",
 }
 

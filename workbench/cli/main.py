@@ -266,7 +266,7 @@ class _SweepProgress:
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", required=True, help="corpus folder (docs/ + questions.jsonl)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {','.join(SELECTABLE)} (default {','.join(METHODS)}; the others are opt-in)")
-    p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="quick: 30 questions, one epoch on the documents + Q/A generated from them + train Q/A, a small RAFT adapter (22 min cold measured on the fact corpus, 2 idle cores; seconds when cached); standard: everything; demo: 12 questions for a live demo in a few minutes (wide intervals)")
+    p.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="quick: 30 questions, one epoch on the documents + Q/A generated from them + train Q/A, a small RAFT adapter (15-18 min cold measured on the fact corpus, 2 idle cores; about 9 s when nothing changed); standard: everything; demo: 12 questions for a live demo in a few minutes (wide intervals)")
     p.add_argument("--out", default=str(default_runs_dir()), help="folder of run folders")
     p.add_argument("--model", default=None, help="generator: qwen2.5-0.5b (default), gemma3-270m, smollm2-135m, a HF folder or a .gguf")
     p.add_argument("--seed", type=int, default=0)
