@@ -139,10 +139,11 @@ def generated_pairs(corpus: Corpus, tokenizer: Any, cfg: TrainConfig, split_cfg:
     if generator is None:
         raise LoraDataError("generated Q/A needs the base model; pass generator= or set generated_qa to 0")
     chunks = source_chunks(corpus.documents, tokenizer, split_cfg, cfg.seq_len - 1)
-    if corpus.language == "en":
+    code = _language(corpus.language).code  # the same normalised code the data key is made with
+    if code == DEFAULT_LANGUAGE:
         result = generate_fact_pairs(generator, chunks, cfg.generated_qa, seed, progress)
     else:  # answer spans are picked with English rules: other languages get the free-form writer, asked in their language
-        result = generate_pairs(generator, chunks, cfg.generated_qa, seed, progress, language=corpus.language)
+        result = generate_pairs(generator, chunks, cfg.generated_qa, seed, progress, language=code)
     return result["pairs"], chunks, {**result["stats"], "cache_hit": result["cache_hit"], "key": result["key"]}
 
 
@@ -173,7 +174,8 @@ def build_training_data(
     that duplicate a ``held_out`` question are dropped (and counted) rather than trained on. Prompts and
     the abstention reply are the corpus's language's, as the strategies render them at evaluation.
     """
-    lang, abstain = _language(corpus.language).code, _language(corpus.language).abstain_reply
+    spoken = _language(corpus.language)
+    lang, abstain = spoken.code, spoken.abstain_reply
     examples: list[Example] = []
     stats: dict[str, Any] = {"examples": {"chunks": 0, "qa": 0, "synthetic_qa": 0, "paraphrases": 0, "generated_qa": 0, "raft": 0}, "skipped_too_long": 0, "seq_len": cfg.seq_len, "recipe": cfg.recipe}
     if (cfg.generated_qa or cfg.recipe == "raft") and generator is None and model is not None:
