@@ -35,6 +35,7 @@ def test_bench_writes_every_figure(tiny_lm_dir, tiny_corpus, tmp_path):
         lora_batch=2,
         lora_seq_len=64,
         lora_rank=2,
+        n_writer_prompts=4,
         n_embed_texts=12,
         embed_reps=1,
         index_scaling=[4, 8],
@@ -72,6 +73,8 @@ def test_bench_writes_every_figure(tiny_lm_dir, tiny_corpus, tmp_path):
         "decode_tokens_per_s",
         "train_roofline_fraction",
         "lora_labelled_token_share",
+        "prefix_reuse_speedup",
+        "prefix_reuse_speedup_by_kind",
     ):
         leaves = list(_leaves(figures[name], name))
         assert leaves, name
@@ -104,6 +107,14 @@ def test_bench_writes_every_figure(tiny_lm_dir, tiny_corpus, tmp_path):
     assert limits["peak_flops"] > 0 and limits["copy"]["bytes_per_s"] > 0 and limits["dims"]["hidden"] == 32
     assert saved["raw"]["lora"]["roofline"]["flops_per_token"] > saved["raw"]["lora"]["roofline"]["forward_flops_per_token"]
     assert 0 <= figures["lora_filler_token_share"] < 1 and figures["lora_labelled_token_share"] <= 1
+    # the removed waste, before and after on the same inputs: prompts kinds sharing a prefix, packing with first fit
+    waste = saved["raw"]["waste"]
+    assert {"rag", "zero-shot", "fact writer"} <= set(waste["prefix_reuse"]["by_kind"])
+    assert all(k["shared_prefix_tokens"] >= 16 and k["prefilled_share_after"] < 1 for k in waste["prefix_reuse"]["by_kind"].values())
+    assert 0.0 <= figures["prefix_reuse_same_answers"] <= 1.0
+    for p in waste["packing"].values():
+        assert p["after"]["blocks"] <= p["before"]["blocks"] and p["after"]["filler_tokens"] <= p["before"]["filler_tokens"]
+    assert "Shared prompt prefix" in report and "packing (same examples)" in report
     shares = found["train"]["token_shares_by_adapter"]["lora"]  # every adapter of the run reports its shares
     assert 0 < shares["labelled_token_share"] <= 1 and 0 <= shares["filler_token_share"] < 1
 

@@ -95,6 +95,16 @@ def test_pack_without_plain_text_fills_with_untrained_context():
     assert blocks[1][:20] == list(range(2000, 2020))
 
 
+def test_pack_puts_a_later_qa_that_fits_into_the_gap_before_filling_it():
+    a, b, c, d = _ex(1000, 20, 12, False), _ex(2000, 20, 12, False), _ex(3000, 12, 6, False), _ex(4000, 12, 6, False)
+    blocks, labels, filler = pack([a, b, c, d], seq_len=32)
+    assert filler == 0 and len(blocks) == 2  # first fit: a + c, b + d (in order, a + 12 filler, b + c, d + 20 filler)
+    assert blocks[0] == a.ids + c.ids and blocks[1] == b.ids + d.ids
+    assert labels[0] == a.labels + c.labels
+    before = pack([a, b, c, d], seq_len=32, first_fit=False)  # the packing before first fit, kept for the bench
+    assert len(before[0]) == 3 and before[2] == 12 + 20
+
+
 def test_parts_are_selectable_and_deterministic(qwen_tokenizer):
     corpus = small_corpus()
     only_qa = build_training_data(corpus, qwen_tokenizer, TrainConfig(seq_len=128, use_chunks=False), seed=0)

@@ -18,6 +18,7 @@ from ..storage import sha256_file, stable_hash
 from .adapters import load_adapter_model
 from .base import GenerationError, GenResult, cut_at_stop
 from .models import Progress, load_generator
+from .prefix_cache import MIN_PREFIX_TOKENS, PrefixCache, common_prefix_length, prefix_batch, reusable
 
 if TYPE_CHECKING:
     from .answer_cache import AnswerCache
@@ -112,6 +113,8 @@ class HFGenerator(TokenizerChat):
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
         self._fingerprint: str | None = None
+        self.reuse_prefix = True  # prefill a prompt prefix shared by a whole call once (prefix_cache)
+        self.prefix_tokens_reused = 0  # prompt tokens not prefilled again thanks to it, over this generator's life
         self.judge_cache: AnswerCache | None = None  # when set, score_yes serves unchanged prompts from it
         eos = getattr(model.generation_config, "eos_token_id", None)
         eos = eos if isinstance(eos, list) else [eos]
@@ -230,9 +233,10 @@ class HFGenerator(TokenizerChat):
             batch_size = self._gpu_batch_size(batch_size, max(len(x) for x in ids) + max_new_tokens)
         if progress:
             progress(f"generating: {done}/{len(prompts)} cached", done / max(len(prompts), 1))
+        prefix = self._shared_prefix(ids)
         for b, batch in enumerate(self._batches([len(x) for x in ids], batch_size)):
             t0 = time.perf_counter()
-            rows = self._generate_batch([ids[j] for j in batch], max_new_tokens, temperature, seed + b, stops)
+            rows = self._generate_batch([ids[j] for j in batch], max_new_tokens, temperature, seed + b, stops, prefix)
             finished = [self._finish(r, stops) for r in rows]
             wall = time.perf_counter() - t0
             fresh = []
@@ -247,6 +251,16 @@ class HFGenerator(TokenizerChat):
                 progress(f"generated {done}/{len(prompts)} answers", done / len(prompts))
         return [r for r in results if r is not None]
 
+    def _shared_prefix(self, ids: list[list[int]]) -> PrefixCache | None:
+        """The KV cache of the prompt prefix all ``ids`` share, when it is long enough and the model can reuse one."""
+        if not self.reuse_prefix or len(ids) < 2 or not reusable(self.model):
+            return None
+        n = common_prefix_length(ids)
+        if n < MIN_PREFIX_TOKENS:
+            return None
+        self.prefix_tokens_reused += n * (len(ids) - 1)
+        return PrefixCache.build(self.model, ids[0][:n])
+
     def _gpu_batch_size(self, requested: int, tokens_per_row: int) -> int:
         from .hardware import fit_batch_size
 
@@ -260,12 +274,19 @@ class HFGenerator(TokenizerChat):
         return fit_batch_size(requested, "cuda", layers, kv_width, tokens_per_row, dtype_bytes=self.model.dtype.itemsize)
 
     def _generate_batch(
-        self, seqs: list[list[int]], max_new_tokens: int, temperature: float, seed: int, stops: list[str]
+        self, seqs: list[list[int]], max_new_tokens: int, temperature: float, seed: int, stops: list[str], prefix: PrefixCache | None = None
     ) -> list[list[int]]:
         import torch
 
-        input_ids, mask = self._pad(seqs)
-        kwargs: dict[str, Any] = {
+        kwargs: dict[str, Any] = {}
+        if prefix is not None:
+            rows, pad_mask = prefix_batch(prefix.ids, [s[len(prefix) :] for s in seqs], self.tok.pad_token_id)
+            input_ids = torch.tensor(rows, dtype=torch.long, device=self.device)
+            mask = torch.tensor(pad_mask, dtype=torch.long, device=self.device)
+            kwargs["past_key_values"] = prefix.for_rows(len(seqs))
+        else:
+            input_ids, mask = self._pad(seqs)
+        kwargs |= {
             "max_new_tokens": max_new_tokens,
             "pad_token_id": self.tok.pad_token_id,
             "eos_token_id": sorted(self.eos_ids),

@@ -2,7 +2,7 @@
 
 ``python -m workbench bench [--quick] --out FILE`` writes ``{"figures", "targets", "met", "raw",
 "machine", "versions", "settings", "quick", "profile", "errors"}`` and a scaling plot next to FILE.
-Sections run in order (generation, LoRA, embedding, retrieval, runs); a failing section is recorded
+Sections run in order (generation, LoRA, waste removed, embedding, retrieval, runs); a failing section is recorded
 in ``errors`` and the others still run. The JSON is rewritten after every section.
 """
 
@@ -23,7 +23,7 @@ from ..paths import repo_root
 from ..storage import atomic_write_json, atomic_write_text
 from .report import TARGETS, finite, markdown_report
 
-SECTIONS = ("generation", "lora", "embedding", "retrieval", "runs")
+SECTIONS = ("generation", "lora", "waste", "embedding", "retrieval", "runs")
 
 
 @dataclass
@@ -46,6 +46,7 @@ class BenchSettings:
     lora_batch: int = 4  # the 4x256 step of the issue's plain-peft reference (all layers, like for like)
     lora_seq_len: int = PRESETS["quick"]["train"]["seq_len"]
     lora_rank: int = 16
+    n_writer_prompts: int = 32  # the fact writer's prompts in the shared-prefix before/after
     n_embed_texts: int = 2000
     embed_reps: int = 2
     index_scaling: list[int] = field(default_factory=lambda: [250, 500, 1000])
@@ -64,7 +65,7 @@ class BenchSettings:
         """Full settings, or the --quick ones with every reduction recorded in ``shrunk``."""
         if not quick:
             return cls()
-        s = cls(quick=True, n_prompts=15, eval_scaling=[5], lora_steps=3, n_embed_texts=500, embed_reps=2, index_scaling=[125, 250], n_queries=100)
+        s = cls(quick=True, n_prompts=15, eval_scaling=[5], lora_steps=3, n_writer_prompts=16, n_embed_texts=500, embed_reps=2, index_scaling=[125, 250], n_queries=100)
         s.retrieval_types = {"10k": ["flat", "hnsw", "ivf"], "100k": ["flat", "ivf"]}
         s.run_overrides = {"eval": {"max_questions": 10}, "train": {"max_steps": 4}}
         preset = PRESETS["quick"]
@@ -72,6 +73,7 @@ class BenchSettings:
             "n_prompts": "50 -> 15 (same 2:1:2 mix of zero-shot, few-shot and RAG prompts)",
             "eval_scaling": "[10, 25, 50] -> [5, 15]",
             "lora_steps": "4 -> 3 per path",
+            "n_writer_prompts": "32 -> 16",
             "n_embed_texts": "2000 -> 500",
             "index_scaling": "[250, 500, 1000] -> [125, 250]",
             "retrieval_types": "100k: flat, hnsw, ivf -> flat, ivf (HNSW build at 100k skipped)",
@@ -229,6 +231,28 @@ class Bench:
         from ..config import TrainConfig
 
         return TrainConfig(max_steps=self.s.lora_steps, batch_size=self.s.lora_batch, seq_len=self.s.lora_seq_len, rank=self.s.lora_rank, alpha=2 * self.s.lora_rank, checkpoint_every=0)
+
+    def waste(self) -> None:
+        """Each removed piece of needless work, before and after on the same inputs (``waste``)."""
+        from ..backends.loader import open_generator
+        from .generation import build_prompts
+        from .train import lora_examples
+        from .waste import packing, prefix_reuse, writer_prompts
+
+        if self._gen is None:
+            self._gen = open_generator(self.s.model)
+        if not self._prompts:
+            self._prompts, _ = build_prompts(self.s.corpus, self._gen, self.embedder(), self.s.n_prompts, tuple(self.s.prompt_kinds))
+        grouped = {**self._prompts, "fact writer": writer_prompts(self.s.corpus, self._gen, self.s.n_writer_prompts)}
+        pre = prefix_reuse(self._gen, grouped, self.s.max_new_tokens, self.s.gen_batch_size, stops={"fact writer": ["\n"]})
+        examples = lora_examples(self.s.corpus, self._gen.tok, self.s.lora_seq_len)
+        packs = {"documents and train Q/A": packing(examples, self.s.lora_seq_len), "Q/A only": packing([e for e in examples if not e.splittable], self.s.lora_seq_len)}
+        self.raw["waste"] = {"prefix_reuse": pre, "packing": packs}
+        self.figures["prefix_reuse_speedup"] = pre["speedup"]
+        self.figures["prefix_reuse_speedup_by_kind"] = {k: v["speedup"] for k, v in pre["by_kind"].items()}
+        self.figures["prefix_reuse_same_answers"] = pre["same_answers"]
+        self.figures["packing_filler_share"] = {k: {"before": v["before"]["filler_share"], "after": v["after"]["filler_share"]} for k, v in packs.items()}
+        self.say(f"waste: shared prefix x{pre['speedup']:.2f} ({ {k: round(v, 2) for k, v in self.figures['prefix_reuse_speedup_by_kind'].items()} }), same answers {pre['same_answers']:.0%}; packing filler {self.figures['packing_filler_share']}")
 
     def embedding(self) -> None:
         from .index import bench_embedding, bench_index_scaling, real_chunks

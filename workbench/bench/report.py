@@ -76,6 +76,17 @@ def markdown_report(result: dict[str, Any]) -> str:
                   f"({per_step('ours')} s/step), plain peft {_fmt(lo['plain']['tokens_per_s'])} real tokens/s "
                   f"({per_step('plain')} s/step); labelled-token ratio {_fmt(lo['labelled_ratio'])}. Of our packed tokens {_fmt(100 * (lo.get('labelled_token_share') or 0))}% carry a label, "
                   f"{_fmt(100 * (lo.get('filler_token_share') or 0))}% are filler.", ""]
+    w = raw.get("waste")
+    if w:
+        pre = w["prefix_reuse"]
+        lines += [f"Shared prompt prefix prefilled once per call (greedy, max_new_tokens {pre['max_new_tokens']}, batch {pre['batch_size']}): x{_fmt(pre['speedup'])} in all, same answers {pre['same_answers']:.0%}.", "",
+                  "| prompts | n | mean prompt tokens | shared prefix tokens | prefilled after | before s | after s | speedup | same answers |", "|---|---|---|---|---|---|---|---|---|"]
+        for kind, k in pre["by_kind"].items():
+            lines.append(f"| {kind} | {k['n']} | {_fmt(k['prompt_tokens_mean'], 4)} | {k['shared_prefix_tokens']} | {k['prefilled_share_after']:.0%} | {_fmt(k['before_s'])} | {_fmt(k['after_s'])} | {_fmt(k['speedup'])} | {k['same_answers']:.0%} |")
+        lines += ["", "| packing (same examples) | examples | blocks before | blocks after | filler before | filler after |", "|---|---|---|---|---|---|"]
+        for name, p in w["packing"].items():
+            lines.append(f"| {name} | {p['examples']} | {p['before']['blocks']} | {p['after']['blocks']} | {p['before']['filler_share']:.1%} | {p['after']['filler_share']:.1%} |")
+        lines.append("")
     e = raw.get("embedding")
     if e:
         lines += [f"Embedding {e['n_texts']} real chunks (mean {e['mean_chars']:.0f} chars): ours {_fmt(e['ours_texts_per_s'])} texts/s, raw sentence-transformers (same bf16 model) {_fmt(e['raw_texts_per_s'])}, naive fp32 load {_fmt(e['naive_fp32_texts_per_s'])}.", ""]

@@ -24,7 +24,7 @@ from .packing import IGNORE, Example, LoraDataError, dialogue_example, pack, qa_
 from .raft_data import raft_examples
 from .synthetic import paraphrase_chunks, synthetic_qa
 
-DATA_VERSION = 3  # bump when the recipe changes so cached adapters are not reused
+DATA_VERSION = 4  # bump when the recipe changes so cached adapters are not reused
 DIALOGUE_TURNS = 4  # generated Q/A pairs per training dialogue
 PLAIN_PARTS = ("chunks", "paraphrases")  # document text, searched verbatim by the leakage guard
 Progress = Callable[[str, float], None]

@@ -89,13 +89,14 @@ def dialogue_example(
     return Example(part, ids, labels, text, False, question=pairs[0][0], answer=pairs[0][1], meta={**meta, "pairs": [list(p) for p in pairs]})
 
 
-def pack(examples: list[Example], seq_len: int) -> tuple[list[list[int]], list[list[int]], int]:
+def pack(examples: list[Example], seq_len: int, first_fit: bool = True) -> tuple[list[list[int]], list[list[int]], int]:
     """Pack examples into ``seq_len`` blocks without pad tokens; returns (ids, labels, filler_tokens).
 
     Plain text runs across block boundaries. A Q/A example that does not fit in the current block
     starts the next one; the gap is filled first by pulling the next plain-text example forward,
-    else with the example's own leading tokens as untrained context. The last block is topped up
-    with untrained tokens from the start of the stream.
+    then by the next Q/A example that fits it whole (first fit), else with the example's own leading
+    tokens as untrained context. The last block is topped up with untrained tokens from the start
+    of the stream. ``first_fit=False`` skips the Q/A look-ahead (the packing before it, for the bench).
     """
     blocks: list[list[int]] = []
     block_labels: list[list[int]] = []
@@ -128,6 +129,8 @@ def pack(examples: list[Example], seq_len: int) -> tuple[list[list[int]], list[l
             cur_lab += ex.labels
         else:
             j = next((k for k, e in enumerate(queue) if e.splittable), None)
+            if j is None and first_fit:
+                j = next((k for k, e in enumerate(queue) if len(e.ids) <= room), None)
             if j is not None:
                 queue.insert(0, ex)
                 queue.insert(0, queue.pop(j + 1))
