@@ -213,3 +213,22 @@ def test_accepted_synthetic_qa_is_trained_marked_and_leaks_are_dropped(qwen_toke
     assert any(row[i : i + n] == answer_ids for row in data.labels for i in range(len(row) - n + 1))
     without_guard = build_training_data(corpus, qwen_tokenizer, cfg, seed=0, model=object())
     assert without_guard.stats["examples"]["synthetic_qa"] == 2 and "How fast is the Harrier control loop?" in without_guard.questions
+
+
+def test_training_skips_the_unlabelled_tail_of_a_batch_and_the_loss_is_unchanged(tiny_lm_dir):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from workbench.tuning.lora import _loss, _trim_unlabelled_tail
+
+    ids = torch.arange(100, 124).view(2, 12)
+    labels = torch.full_like(ids, IGNORE)
+    labels[0, 3:6], labels[1, 2:8] = ids[0, 3:6], ids[1, 2:8]  # rows end in untrained filler after column 7
+    x, y = _trim_unlabelled_tail(ids, labels)
+    assert x.shape == (2, 8) and torch.equal(y, labels[:, :8]) and torch.equal(x, ids[:, :8])
+    none = torch.full_like(ids, IGNORE)
+    assert _trim_unlabelled_tail(ids, none)[0].shape == ids.shape  # nothing labelled: left as it is
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_lm_dir, dtype=torch.float32), LoraConfig(r=2, target_modules=["q_proj"]))
+    with torch.no_grad():
+        assert torch.allclose(_loss(model, ids, labels), _loss(model, x, y), atol=1e-5)

@@ -83,6 +83,13 @@ def _batch_indices(position: int, count: int, n: int, seed: int, cache: dict[int
     return out
 
 
+def _trim_unlabelled_tail(ids: Any, labels: Any) -> tuple[Any, Any]:
+    """The batch without the columns after its last labelled token: under causal attention no loss sees them (exact)."""
+    labelled = (labels != IGNORE).any(dim=0).nonzero()
+    end = int(labelled[-1]) + 1 if len(labelled) else labels.shape[1]
+    return ids[:, :end], labels[:, :end]
+
+
 def _loss(model: Any, input_ids: Any, labels: Any) -> Any:
     """Mean next-token cross-entropy over labelled positions, projecting only those hidden states.
 
@@ -185,7 +192,8 @@ def train_adapter(
             for _ in range(cfg.grad_accum):
                 idx = _batch_indices(position, cfg.batch_size, n, seed, order_cache)
                 position += cfg.batch_size
-                x, y = ids_all[idx].to(device), labels_all[idx].to(device)
+                x, y = _trim_unlabelled_tail(ids_all[idx], labels_all[idx])
+                x, y = x.to(device), y.to(device)
                 with autocast:
                     loss = _loss(model, x, y) / cfg.grad_accum
                 loss.backward()
