@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-MIN_PREFIX_TOKENS = 16  # below this the copy costs about what it saves
+MIN_PREFIX_TOKENS = 16  # shorter shared prefixes are prefilled with their prompts (a set threshold, not tuned)
 # Architectures whose attention is full and causal over one DynamicCache (no sliding window, no hybrid layers).
 FULL_ATTENTION_TYPES = frozenset({"llama", "qwen2", "mistral", "phi3", "granite"})
 
