@@ -204,3 +204,24 @@ TINY_OVERRIDES = {
     "generation": {"max_new_tokens": 6, "batch_size": 4},
     "eval": {"bootstrap_samples": 200},
 }
+
+
+def varied_generator(tmp_path_factory, tokenizer, seed: int):
+    """A tiny random fp32 Qwen2 whose greedy output varies from token to token (the shared tiny model repeats "\\n")."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from workbench.backends.hf import HFGenerator
+
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False, initializer_range=0.5,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    folder = tmp_path_factory.mktemp("varied_lm")
+    Qwen2ForCausalLM(cfg).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    g = HFGenerator.from_name(str(folder))
+    g.model.float()
+    return g

@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 import torch
+from conftest import varied_generator
 
 from workbench.backends.answer_cache import AnswerCache
 from workbench.backends.base import GenerationError, GenResult, cut_at_stop
@@ -35,20 +36,7 @@ def gen(tmp_path_factory, qwen_tokenizer) -> Generator:
 
     fp32 so that "batched equals one at a time" tests the batching logic, not bf16 rounding under padding.
     """
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(qwen_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False, initializer_range=0.5,
-        pad_token_id=qwen_tokenizer.pad_token_id, eos_token_id=qwen_tokenizer.eos_token_id,
-    )  # fmt: skip
-    folder = tmp_path_factory.mktemp("varied_lm")
-    Qwen2ForCausalLM(cfg).save_pretrained(folder)
-    qwen_tokenizer.save_pretrained(folder)
-    g = Generator.from_name(str(folder))
-    g.model.float()
-    return g
+    return varied_generator(tmp_path_factory, qwen_tokenizer, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from conftest import varied_generator
 
 from workbench.backends.hf import HFGenerator
 from workbench.backends.prefix_cache import MIN_PREFIX_TOKENS, PrefixCache, common_prefix_length, prefix_batch, reusable
@@ -24,20 +25,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def gen(tmp_path_factory, qwen_tokenizer) -> HFGenerator:
     """A tiny random fp32 Qwen2 whose greedy output varies from token to token."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(1)
-    cfg = Qwen2Config(
-        vocab_size=len(qwen_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=False, initializer_range=0.5,
-        pad_token_id=qwen_tokenizer.pad_token_id, eos_token_id=qwen_tokenizer.eos_token_id,
-    )  # fmt: skip
-    folder = tmp_path_factory.mktemp("prefix_lm")
-    Qwen2ForCausalLM(cfg).save_pretrained(folder)
-    qwen_tokenizer.save_pretrained(folder)
-    g = HFGenerator.from_name(str(folder))
-    g.model.float()
-    return g
+    return varied_generator(tmp_path_factory, qwen_tokenizer, seed=1)
 
 
 def test_common_prefix_leaves_every_prompt_a_token_of_its_own():
