@@ -200,6 +200,27 @@ def test_load_adapter_refuses_foreign_or_pickled_files(tiny_lm_dir, tmp_path):
     assert not model.training and any("lora_" in n for n, _ in model.named_modules())
 
 
+def test_adapter_model_shares_the_base_weights_and_leaves_the_base_answering_as_before(tiny_lm_dir):
+    import torch
+
+    from workbench.backends.models import load_generator
+
+    cfg = TrainConfig(rank=4, alpha=8, max_steps=1, seq_len=128, batch_size=2, learning_rate=0.05)
+    adapter, _ = get_or_train_adapter(str(tiny_lm_dir), tiny_corpus(), None, cfg, seed=0)
+    base, tok = load_generator(str(tiny_lm_dir))
+    ids = tok("The Harrier drone", return_tensors="pt")
+    with torch.inference_mode():
+        before = base(**ids).logits.clone()
+    model = load_adapter_model(base, adapter)
+    base_ptrs = {p.data_ptr() for p in base.parameters()}
+    frozen = [p for n, p in model.named_parameters() if "lora_" not in n]
+    assert len(frozen) == len(list(base.parameters())) and all(p.data_ptr() in base_ptrs for p in frozen)  # no copy of the weights
+    assert not any("lora_" in n for n, _ in base.named_modules())
+    with torch.inference_mode():
+        assert torch.equal(base(**ids).logits, before)
+        assert not torch.equal(model(**ids).logits, before)  # the adapter's layers are in the copy only
+
+
 INVENTED = [
     ("What is the codename of the Zephyr-9 project?", "Blue Heron"),
     ("Which city hosts the annual Velmora summit?", "Kirkwall"),

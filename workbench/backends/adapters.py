@@ -15,11 +15,24 @@ class LoraError(WorkbenchError, RuntimeError):
     """Training or loading an adapter failed; the message says what to do."""
 
 
+def shared_weights_copy(model: Any) -> Any:
+    """A copy of ``model``'s module tree whose parameters and buffers are the original tensors.
+
+    Loading an adapter replaces layers of the tree it is given and never writes the frozen base
+    weights, so two trees can share them: a full copy cost 1.6 s and 1 GB per adapter (bf16 0.5B).
+    """
+    import itertools
+
+    shared = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+    return copy.deepcopy(model, shared)
+
+
 def load_adapter_model(base_model: Any, adapter_dir: str | Path, copy_base: bool = True) -> Any:
     """A PeftModel in eval mode carrying a workbench-written adapter (safetensors only).
 
     peft injects the LoRA layers into the model it is given; with ``copy_base`` (default) that is a
-    copy, so ``base_model`` keeps answering as the plain base model.
+    copy of its modules sharing its weight tensors (see ``shared_weights_copy``), so ``base_model``
+    keeps answering as the plain base model and no weights are duplicated.
     """
     from peft import PeftModel
 
@@ -31,6 +44,6 @@ def load_adapter_model(base_model: Any, adapter_dir: str | Path, copy_base: bool
         raise LoraError(f"{adapter_dir}: refuses pickle-based files {', '.join(unsafe)}; adapters must be safetensors only")
     if not (adapter_dir / "adapter_model.safetensors").is_file() or not (adapter_dir / "adapter_config.json").is_file():
         raise LoraError(f"{adapter_dir}: adapter_model.safetensors or adapter_config.json is missing; delete the folder and train again")
-    model = copy.deepcopy(base_model) if copy_base else base_model
+    model = shared_weights_copy(base_model) if copy_base else base_model
     peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False, autocast_adapter_dtype=False)
     return peft_model.eval()
