@@ -28,15 +28,34 @@ def real_models_dir() -> Path:
     return path
 
 
+def native_dtype() -> str:
+    """bf16 where the CPU has bf16 instructions (AVX512-BF16, AMX, Arm BF16), else fp32; ``WORKBENCH_TEST_DTYPE`` forces one.
+
+    Without them every bf16 product is converted: the real model ran ~9x slower in bf16 than fp32 (README, EPYC machine).
+    """
+    forced = os.environ.get("WORKBENCH_TEST_DTYPE")
+    if forced:
+        return forced
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "bf16"
+    return "bf16" if flags & {"avx512_bf16", "amx_bf16", "bf16"} else "fp32"
+
+
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory, real_models_dir, monkeypatch):
-    """Every test gets an empty cache (indexes, adapters, answers) but the shared converted models."""
+def isolated_home(request, tmp_path_factory, real_models_dir, monkeypatch):
+    """Every test gets an empty cache (indexes, adapters, answers) but the shared converted models.
+
+    Tiny-model tests run in bf16 on every machine; real-model (``slow``) tests in the machine's native format.
+    """
     home = tmp_path_factory.mktemp("wbhome")
     (home / "models").symlink_to(real_models_dir, target_is_directory=True)
     monkeypatch.setenv("WORKBENCH_HOME", str(home))
     monkeypatch.setenv("WORKBENCH_RUNS", str(home / "runs"))
     monkeypatch.setenv("WORKBENCH_EXAMPLES", str(home / "no-examples"))  # the shipped examples/ only where a test asks
-    monkeypatch.setenv("WORKBENCH_DTYPE", "bf16")  # the same number format on every machine (test_hardware covers the probe)
+    slow = request.node.get_closest_marker("slow") is not None
+    monkeypatch.setenv("WORKBENCH_DTYPE", native_dtype() if slow else "bf16")  # test_hardware covers the probe
     yield home
 
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import BEHAVIOUR_CORPUS, FACT_CORPUS
+from conftest import BEHAVIOUR_CORPUS, FACT_CORPUS, native_dtype
 
 from workbench.config import build_config
 from workbench.pipeline.run import run
@@ -48,6 +48,7 @@ def fact_run(tmp_path_factory, real_models_dir) -> tuple[dict, list[dict]]:
     (root / "home" / "models").symlink_to(real_models_dir, target_is_directory=True)
     with pytest.MonkeyPatch.context() as mp:  # an empty answer cache: every answer is generated now
         mp.setenv("WORKBENCH_HOME", str(root / "home"))
+        mp.setenv("WORKBENCH_DTYPE", native_dtype())
         return _run(FACT_CORPUS, ["zero-shot", "rag"], root / "runs")
 
 
