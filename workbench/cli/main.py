@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="performance harness; writes JSON figures")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", required=True)
-    p.add_argument("--sections", default=None, help="comma-separated subset of generation,lora,embedding,retrieval,runs (default: all)")
+    p.add_argument("--sections", default=None, help="comma-separated subset of generation,lora,waste,embedding,retrieval,runs (default: all)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("freshness", help="edit facts in a corpus copy and measure what each method needs to catch up")
