@@ -33,14 +33,12 @@ def native_dtype() -> str:
 
     Without them every bf16 product is converted: the real model ran ~9x slower in bf16 than fp32 (README, EPYC machine).
     """
+    from workbench.pipeline.runstore import cpu_flags
+
     forced = os.environ.get("WORKBENCH_TEST_DTYPE")
     if forced:
         return forced
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "bf16"
-    return "bf16" if flags & {"avx512_bf16", "amx_bf16", "bf16"} else "fp32"
+    return "bf16" if {"avx512_bf16", "amx_bf16", "bf16"} & set(cpu_flags()) else "fp32"
 
 
 @pytest.fixture(autouse=True)

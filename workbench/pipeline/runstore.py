@@ -142,7 +142,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "neon", "asimd")
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile", "neon", "asimd", "bf16")
 
 
 def cpu_flags() -> list[str]:
