@@ -10,11 +10,11 @@ torchao's int8 weight-only kept the answers but decoded 2.7x slower.
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
 from ..errors import WorkbenchError
+from .adapters import shared_weights_copy
 
 INT8 = "int8"
 SCHEMES = {INT8: "torchao Int8DynamicActivationInt8Weight (int8 weights, per-token int8 activations)"}
@@ -60,7 +60,7 @@ def quantized_model(model: Any, scheme: str = INT8) -> Any:
     config = _config(scheme)
     from torchao.quantization import quantize_
 
-    out = copy.deepcopy(model)
+    out = shared_weights_copy(model)  # quantize_ replaces the copy's linear weights; the rest stays shared
     tied = _tied_output(out)  # an output layer sharing the embedding's weights stays as it is: an int8 copy would add memory
 
     def linear(module: Any, _fqn: str) -> bool:
