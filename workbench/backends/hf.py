@@ -17,7 +17,8 @@ from ..methods import prompts
 from ..storage import sha256_file, stable_hash
 from .adapters import load_adapter_model
 from .base import GenerationError, GenResult, cut_at_stop
-from .models import Progress, load_generator
+from .lazy import LazyWeights
+from .models import Progress, check_weight_files, default_dtype, load_causal_lm, open_tokenizer
 from .prefix_cache import MIN_PREFIX_TOKENS, PrefixCache, common_prefix_length, prefix_batch, reusable
 
 if TYPE_CHECKING:
@@ -102,12 +103,18 @@ class TokenizerChat:
 
 
 class HFGenerator(TokenizerChat):
-    """The Hugging Face backend: batched generation on a causal LM (optionally a peft model carrying a LoRA adapter)."""
+    """The Hugging Face backend: batched generation on a causal LM (optionally a peft model carrying a LoRA adapter).
+
+    ``model`` is a loaded model or a ``LazyWeights`` to load on first use (``from_name`` and ``with_adapter``
+    give one): answers, judgements and the fingerprint served from caches never load the weights.
+    """
 
     def __init__(self, model: Any, tokenizer: Any, name: str = "", adapter: str | Path | None = None, precision: str = ""):
-        self.model, self.tok = model, tokenizer
+        self._weights = model if isinstance(model, LazyWeights) else None
+        self._model = None if self._weights is not None else model
+        self.tok = tokenizer
         self.precision = precision  # "" (the weights as loaded) or a reduced precision of workbench.backends.quantize
-        self.name = name or Path(_model_folder(model)).name or "model"
+        self.name = name or Path(self.folder).name or "model"
         self.adapter = str(adapter) if adapter else ""  # folder of the LoRA adapter the model carries, if any
         self.tok.padding_side = "left"
         if self.tok.pad_token is None:
@@ -116,21 +123,64 @@ class HFGenerator(TokenizerChat):
         self.reuse_prefix = True  # prefill a prompt prefix shared by a whole call once (prefix_cache)
         self.prefix_tokens_reused = 0  # prompt tokens not prefilled again thanks to it, over this generator's life
         self.judge_cache: AnswerCache | None = None  # when set, score_yes serves unchanged prompts from it
-        eos = getattr(model.generation_config, "eos_token_id", None)
-        eos = eos if isinstance(eos, list) else [eos]
-        self.eos_ids = {int(e) for e in [*eos, tokenizer.eos_token_id] if e is not None}
+        self._eos_ids: set[int] | None = None
         probe = tokenizer("a")["input_ids"]
         self._add_bos = tokenizer.bos_token_id is not None and bool(probe) and probe[0] == tokenizer.bos_token_id
 
     @classmethod
     def from_name(cls, name_or_path: str, progress: Progress | None = None, device: str | None = None) -> HFGenerator:
-        """Load a bundled model name, local HF folder or GGUF file (see models.load_generator)."""
-        model, tok = load_generator(name_or_path, progress=progress, device=device)
-        return cls(model, tok, name=name_or_path)
+        """A bundled model name, local HF folder or GGUF file (see models.open_tokenizer); the weights load on first use."""
+        from .hardware import torch_device
+
+        folder, tok = open_tokenizer(name_or_path, progress=progress)
+        if folder.is_dir():
+            check_weight_files(folder)
+        dtype, device = default_dtype(), device or torch_device()
+        weights = LazyWeights(str(folder), dtype, device, lambda: load_causal_lm(folder, tok, dtype, device))
+        return cls(weights, tok, name=name_or_path)
 
     def with_adapter(self, adapter_dir: str | Path) -> HFGenerator:
-        """A copy of the base model carrying the workbench-written adapter in ``adapter_dir`` (this one stays plain)."""
-        return HFGenerator(load_adapter_model(self.model, adapter_dir), self.tok, adapter=str(adapter_dir))
+        """A copy of the base model carrying the workbench-written adapter in ``adapter_dir`` (this one stays plain); loaded on first use."""
+        adapter_dir = Path(adapter_dir)
+        weights = LazyWeights(self.folder, self.dtype, str(self.device), lambda: load_adapter_model(self.model, adapter_dir))
+        return HFGenerator(weights, self.tok, adapter=str(adapter_dir))
+
+    @property
+    def model(self) -> Any:
+        """The model, loaded now if its weights were left for first use."""
+        return self._model if self._weights is None else self._weights.get()
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self._weights, self._model = None, value
+
+    @property
+    def weights_loaded(self) -> bool:
+        """Whether the model is in memory (False while a lazily opened model has not been needed)."""
+        return self._weights is None or self._weights.loaded
+
+    @property
+    def folder(self) -> str:
+        """The base model's folder (or hub id), without loading it."""
+        return self._weights.folder if self._weights is not None else _model_folder(self._model)
+
+    @property
+    def dtype(self) -> Any:
+        """The number format of the weights, without loading them."""
+        return self._weights.dtype if self._weights is not None else self._model.dtype
+
+    @property
+    def eos_ids(self) -> set[int]:
+        """Token ids that end an answer: the model's generation config's EOS ids and the tokenizer's."""
+        if self._eos_ids is None:
+            eos = getattr(self.model.generation_config, "eos_token_id", None)
+            eos = eos if isinstance(eos, list) else [eos]
+            self._eos_ids = {int(e) for e in [*eos, self.tok.eos_token_id] if e is not None}
+        return self._eos_ids
+
+    @eos_ids.setter
+    def eos_ids(self, value: set[int]) -> None:
+        self._eos_ids = set(value)
 
     @property
     def tokenizer(self) -> Any:
@@ -139,21 +189,29 @@ class HFGenerator(TokenizerChat):
 
     @property
     def device(self) -> Any:
-        """Device of the model's weights."""
-        return next(self.model.parameters()).device
+        """Device of the model's weights (the one they will load on, while not loaded)."""
+        import torch
+
+        if self.weights_loaded:
+            return next(self.model.parameters()).device
+        device = torch.device(self._weights.device)
+        return torch.device("cuda", torch.cuda.current_device()) if device.type == "cuda" and device.index is None else device
 
     @property
     def fingerprint(self) -> str:
         """Identity of the weights for caches: model folder (+ its files) and the adapter hash."""
         if self._fingerprint is None:
-            folder = _model_folder(self.model)
+            folder = self.folder
             sig = _folder_signature(folder)
             if sig is None:  # built in memory or a hub id: hash the weights themselves
                 sig = _hash_tensors(iter(self.model.named_parameters()))
             weights = Path(self.adapter) / "adapter_model.safetensors" if self.adapter else None
-            adapter = sha256_file(weights) if weights and weights.is_file() else adapter_hash(self.model)
+            if weights and weights.is_file():
+                adapter = sha256_file(weights)
+            else:  # a model opened by name carries no adapter until with_adapter gives it one
+                adapter = "" if self._weights is not None and not self.adapter else adapter_hash(self.model)
             quantized = [self.precision] if self.precision else []  # left out at full precision: those keys stay as they were
-            self._fingerprint = stable_hash(folder, sig, adapter, str(self.model.dtype), *quantized)
+            self._fingerprint = stable_hash(folder, sig, adapter, str(self.dtype), *quantized)
         return self._fingerprint
 
     def encode(self, prompts: Sequence[str]) -> list[list[int]]:
@@ -220,7 +278,7 @@ class HFGenerator(TokenizerChat):
                 results[i] = hit
         todo = [i for i, r in enumerate(results) if r is None]
         ids = self.encode([prompts[i] for i in todo])
-        limit = getattr(self.model.config, "max_position_embeddings", None)
+        limit = getattr(self.model.config, "max_position_embeddings", None) if ids else None  # all cached: the weights stay unloaded
         for i, x in zip(todo, ids, strict=True):
             if not x:
                 raise GenerationError(f"prompt {i} is empty; every question needs text")

@@ -266,27 +266,58 @@ def check_model_folder(folder: Path, what: str = "model") -> Path:
     return folder
 
 
-def load_generator(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | None = None, device: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
-    """(model, tokenizer) in eval mode, in the measured dtype (or ``dtype``), on the GPU when present; left padding for batching."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def open_tokenizer(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | None = None) -> tuple[Path, Any]:
+    """(model folder, its tokenizer with left padding): resolved, checked (no custom code, no pickles) and readable."""
+    from transformers import AutoTokenizer
 
     setup_threads()
     folder = resolve_generator(name_or_path, progress)
-    device = device or torch_device()
     if folder.is_dir():
         check_model_folder(folder)
-    try:  # never custom code, never pickles: transformers raises instead of prompting
+    try:  # never custom code: transformers raises instead of prompting
         tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype or default_dtype(), trust_remote_code=False, use_safetensors=True)
-    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError...: one line naming the folder
-        detail = " ".join(str(exc).split())[:200]
-        raise ModelError(f"{folder}: cannot be loaded as a causal LM ({type(exc).__name__}: {detail})") from exc
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError...: one line naming the folder
+        raise _load_error(folder, exc) from exc
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model.to(device).eval()
+    return folder, tok
+
+
+def load_causal_lm(folder: Path, tok: Any, dtype: Any = None, device: str | None = None) -> Any:
+    """The model in ``folder`` in eval mode, in the measured dtype (or ``dtype``), on ``device`` (the GPU when present)."""
+    from transformers import AutoModelForCausalLM
+
+    try:  # never custom code, never pickles
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype or default_dtype(), trust_remote_code=False, use_safetensors=True)
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, SafetensorError...: one line naming the folder
+        raise _load_error(folder, exc) from exc
+    model.to(device or torch_device()).eval()
     model.generation_config.pad_token_id = tok.pad_token_id
-    return model, tok
+    return model
+
+
+def _load_error(folder: Path, exc: Exception) -> ModelError:
+    detail = " ".join(str(exc).split())[:200]
+    return ModelError(f"{folder}: cannot be loaded as a causal LM ({type(exc).__name__}: {detail})")
+
+
+def check_weight_files(folder: Path) -> None:
+    """Read the header of every safetensors file in ``folder`` (milliseconds): a broken file fails now, not at first use."""
+    from safetensors import safe_open
+
+    for path in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                f.keys()
+        except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError: one line naming the file
+            raise _load_error(folder, exc) from exc
+
+
+def load_generator(name_or_path: str = DEFAULT_GENERATOR, progress: Progress | None = None, device: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) in eval mode, in the measured dtype (or ``dtype``), on the GPU when present; left padding for batching."""
+    folder, tok = open_tokenizer(name_or_path, progress)
+    return load_causal_lm(folder, tok, dtype, device), tok
 
 
 def embedder_path(name: str = DEFAULT_EMBEDDER) -> Path:

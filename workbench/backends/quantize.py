@@ -106,6 +106,25 @@ class PrecisionCopies:
     def model_mb(self, generator: Any) -> float | None:
         """Weight megabytes of ``generator``'s model; None for a backend without torch weights."""
         if id(generator) not in self._mb:
-            model = getattr(generator, "model", None)
-            self._mb[id(generator)] = round(weight_mb(model), 3) if hasattr(model, "state_dict") else None
+            self._mb[id(generator)] = generator_weight_mb(generator)
         return self._mb[id(generator)]
+
+
+def generator_weight_mb(generator: Any) -> float | None:
+    """``weight_mb`` of a generator's model, kept per fingerprint: a rerun served from caches need not load the weights for it."""
+    from ..paths import cache_dir
+    from ..storage import atomic_write_json, read_json
+
+    if not hasattr(generator, "weights_loaded"):  # another backend: measure what it holds, if it holds torch weights
+        model = getattr(generator, "model", None)
+        return round(weight_mb(model), 3) if hasattr(model, "state_dict") else None
+    path = cache_dir("weights") / f"{generator.fingerprint}.json"
+    try:
+        saved = read_json(path)
+    except (OSError, ValueError):  # a torn file: measure again
+        saved = None
+    if isinstance(saved, dict) and isinstance(saved.get("model_mb"), (int, float)):
+        return float(saved["model_mb"])
+    mb = round(weight_mb(generator.model), 3)
+    atomic_write_json(path, {"model_mb": mb, "folder": generator.folder, "adapter": generator.adapter, "precision": generator.precision, "dtype": str(generator.dtype)})
+    return mb

@@ -292,7 +292,7 @@ def reproducibility(config: RunConfig, generator: Any) -> dict[str, Any]:
         "decoding": "greedy" if config.generation.temperature == 0 else f"sampled at temperature {config.generation.temperature}, seeded per batch",
         "batch_size": config.generation.batch_size,
         "batch_composition": "prompts sorted by token length, then cut into batches of batch_size (left padding)",
-        "dtype": str(getattr(getattr(generator, "model", None), "dtype", "n/a")).replace("torch.", ""),
+        "dtype": str(getattr(generator, "dtype", None) or getattr(getattr(generator, "model", None), "dtype", "n/a")).replace("torch.", ""),
         "device": str(getattr(generator, "device", "n/a")),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),

@@ -281,8 +281,10 @@ def _key_tokenizer(folder: Path, generator: Any) -> Any:
     """The tokenizer the data key is computed with: the loaded generator's when it is this base model (a cached
     adapter then needs no second tokenizer load, ~1 s), else the base folder's."""
     tok = getattr(generator, "tok", None)
-    model = getattr(generator, "model", None)
-    loaded_from = getattr(getattr(model, "config", None), "_name_or_path", None) or getattr(model, "name_or_path", None)
+    loaded_from = getattr(generator, "folder", None)  # known without loading the weights (HFGenerator)
+    if loaded_from is None:
+        model = getattr(generator, "model", None)
+        loaded_from = getattr(getattr(model, "config", None), "_name_or_path", None) or getattr(model, "name_or_path", None)
     if tok is not None and loaded_from and Path(loaded_from).resolve() == Path(folder).resolve():
         return tok
     return _tokenizer(str(folder))
@@ -331,7 +333,7 @@ def get_or_train_adapter(
             model = None
             if (cfg.synthetic_qa or cfg.paraphrases or cfg.generated_qa or cfg.recipe == "raft") and generator is None:
                 model = base_model if base_model is not None else load_generator(str(folder))[0]
-            elif generator is not None:
+            elif generator is not None and (cfg.synthetic_qa or cfg.paraphrases):  # the rest writes through the generator (cached answers load no weights)
                 model = generator.model
             data = build_training_data(corpus, tok, cfg, split_cfg, seed, model=model, held_out=held_out, embedder=embedder, generator=generator, progress=on_data)
             del model

@@ -88,11 +88,7 @@ def learning_curve(
     n_held: int = 12,
 ) -> tuple[Any, list[dict[str, Any]], int]:
     """(generator carrying the picked point, the curve, the picked step) for one adapter."""
-    from peft.utils import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    from ..backends.adapters import load_adapter_model
-    from ..backends.hf import HFGenerator as Generator
+    from ..backends.snapshots import AdapterSnapshots
     from ..methods.registry import method_spec
     from ..methods.strategies import make_strategy
     from .checkpoints import snapshots
@@ -107,12 +103,11 @@ def learning_curve(
     dev0, n_dev0 = _accuracy(base, dev)
     held0, n_h0 = _accuracy(base, held)
     curve = [{"step": 0, "train_seconds": 0.0, "dev_accuracy": dev0, "n_dev": n_dev0, "held_out_accuracy": held0, "n_held_out": n_h0, "base": True}]
-    model = load_adapter_model(generator.model, adapter_dir)
+    snapshots_of = AdapterSnapshots(generator, adapter_dir)  # one adapter model, loaded only if an answer is not cached
     best = None
     for k, (step, folder) in enumerate(points):
         report("train", k / len(points), f"{method}: learning curve, step {step} ({len(dev)} dev, {len(held)} held-out questions)")
-        set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
-        gen = Generator(model, generator.tokenizer, adapter=str(folder))
+        gen = snapshots_of.generator(folder)
         strategy = make_strategy(method, generator=generator, adapter_generator=gen, index=index, embedder=embedder, cfg=config, instruction=corpus.instruction, cache=store or False, language=corpus.language)
         dev_acc, n_dev = _accuracy(strategy, dev)
         held_acc, n_h = _accuracy(strategy, held)
@@ -120,7 +115,6 @@ def learning_curve(
         if best is None or (dev_acc or 0.0) >= (curve[best + 1]["dev_accuracy"] or 0.0):
             best = k
     step, folder = points[best if best is not None else -1]
-    set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
     for row in curve:
         row["picked"] = row["step"] == step and not row.get("base")
-    return Generator(model, generator.tokenizer, adapter=str(folder)), curve, step
+    return snapshots_of.generator(folder), curve, step
