@@ -368,9 +368,10 @@ class Bench:
             self.write()
         self.profiles(self.result(False)["met"])
         try:
-            from .plot import write_plots
+            from .plot import scaling_rows, write_plots
 
-            self.raw["plots"] = write_plots(self.raw, self.out)
+            if any(scaling_rows(self.raw)):  # sections such as lora or waste alone have nothing to plot
+                self.raw["plots"] = write_plots(self.raw, self.out)
         except Exception as exc:  # noqa: BLE001 - the JSON matters more than the picture
             self.errors["plot"] = f"{type(exc).__name__}: {exc}"
         return self.write(complete=True)

@@ -3,7 +3,8 @@ content-addressed adapter cache.
 
 Base weights stay bf16 and frozen; the adapter weights are fp32 (peft ``autocast_adapter_dtype``) so
 small AdamW updates are not rounded away, and the forward runs under a bf16 autocast. The loss is
-computed only at positions that carry a label, so masked prompt tokens cost no vocabulary projection.
+computed only at positions that carry a label, so masked prompt tokens cost no vocabulary projection, and a few
+rows at a time (``chunked_loss``), so the labelled positions' logits are never all held at once.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .packing import IGNORE
 from .specs import TUNER_ONLY_SETTINGS, peft_config, prompt_init_text
 
 log = logging.getLogger("workbench.lora")
-LORA_VERSION = 1  # bump when the training recipe changes so cached adapters are not reused
+LORA_VERSION = 2  # 2: chunked cross-entropy (same loss, gradients rounded differently); bump when the training recipe changes so cached adapters are not reused
 WARMUP_FRACTION = 0.06  # share of steps with a linear warm-up
 MIN_LR_RATIO = 0.1  # the cosine decays to this share of the peak learning rate
 OnProgress = Callable[[dict[str, Any]], None]
@@ -97,7 +98,7 @@ def _loss(model: Any, input_ids: Any, labels: Any) -> Any:
     model: its virtual tokens go before the block as ``PeftModelForCausalLM.forward`` puts them, and the last of
     them predicts the block's first token (the same loss as that forward, without projecting every position).
     """
-    import torch.nn.functional as F
+    from .chunked_loss import projected_cross_entropy
 
     inner = model.get_base_model()
     if model.active_peft_config.is_prompt_learning:
@@ -114,8 +115,7 @@ def _loss(model: Any, input_ids: Any, labels: Any) -> Any:
     keep = targets != IGNORE
     if not bool(keep.any()):
         return hidden.sum() * 0.0
-    logits = inner.get_output_embeddings()(hidden[keep])
-    return F.cross_entropy(logits.float(), targets[keep])
+    return projected_cross_entropy(hidden[keep], inner.get_output_embeddings(), targets[keep])
 
 
 def _loss_summary(history: list[dict[str, Any]]) -> dict[str, Any]:
