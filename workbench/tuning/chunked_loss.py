@@ -3,9 +3,9 @@
 ``F.cross_entropy(lm_head(hidden).float(), targets)`` holds the labelled positions' logits three times over
 (bf16, fp32, and their fp32 gradient: 3 x 450 MB for 750 positions of a 152k vocabulary). Filling and
 page-faulting those buffers took a quarter of a LoRA step on a 2-core AMX machine. Here each chunk's logits
-live only inside the chunk: the forward keeps one log-sum-exp per row, and the backward recomputes the
-chunk's logits (one more product with the output weights: about 4% of a step's FLOPs) to form
-``softmax - one_hot``. The loss is the same mean; the output weights get no gradient (they are frozen).
+live only inside the chunk: as the loss is one scalar, the forward also forms the chunk's ``softmax - one_hot``
+and its product with the output weights, the gradient of the hidden states, which the backward only scales
+(the same products as the plain path, none repeated). The output weights get no gradient (they are frozen).
 """
 
 from __future__ import annotations
@@ -24,29 +24,24 @@ def _function() -> Any:
         def forward(ctx: Any, hidden: Any, weight: Any, targets: Any, chunk: int) -> Any:
             hidden = hidden.to(weight.dtype)
             rows = hidden.shape[0]
-            lse = torch.empty(rows, dtype=torch.float32, device=hidden.device)
-            picked = torch.empty(rows, dtype=torch.float32, device=hidden.device)
+            losses = torch.empty(rows, dtype=torch.float32, device=hidden.device)
+            grad_hidden = torch.empty_like(hidden)  # d(mean loss)/d(hidden): the loss is a scalar, so backward only scales it
             for s in range(0, rows, chunk):
-                logits = F.linear(hidden[s : s + chunk], weight).float()
-                lse[s : s + chunk] = torch.logsumexp(logits, dim=-1)
-                picked[s : s + chunk] = logits.gather(1, targets[s : s + chunk, None]).squeeze(1)
-            ctx.save_for_backward(hidden, weight, targets, lse)
-            ctx.chunk = chunk
-            return (lse - picked).mean()
+                e = min(rows, s + chunk)
+                logits = F.linear(hidden[s:e], weight).float()
+                lse = torch.logsumexp(logits, dim=-1)
+                at = torch.arange(e - s, device=logits.device)
+                losses[s:e] = lse - logits[at, targets[s:e]]
+                p = logits.sub_(lse[:, None]).exp_()  # softmax, in the logits' buffer
+                p[at, targets[s:e]] -= 1.0
+                grad_hidden[s:e] = p.div_(rows).to(weight.dtype) @ weight
+            ctx.save_for_backward(grad_hidden)
+            return losses.mean()
 
         @staticmethod
         def backward(ctx: Any, grad: Any) -> Any:
-            hidden, weight, targets, lse = ctx.saved_tensors
-            rows, chunk = hidden.shape[0], ctx.chunk
-            out = torch.empty_like(hidden)
-            scale = grad.float() / rows
-            for s in range(0, rows, chunk):
-                e = min(rows, s + chunk)
-                p = torch.exp(F.linear(hidden[s:e], weight).float() - lse[s:e, None])
-                p[torch.arange(e - s, device=p.device), targets[s:e]] -= 1.0
-                p *= scale
-                out[s:e] = p.to(weight.dtype) @ weight
-            return out, None, None, None
+            (grad_hidden,) = ctx.saved_tensors
+            return grad_hidden * grad.to(grad_hidden.dtype), None, None, None
 
     return ChunkedCrossEntropy
 
