@@ -76,6 +76,14 @@ def test_splitter_places_repeated_text_after_the_previous_chunk():
     check_chunks("0 0 0 0 0 0 0 0 0 ", SplitConfig(mode="recursive", chunk_size=16, chunk_overlap=1))
 
 
+@pytest.mark.parametrize(
+    ("text", "size", "overlap"),
+    [("0 0 0 0 0 0 0 0 0 0 ", 16, 1), ("0 0 0 0000 0 0 0 0 0 0 0 0 0 0 0\t0  0 ", 17, 6)],  # found by hypothesis on 2026-12-03
+)
+def test_the_last_chunk_of_repeated_text_ends_where_the_text_does(text, size, overlap):
+    check_chunks(text, SplitConfig(mode="recursive", chunk_size=size, chunk_overlap=overlap))
+
+
 @settings(max_examples=15, deadline=None, derandomize=True)
 @given(text=documents_text(allow_runs=True), cfg=split_configs())
 def test_splitter_copes_with_long_whitespace_free_runs(text, cfg):

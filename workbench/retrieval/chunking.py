@@ -99,12 +99,17 @@ def _windows(start: int, end: int, size: int, overlap: int) -> Iterator[tuple[in
         pos += step
 
 
-def _locate(block: str, piece: str, hint: int, after: int, prev_end: int) -> int:
+def _locate(block: str, piece: str, hint: int, after: int, prev_end: int, last: bool = False) -> int:
     """Start of ``piece`` in ``block``: langchain's hint when it checks out, else the next match after ``after``.
 
     A chunk always reaches past the previous one's end (``prev_end``), so a match lying wholly inside the
-    previous chunk is wrong: langchain's own hint is, for repeated text such as "0 0 0 ...".
+    previous chunk is wrong: langchain's own hint is, for repeated text such as "0 0 0 ...". The ``last``
+    chunk of a block ends where the block's text does (langchain strips whitespace), which in repeated text
+    is the one placement that leaves nothing after it uncovered.
     """
+    tail = len(block.rstrip()) - len(piece)
+    if last and tail > after and block.startswith(piece, tail):
+        return tail
     if hint >= 0 and block.startswith(piece, hint) and hint > after and hint + len(piece) > prev_end:
         return hint
     idx = block.find(piece, max(after + 1, prev_end - len(piece) + 1))
@@ -128,11 +133,10 @@ def split_document(doc: Document, splitter: RecursiveCharacterTextSplitter, cfg:
         for b0, b1 in _blocks(text, s, e, block_len):
             block = text[b0:b1]
             after, prev_end = -1, 0
-            for piece in splitter.create_documents([block]):
+            pieces = [p for p in splitter.create_documents([block]) if p.page_content]
+            for k, piece in enumerate(pieces):
                 body = piece.page_content
-                if not body:
-                    continue
-                at = _locate(block, body, piece.metadata.get("start_index", -1), after, prev_end)
+                at = _locate(block, body, piece.metadata.get("start_index", -1), after, prev_end, last=k == len(pieces) - 1)
                 spans.append((b0 + at, b0 + at + len(body)))
                 after, prev_end = at, at + len(body)
     return spans
