@@ -48,4 +48,3 @@ def load_adapter_model(base_model: Any, adapter_dir: str | Path, copy_base: bool
     model = shared_weights_copy(base_model) if copy_base else base_model
     peft_model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False, autocast_adapter_dtype=False)
     return peft_model.eval()
-
