@@ -107,9 +107,10 @@ def _locate(block: str, piece: str, hint: int, after: int, prev_end: int, last: 
     chunk of a block ends where the block's text does (langchain strips whitespace), which in repeated text
     is the one placement that leaves nothing after it uncovered.
     """
-    tail = len(block.rstrip()) - len(piece)
-    if last and tail > after and block.startswith(piece, tail):
-        return tail
+    if last:  # (rstrip copies the block: only for the one chunk that needs it)
+        tail = len(block.rstrip()) - len(piece)
+        if tail > after and block.startswith(piece, tail):
+            return tail
     if hint >= 0 and block.startswith(piece, hint) and hint > after and hint + len(piece) > prev_end:
         return hint
     idx = block.find(piece, max(after + 1, prev_end - len(piece) + 1))
