@@ -12,41 +12,35 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+
 CHUNK_ROWS = 128
 
 
-def _function() -> Any:
-    import torch
-    import torch.nn.functional as F
+class ChunkedCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, hidden: Any, weight: Any, targets: Any, chunk: int) -> Any:
+        hidden = hidden.to(weight.dtype)
+        rows = hidden.shape[0]
+        losses = torch.empty(rows, dtype=torch.float32, device=hidden.device)
+        grad_hidden = torch.empty_like(hidden)  # d(mean loss)/d(hidden): the loss is a scalar, so backward only scales it
+        for s in range(0, rows, chunk):
+            e = min(rows, s + chunk)
+            logits = F.linear(hidden[s:e], weight).float()
+            lse = torch.logsumexp(logits, dim=-1)
+            at = torch.arange(e - s, device=logits.device)
+            losses[s:e] = lse - logits[at, targets[s:e]]
+            p = logits.sub_(lse[:, None]).exp_()  # softmax, in the logits' buffer
+            p[at, targets[s:e]] -= 1.0
+            grad_hidden[s:e] = p.div_(rows).to(weight.dtype) @ weight
+        ctx.save_for_backward(grad_hidden)
+        return losses.mean()
 
-    class ChunkedCrossEntropy(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx: Any, hidden: Any, weight: Any, targets: Any, chunk: int) -> Any:
-            hidden = hidden.to(weight.dtype)
-            rows = hidden.shape[0]
-            losses = torch.empty(rows, dtype=torch.float32, device=hidden.device)
-            grad_hidden = torch.empty_like(hidden)  # d(mean loss)/d(hidden): the loss is a scalar, so backward only scales it
-            for s in range(0, rows, chunk):
-                e = min(rows, s + chunk)
-                logits = F.linear(hidden[s:e], weight).float()
-                lse = torch.logsumexp(logits, dim=-1)
-                at = torch.arange(e - s, device=logits.device)
-                losses[s:e] = lse - logits[at, targets[s:e]]
-                p = logits.sub_(lse[:, None]).exp_()  # softmax, in the logits' buffer
-                p[at, targets[s:e]] -= 1.0
-                grad_hidden[s:e] = p.div_(rows).to(weight.dtype) @ weight
-            ctx.save_for_backward(grad_hidden)
-            return losses.mean()
-
-        @staticmethod
-        def backward(ctx: Any, grad: Any) -> Any:
-            (grad_hidden,) = ctx.saved_tensors
-            return grad_hidden * grad.to(grad_hidden.dtype), None, None, None
-
-    return ChunkedCrossEntropy
-
-
-_FN: Any = None
+    @staticmethod
+    def backward(ctx: Any, grad: Any) -> Any:
+        (grad_hidden,) = ctx.saved_tensors
+        return grad_hidden * grad.to(grad_hidden.dtype), None, None, None
 
 
 def projected_cross_entropy(hidden: Any, head: Any, targets: Any, chunk: int = CHUNK_ROWS) -> Any:
@@ -55,12 +49,7 @@ def projected_cross_entropy(hidden: Any, head: Any, targets: Any, chunk: int = C
     Chunked when ``head`` is a frozen bias-free linear layer (the LoRA/IA3/prompt-tuning case); otherwise
     the plain ``F.cross_entropy`` on the whole projection, so a trained or biased head gets its gradients.
     """
-    import torch.nn.functional as F
-
-    global _FN
     weight = getattr(head, "weight", None)
     if weight is None or weight.requires_grad or getattr(head, "bias", None) is not None or weight.dim() != 2:
         return F.cross_entropy(head(hidden).float(), targets)
-    if _FN is None:
-        _FN = _function()
-    return _FN.apply(hidden, weight, targets, chunk)
+    return ChunkedCrossEntropy.apply(hidden, weight, targets, chunk)
