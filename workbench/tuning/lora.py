@@ -2,7 +2,8 @@
 content-addressed adapter cache.
 
 Base weights stay bf16 and frozen; the adapter weights are fp32 (peft ``autocast_adapter_dtype``) so
-small AdamW updates are not rounded away, and the forward runs under a bf16 autocast. The loss is
+small AdamW updates are not rounded away, and the forward runs under a bf16 autocast (without peft's fp32 copies of
+each adapted layer's input: ``lean_lora``). The loss is
 computed only at positions that carry a label, so masked prompt tokens cost no vocabulary projection, and a few
 rows at a time (``chunked_loss``), so the labelled positions' logits are never all held at once.
 """
@@ -36,7 +37,7 @@ from .packing import IGNORE
 from .specs import TUNER_ONLY_SETTINGS, peft_config, prompt_init_text
 
 log = logging.getLogger("workbench.lora")
-LORA_VERSION = 2  # 2: chunked cross-entropy (same loss, gradients rounded differently); bump when the training recipe changes so cached adapters are not reused
+LORA_VERSION = 3  # 2: chunked cross-entropy (same loss, gradients rounded differently); 3: lean_lora (no input casts, another dropout stream); bump when the training recipe changes so cached adapters are not reused
 WARMUP_FRACTION = 0.06  # share of steps with a linear warm-up
 MIN_LR_RATIO = 0.1  # the cosine decays to this share of the peak learning rate
 OnProgress = Callable[[dict[str, Any]], None]
@@ -144,6 +145,8 @@ def train_adapter(
     import torch
     from peft import get_peft_model
 
+    from .lean_lora import streamline_lora_layers
+
     if not len(data):
         raise LoraError("no packed training blocks; the training data is empty")
     out_dir = Path(out_dir)
@@ -162,6 +165,8 @@ def train_adapter(
         model = get_peft_model(model, peft_config(cfg, layers, tokenizer=str(folder), init_text=init_text), autocast_adapter_dtype=True)
     except ValueError as exc:
         raise LoraError(f"{cfg.tuner} target_modules {cfg.target_modules} do not fit model {base}: {str(exc)[:160]}; pick module names of this model") from exc
+    autocast_on = device.type in ("cpu", "cuda") and train_dtype != torch.float32
+    streamline_lora_layers(model, autocast_on)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(0.9, 0.999), weight_decay=0.0)
@@ -181,7 +186,7 @@ def train_adapter(
     start_step = step
     history = [h for h in read_jsonl(log_path) if "loss" in h and h["step"] <= step]
     atomic_write_jsonl(log_path, history + ([{"event": "resume", "from_step": step}] if latest else []))
-    autocast = torch.autocast(device.type, dtype=train_dtype, enabled=device.type in ("cpu", "cuda") and train_dtype != torch.float32)
+    autocast = torch.autocast(device.type, dtype=train_dtype, enabled=autocast_on)
     snapshot_at = snapshot_steps(steps, cfg.curve_points)
     order_cache: dict[int, list[int]] = {}
     t_loop, tokens = time.perf_counter(), 0
