@@ -69,7 +69,10 @@ def test_mask_dropout_scales_at_full_precision_and_keeps_one_minus_p():
     kept = out != 0
     share = float(kept[x != 0].float().mean())
     assert abs(share - 0.95) < 0.004  # 200k draws: 4 standard deviations are ~0.002
-    want = (x.float() * (1 / 0.95)).to(torch.bfloat16)  # what peft's fp32 dropout then the bf16 cast gave
+    flat = kept[x != 0].flatten().float()
+    assert abs(float(flat[0::2].mean()) - 0.95) < 0.005 and abs(float(flat[1::2].mean()) - 0.95) < 0.005  # both halves of each draw
+    assert drop.scale == pytest.approx(1 / 0.95, rel=2e-5)  # p taken to 1638/32768
+    want = (x.float() * drop.scale).to(torch.bfloat16)  # what peft's fp32 dropout then the bf16 cast gave
     assert torch.equal(out[kept], want[kept])
     assert not torch.equal(want, (x * torch.tensor(1 / 0.95, dtype=torch.bfloat16)))  # the bf16 scale would differ
 
@@ -83,3 +86,22 @@ def test_mask_dropout_is_identity_in_eval_and_at_zero():
 
 def drop_is(drop: nn.Module, x: torch.Tensor) -> bool:
     return drop(x) is x
+
+
+def test_mask_dropout_is_seeded_and_takes_any_shape():
+    x = torch.randn(7, 3, 5, dtype=torch.bfloat16)  # an odd number of elements
+    drop = MaskDropout(0.5).train()
+    torch.manual_seed(3)
+    a = drop(x)
+    torch.manual_seed(3)
+    assert torch.equal(a, drop(x)) and a.shape == x.shape
+    assert 0 < int((a == 0).sum()) < x.numel()
+
+
+def test_mask_dropout_gradient_is_the_mask_times_the_scale():
+    x = torch.randn(40, 30).requires_grad_(True)
+    drop = MaskDropout(0.2).train()
+    out = drop(x)
+    out.sum().backward()
+    kept = out.detach() != 0
+    assert torch.equal(x.grad, kept.float() * drop.scale)

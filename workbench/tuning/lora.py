@@ -37,7 +37,7 @@ from .packing import IGNORE
 from .specs import TUNER_ONLY_SETTINGS, peft_config, prompt_init_text
 
 log = logging.getLogger("workbench.lora")
-LORA_VERSION = 3  # 2: chunked cross-entropy (same loss, gradients rounded differently); 3: lean_lora (no input casts, another dropout stream); bump when the training recipe changes so cached adapters are not reused
+LORA_VERSION = 4  # 2: chunked cross-entropy (same loss, gradients rounded differently); 3: lean_lora (no input casts, another dropout stream); 4: in-place softmax buffers, 15-bit dropout masks; bump when the training recipe changes so cached adapters are not reused
 WARMUP_FRACTION = 0.06  # share of steps with a linear warm-up
 MIN_LR_RATIO = 0.1  # the cosine decays to this share of the peak learning rate
 OnProgress = Callable[[dict[str, Any]], None]
